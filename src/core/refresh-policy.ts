@@ -1,0 +1,115 @@
+import type { GrantType, SessionMode } from "./integration.js";
+import type { TokenSet } from "./token-set.js";
+
+/**
+ * When a token must, may or need not be refreshed. Pure functions of a token set,
+ * the integration's settings and the time, so that the broker, the scheduler and the
+ * tests agree on one answer.
+ */
+export interface RefreshSettings {
+  session: SessionMode;
+  fixedTtlSeconds: number;
+  refreshAheadSeconds: number;
+}
+
+/** What the server said about the lifetime, before the session mode is applied. */
+export interface ServerExpiry {
+  /** `expires_in`, seconds from the response. */
+  expiresInSeconds?: number;
+  /** An absolute expiry from a `responseMap.expiresAt` field (epoch ms). */
+  expiresAtMs?: number;
+}
+
+/**
+ * The expiry to store: `fixed` ignores the server, `auto` uses it and falls back to
+ * `fixedTtlSeconds`, `none` keeps what the server said (for display) but the token is
+ * never refreshed. A lifetime of zero or less is treated as unknown: honouring it
+ * would make the token stale before anyone could use it.
+ */
+export function expiryFor(
+  server: ServerExpiry,
+  settings: RefreshSettings,
+  issuedAt: number,
+): number | null {
+  const fixed = issuedAt + settings.fixedTtlSeconds * 1000;
+  if (settings.session === "fixed") return fixed;
+  let fromServer: number | null = null;
+  if (server.expiresAtMs !== undefined && server.expiresAtMs > issuedAt)
+    fromServer = server.expiresAtMs;
+  else if (server.expiresInSeconds !== undefined && server.expiresInSeconds > 0) {
+    fromServer = issuedAt + server.expiresInSeconds * 1000;
+  }
+  if (settings.session === "none") return fromServer;
+  return fromServer ?? fixed;
+}
+
+/** How long before expiry the refresh window opens: `refreshAheadSeconds`, at most half the lifetime. */
+export function refreshLeadMs(token: TokenSet, settings: RefreshSettings): number {
+  if (token.expiresAt === null) return 0;
+  const lifetime = Math.max(0, token.expiresAt - token.issuedAt);
+  return Math.min(settings.refreshAheadSeconds * 1000, lifetime / 2);
+}
+
+/** When the refresh window opens (epoch ms), or `null` if this token is never refreshed. */
+export function refreshWindowOpensAt(token: TokenSet, settings: RefreshSettings): number | null {
+  if (settings.session === "none" || token.expiresAt === null) return null;
+  return token.expiresAt - refreshLeadMs(token, settings);
+}
+
+export function isInRefreshWindow(
+  token: TokenSet,
+  settings: RefreshSettings,
+  now: number,
+): boolean {
+  const opensAt = refreshWindowOpensAt(token, settings);
+  return opensAt !== null && now >= opensAt;
+}
+
+/**
+ * Whether a caller asking for `minTtlSeconds` of validity can be given this token.
+ * Like the refresh lead, the requirement is capped at half the token's lifetime: a
+ * server issuing 10-second tokens must not make every token "stale" on arrival.
+ * `session: none` tokens are served as they are; nothing could replace them.
+ */
+export function isUsable(
+  token: TokenSet,
+  settings: RefreshSettings,
+  now: number,
+  minTtlSeconds: number,
+): boolean {
+  if (settings.session === "none" || token.expiresAt === null) return true;
+  const lifetime = Math.max(0, token.expiresAt - token.issuedAt);
+  const required = Math.min(minTtlSeconds * 1000, lifetime / 2);
+  return token.expiresAt - now > required;
+}
+
+/**
+ * Whether a new token can be had without a person: a refresh token, a refresh hook,
+ * or a grant that needs no user (client credentials, password) is enough.
+ */
+export function canRenewUnattended(
+  grantType: GrantType,
+  token: TokenSet | undefined,
+  options: { session: SessionMode; hasRefreshHook: boolean },
+): boolean {
+  if (options.session === "none") return false;
+  if (grantType === "client_credentials" || grantType === "password") return true;
+  if (options.hasRefreshHook) return true;
+  return token?.refreshToken !== undefined;
+}
+
+/**
+ * Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff
+ * and Jitter"): a random wait in [base, min(cap, base * 2^attempt)], so failing
+ * connections do not retry in lockstep. `random` is injected for tests.
+ */
+export function backoffMs(
+  attempt: number,
+  options: { baseMs?: number; capMs?: number; random?: () => number } = {},
+): number {
+  const base = options.baseMs ?? 1000;
+  const cap = options.capMs ?? 5 * 60_000;
+  const ceiling = Math.min(cap, base * 2 ** Math.max(0, attempt));
+  const random = options.random ?? Math.random;
+  return Math.round(base + random() * Math.max(0, ceiling - base));
+}

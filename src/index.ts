@@ -1,0 +1,7 @@
+/**
+ * Tokenwarden's public library surface. The pure core (model, validation,
+ * templating, refresh policy) and the OAuth 2.0 protocol client are exported for
+ * programs that want the pieces; the broker (`Tokenwarden`) builds on them.
+ */
+export * from "./core/index.js";
+export * from "./oauth/index.js";

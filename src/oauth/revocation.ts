@@ -1,0 +1,57 @@
+import { invalidConfig } from "../core/errors.js";
+import type { ResolvedIntegration } from "../core/resolve.js";
+import { applyClientAuthentication } from "./client-auth.js";
+import { describeEndpoint, sendHttpRequest } from "./http.js";
+import { lowerCaseKeys, type ProtocolOptions } from "./token-endpoint.js";
+import { parseResponseBody, tokenEndpointError } from "./token-response.js";
+
+export type RevocationConfig = Pick<
+  ResolvedIntegration,
+  | "revocationUrl"
+  | "clientAuth"
+  | "clientId"
+  | "clientSecret"
+  | "tokenHeaders"
+  | "tls"
+  | "proxyUrl"
+  | "timeoutMs"
+  | "responseMap"
+>;
+
+/**
+ * RFC 7009 §2.1. A 200 means the token is gone, including when the server did not
+ * know it (§2.2): revocation is idempotent.
+ */
+export async function revokeToken(
+  config: RevocationConfig,
+  token: string,
+  tokenTypeHint: "access_token" | "refresh_token",
+  options: ProtocolOptions = {},
+): Promise<void> {
+  if (config.revocationUrl === undefined) throw invalidConfig("revocationUrl", "is not set");
+  const url = new URL(config.revocationUrl);
+  const headers: Record<string, string> = {
+    accept: "application/json",
+    ...lowerCaseKeys(config.tokenHeaders),
+    "content-type": "application/x-www-form-urlencoded",
+  };
+  const params = new URLSearchParams({ token, token_type_hint: tokenTypeHint });
+  applyClientAuthentication(config.clientAuth, config, {
+    headers,
+    params,
+    query: url.searchParams,
+  });
+  const what = `revocation endpoint ${describeEndpoint(url)}`;
+  const res = await sendHttpRequest(
+    { method: "POST", url, headers, body: params.toString() },
+    config,
+    {
+      what,
+      ...(options.maxResponseBytes === undefined
+        ? {}
+        : { maxResponseBytes: options.maxResponseBytes }),
+    },
+  );
+  if (res.status >= 200 && res.status <= 299) return;
+  throw tokenEndpointError(res, parseResponseBody(res), config.responseMap, what);
+}
