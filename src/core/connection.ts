@@ -71,3 +71,25 @@ export function checkConnectionAgainst(integration: Integration, connection: Con
     throw invalidConfig("refreshToken", "is required for grantType refresh_token");
   }
 }
+
+/** A secret-free summary of the last failure, as stored and shown. */
+export interface ErrorSummary {
+  code: string;
+  message: string;
+  oauthError?: string;
+  oauthErrorDescription?: string;
+  status?: number;
+  at: number;
+}
+
+/** What the broker knows about a connection; read-only to users. */
+export interface ConnectionState {
+  status: ConnectionStatus;
+  expiresAt: number | null;
+  nextRefreshAt: number | null;
+  lastRefreshAt: number | null;
+  failureCount: number;
+  lastError: ErrorSummary | null;
+  scope: string | null;
+  tokenVersion: number;
+}

@@ -14,6 +14,8 @@ export interface TokenSet {
   /** When the access token stops working (epoch ms); `null` when it has no known end. */
   expiresAt: number | null;
   raw: Record<string, unknown>;
+  /** HTTP status of the response it came in, for the event record (absent for hooks). */
+  httpStatus?: number;
 }
 
 /** Response fields that are secrets; `publicResponseFields` leaves them out. */

@@ -99,7 +99,7 @@ export function parseTokenResponse(
       { status: res.status },
     );
   }
-  return tokenSetFromBody(body, settings, clock.now(), what);
+  return { ...tokenSetFromBody(body, settings, clock.now(), what), httpStatus: res.status };
 }
 
 /** Builds a token set from a decoded success body (a token response or a hook's output). */

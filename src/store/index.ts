@@ -1,0 +1,3 @@
+export * from "./crypto.js";
+export * from "./open.js";
+export type * from "./store.js";

@@ -1,0 +1,127 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
+import { TokenwardenError } from "../core/errors.js";
+import type { Database } from "./schema.js";
+
+export type Dialect = "sqlite" | "postgres";
+
+/**
+ * Versioned migrations, kept in code (not files) so that the built package carries
+ * them. They run on open, under Kysely's migration lock, so several processes
+ * starting together migrate once. Never edit a released migration: add the next one.
+ */
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const bigint = dialect === "postgres" ? "bigint" : "integer";
+  return {
+    "0001_initial": {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable("tw_integrations")
+          .addColumn("key", "text", (c) => c.primaryKey())
+          .addColumn("document", "text", (c) => c.notNull())
+          .addColumn("sealed_client_secret", "text")
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable("tw_connections")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("integration", "text", (c) => c.notNull().references("tw_integrations.key"))
+          .addColumn("environment", "text", (c) => c.notNull().defaultTo(""))
+          .addColumn("document", "text", (c) => c.notNull())
+          .addColumn("sealed_secrets", "text")
+          .addColumn("status", "text", (c) => c.notNull())
+          .addColumn("sealed_token", "text")
+          .addColumn("token_version", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("expires_at", bigint)
+          .addColumn("next_refresh_at", bigint)
+          .addColumn("last_refresh_at", bigint)
+          .addColumn("failure_count", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("last_error", "text")
+          .addColumn("scope", "text")
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+        // The scheduler's only query walks this index: no full scan per tick.
+        await db.schema
+          .createIndex("tw_connections_next_refresh")
+          .on("tw_connections")
+          .column("next_refresh_at")
+          .execute();
+        await db.schema
+          .createIndex("tw_connections_integration")
+          .on("tw_connections")
+          .column("integration")
+          .execute();
+        await db.schema
+          .createTable("tw_leases")
+          .addColumn("connection_id", "text", (c) => c.primaryKey())
+          .addColumn("holder", "text", (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .execute();
+        let events = db.schema.createTable("tw_events");
+        events =
+          dialect === "postgres"
+            ? events.addColumn("id", "bigint", (c) => c.primaryKey().generatedAlwaysAsIdentity())
+            : events.addColumn("id", "integer", (c) => c.primaryKey().autoIncrement());
+        await events
+          .addColumn("connection_id", "text", (c) => c.notNull())
+          .addColumn("integration", "text", (c) => c.notNull())
+          .addColumn("at", bigint, (c) => c.notNull())
+          .addColumn("trigger", "text", (c) => c.notNull())
+          .addColumn("action", "text", (c) => c.notNull())
+          .addColumn("outcome", "text", (c) => c.notNull())
+          .addColumn("http_status", "integer")
+          .addColumn("error_code", "text")
+          .addColumn("error_description", "text")
+          .addColumn("duration_ms", "integer", (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex("tw_events_connection")
+          .on("tw_events")
+          .columns(["connection_id", "id"])
+          .execute();
+        await db.schema
+          .createTable("tw_pending_authorizations")
+          .addColumn("state_hash", "text", (c) => c.primaryKey())
+          .addColumn("connection_id", "text", (c) => c.notNull())
+          .addColumn("sealed_code_verifier", "text")
+          .addColumn("redirect_uri", "text", (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
+  };
+}
+
+export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): Promise<void> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableName: "tw_migrations",
+    migrationLockTableName: "tw_migrations_lock",
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+    throw new TokenwardenError(
+      "invalid_config",
+      `database migration ${failed} failed: ${String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/** Names of the migrations this build knows, and whether the database has them all. */
+export async function migrationsComplete(db: Kysely<Database>, dialect: Dialect): Promise<boolean> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations(dialect) },
+    migrationTableName: "tw_migrations",
+    migrationLockTableName: "tw_migrations_lock",
+  });
+  const all = await migrator.getMigrations();
+  return all.every((m) => m.executedAt !== undefined);
+}

@@ -1,0 +1,77 @@
+import type { Generated } from "kysely";
+
+/**
+ * The tables, as Kysely sees them. Times are epoch milliseconds in integer columns
+ * (`bigint` on PostgreSQL), JSON is text: one schema reads the same on both dialects.
+ * Columns named `sealed_*` or holding sealed JSON are AES-GCM ciphertexts (crypto.ts).
+ */
+export interface IntegrationsTable {
+  key: string;
+  /** The integration as JSON, without its client secret. */
+  document: string;
+  sealed_client_secret: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ConnectionsTable {
+  id: string;
+  integration: string;
+  environment: string;
+  /** The connection's configuration as JSON, without secrets. */
+  document: string;
+  /** `{ clientSecret?, password?, refreshToken? }`, sealed. */
+  sealed_secrets: string | null;
+  status: string;
+  /** The current token set (access and refresh token, whole response), sealed. */
+  sealed_token: string | null;
+  /** Bumped on every token write, so other processes notice a new token cheaply. */
+  token_version: number;
+  expires_at: number | null;
+  /** When the scheduler should next look at this connection; indexed. */
+  next_refresh_at: number | null;
+  last_refresh_at: number | null;
+  failure_count: number;
+  /** The last failure, as a secret-free JSON error summary. */
+  last_error: string | null;
+  scope: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface LeasesTable {
+  connection_id: string;
+  holder: string;
+  expires_at: number;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  connection_id: string;
+  integration: string;
+  at: number;
+  trigger: string;
+  action: string;
+  outcome: string;
+  http_status: number | null;
+  error_code: string | null;
+  error_description: string | null;
+  duration_ms: number;
+}
+
+export interface PendingAuthorizationsTable {
+  /** SHA-256 of the state: a database reader cannot replay a callback. */
+  state_hash: string;
+  connection_id: string;
+  sealed_code_verifier: string | null;
+  redirect_uri: string;
+  expires_at: number;
+}
+
+export interface Database {
+  tw_integrations: IntegrationsTable;
+  tw_connections: ConnectionsTable;
+  tw_leases: LeasesTable;
+  tw_events: EventsTable;
+  tw_pending_authorizations: PendingAuthorizationsTable;
+}

@@ -1,0 +1,451 @@
+import { createHash } from "node:crypto";
+import { type Kysely, type Selectable, sql } from "kysely";
+import type {
+  Connection,
+  ConnectionState,
+  ConnectionStatus,
+  ErrorSummary,
+} from "../core/connection.js";
+import { TokenwardenError } from "../core/errors.js";
+import type {
+  EventAction,
+  EventOutcome,
+  EventTrigger,
+  NewTokenEvent,
+  TokenEvent,
+} from "../core/events.js";
+import type { Integration } from "../core/integration.js";
+import type { TokenSet } from "../core/token-set.js";
+import type { Sealer } from "./crypto.js";
+import { type Dialect, migrationsComplete } from "./migrations.js";
+import type { ConnectionsTable, Database, EventsTable } from "./schema.js";
+import type {
+  ConnectionFilter,
+  ConnectionSummary,
+  PendingAuthorization,
+  StatePatch,
+  Store,
+  StoredConnection,
+  StoredIntegration,
+} from "./store.js";
+
+/**
+ * The store on Kysely: one implementation for SQLite and PostgreSQL, since the SQL
+ * they need here (upserts with RETURNING, conditional upserts for leases) is the same.
+ * The drivers differ only in how the Kysely instance is made (open.ts).
+ */
+export class SqlStore implements Store {
+  readonly dialect: Dialect;
+  readonly #db: Kysely<Database>;
+  readonly #sealer: Sealer;
+  readonly #onClose: () => Promise<void>;
+
+  constructor(
+    db: Kysely<Database>,
+    dialect: Dialect,
+    sealer: Sealer,
+    onClose: () => Promise<void>,
+  ) {
+    this.#db = db;
+    this.dialect = dialect;
+    this.#sealer = sealer;
+    this.#onClose = onClose;
+  }
+
+  // Integrations ------------------------------------------------------------------
+
+  async putIntegration(integration: Integration, now: number): Promise<{ created: boolean }> {
+    const { clientSecret, ...document } = integration;
+    const row = {
+      key: integration.key,
+      document: JSON.stringify(document),
+      sealed_client_secret: this.#sealer.sealOptional(
+        clientSecret,
+        `integration:${integration.key}:clientSecret`,
+      ),
+      created_at: now,
+      updated_at: now,
+    };
+    const result = await this.#db
+      .insertInto("tw_integrations")
+      .values(row)
+      .onConflict((oc) =>
+        oc.column("key").doUpdateSet({
+          document: row.document,
+          sealed_client_secret: row.sealed_client_secret,
+          updated_at: now,
+        }),
+      )
+      .returning("created_at")
+      .executeTakeFirstOrThrow();
+    return { created: result.created_at === now };
+  }
+
+  async getIntegration(key: string): Promise<StoredIntegration | undefined> {
+    const row = await this.#db
+      .selectFrom("tw_integrations")
+      .selectAll()
+      .where("key", "=", key)
+      .executeTakeFirst();
+    return row === undefined ? undefined : this.#integrationFrom(row);
+  }
+
+  async listIntegrations(): Promise<StoredIntegration[]> {
+    const rows = await this.#db.selectFrom("tw_integrations").selectAll().orderBy("key").execute();
+    return rows.map((row) => this.#integrationFrom(row));
+  }
+
+  async deleteIntegration(key: string): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      const used = await trx
+        .selectFrom("tw_connections")
+        .select(({ fn }) => fn.countAll<number>().as("n"))
+        .where("integration", "=", key)
+        .executeTakeFirstOrThrow();
+      if (Number(used.n) > 0) {
+        throw new TokenwardenError(
+          "conflict",
+          `integration ${key} is used by ${used.n} connection(s); delete them first`,
+        );
+      }
+      const result = await trx
+        .deleteFrom("tw_integrations")
+        .where("key", "=", key)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+
+  #integrationFrom(row: Selectable<Database["tw_integrations"]>): StoredIntegration {
+    const document = JSON.parse(row.document) as Integration;
+    const clientSecret = this.#sealer.openOptional(
+      row.sealed_client_secret,
+      `integration:${row.key}:clientSecret`,
+    );
+    return {
+      integration: clientSecret === undefined ? document : { ...document, clientSecret },
+      createdAt: Number(row.created_at),
+      updatedAt: Number(row.updated_at),
+    };
+  }
+
+  // Connections -------------------------------------------------------------------
+
+  async putConnection(
+    connection: Connection,
+    now: number,
+    initialState: ConnectionState,
+    statePatch: StatePatch = {},
+  ): Promise<{ created: boolean }> {
+    const { clientSecret, password, refreshToken, ...document } = connection;
+    const secrets = { clientSecret, password, refreshToken };
+    const hasSecrets = Object.values(secrets).some((v) => v !== undefined);
+    const config = {
+      integration: connection.integration,
+      environment: connection.environment,
+      document: JSON.stringify(document),
+      sealed_secrets: hasSecrets
+        ? this.#sealer.seal(JSON.stringify(secrets), `connection:${connection.id}:secrets`)
+        : null,
+      updated_at: now,
+    };
+    const patchColumns = this.#stateColumns(connection.id, statePatch);
+    const insertColumns = this.#stateColumns(connection.id, { ...initialState, ...statePatch });
+    const result = await this.#db
+      .insertInto("tw_connections")
+      .values({
+        id: connection.id,
+        ...config,
+        status: initialState.status,
+        token_version: 0,
+        failure_count: 0,
+        ...insertColumns,
+        created_at: now,
+      })
+      .onConflict((oc) => oc.column("id").doUpdateSet({ ...config, ...patchColumns }))
+      .returning("created_at")
+      .executeTakeFirstOrThrow();
+    return { created: Number(result.created_at) === now };
+  }
+
+  async getConnection(id: string): Promise<StoredConnection | undefined> {
+    const row = await this.#db
+      .selectFrom("tw_connections")
+      .selectAll()
+      .where("id", "=", id)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    const token =
+      row.sealed_token === null
+        ? undefined
+        : (JSON.parse(this.#sealer.open(row.sealed_token, `connection:${id}:token`)) as TokenSet);
+    return { ...this.#summaryFrom(row), token };
+  }
+
+  async listConnections(filter: ConnectionFilter = {}): Promise<ConnectionSummary[]> {
+    let query = this.#db.selectFrom("tw_connections").selectAll().orderBy("id");
+    if (filter.integration !== undefined)
+      query = query.where("integration", "=", filter.integration);
+    if (filter.status !== undefined) query = query.where("status", "=", filter.status);
+    if (filter.environment !== undefined)
+      query = query.where("environment", "=", filter.environment);
+    const rows = await query.execute();
+    return rows.map((row) => this.#summaryFrom(row));
+  }
+
+  async deleteConnection(id: string): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      await trx.deleteFrom("tw_leases").where("connection_id", "=", id).execute();
+      await trx.deleteFrom("tw_pending_authorizations").where("connection_id", "=", id).execute();
+      const result = await trx.deleteFrom("tw_connections").where("id", "=", id).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+
+  #summaryFrom(row: Selectable<ConnectionsTable>): ConnectionSummary {
+    const document = JSON.parse(row.document) as Omit<
+      Connection,
+      "clientSecret" | "password" | "refreshToken"
+    >;
+    const secrets =
+      row.sealed_secrets === null
+        ? {}
+        : (JSON.parse(
+            this.#sealer.open(row.sealed_secrets, `connection:${row.id}:secrets`),
+          ) as Partial<Connection>);
+    const connection: Connection = { ...document };
+    if (secrets.clientSecret !== undefined) connection.clientSecret = secrets.clientSecret;
+    if (secrets.password !== undefined) connection.password = secrets.password;
+    if (secrets.refreshToken !== undefined) connection.refreshToken = secrets.refreshToken;
+    return {
+      connection,
+      state: {
+        status: row.status as ConnectionStatus,
+        expiresAt: numberOrNull(row.expires_at),
+        nextRefreshAt: numberOrNull(row.next_refresh_at),
+        lastRefreshAt: numberOrNull(row.last_refresh_at),
+        failureCount: Number(row.failure_count),
+        lastError: row.last_error === null ? null : (JSON.parse(row.last_error) as ErrorSummary),
+        scope: row.scope,
+        tokenVersion: Number(row.token_version),
+      },
+      createdAt: Number(row.created_at),
+      updatedAt: Number(row.updated_at),
+    };
+  }
+
+  /** Maps a state patch to columns; only the fields present are written. */
+  #stateColumns(id: string, patch: StatePatch): Partial<ConnectionsTable> {
+    const columns: Partial<ConnectionsTable> = {};
+    if (patch.status !== undefined) columns.status = patch.status;
+    if (patch.expiresAt !== undefined) columns.expires_at = patch.expiresAt;
+    if (patch.nextRefreshAt !== undefined) columns.next_refresh_at = patch.nextRefreshAt;
+    if (patch.lastRefreshAt !== undefined) columns.last_refresh_at = patch.lastRefreshAt;
+    if (patch.failureCount !== undefined) columns.failure_count = patch.failureCount;
+    if (patch.lastError !== undefined) {
+      columns.last_error = patch.lastError === null ? null : JSON.stringify(patch.lastError);
+    }
+    if (patch.scope !== undefined) columns.scope = patch.scope;
+    if (patch.token !== undefined) {
+      columns.sealed_token =
+        patch.token === null
+          ? null
+          : this.#sealer.seal(JSON.stringify(patch.token), `connection:${id}:token`);
+    }
+    return columns;
+  }
+
+  async updateState(id: string, patch: StatePatch, now: number): Promise<number> {
+    const columns = this.#stateColumns(id, patch);
+    const row = await this.#db
+      .updateTable("tw_connections")
+      .set({
+        ...columns,
+        updated_at: now,
+        ...(patch.token === undefined ? {} : { token_version: sql<number>`token_version + 1` }),
+      })
+      .where("id", "=", id)
+      .returning("token_version")
+      .executeTakeFirst();
+    if (row === undefined)
+      throw new TokenwardenError("not_found", `connection ${id} does not exist`);
+    return Number(row.token_version);
+  }
+
+  async readTokenVersion(
+    id: string,
+  ): Promise<{ tokenVersion: number; status: ConnectionStatus } | undefined> {
+    const row = await this.#db
+      .selectFrom("tw_connections")
+      .select(["token_version", "status"])
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return row === undefined
+      ? undefined
+      : { tokenVersion: Number(row.token_version), status: row.status as ConnectionStatus };
+  }
+
+  // Leases ------------------------------------------------------------------------
+
+  async tryClaimLease(id: string, holder: string, until: number, now: number): Promise<boolean> {
+    // One statement claims a free lease, takes over an expired one, or extends our
+    // own; a live lease of another holder makes the conditional update a no-op and
+    // RETURNING comes back empty.
+    const row = await this.#db
+      .insertInto("tw_leases")
+      .values({ connection_id: id, holder, expires_at: until })
+      .onConflict((oc) =>
+        oc
+          .column("connection_id")
+          .doUpdateSet({ holder, expires_at: until })
+          .where((eb) =>
+            eb.or([eb("tw_leases.expires_at", "<=", now), eb("tw_leases.holder", "=", holder)]),
+          ),
+      )
+      .returning("holder")
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async releaseLease(id: string, holder: string): Promise<void> {
+    await this.#db
+      .deleteFrom("tw_leases")
+      .where("connection_id", "=", id)
+      .where("holder", "=", holder)
+      .execute();
+  }
+
+  // Scheduler ---------------------------------------------------------------------
+
+  async dueConnections(
+    dueBy: number,
+    limit: number,
+  ): Promise<Array<{ id: string; nextRefreshAt: number }>> {
+    const rows = await this.#db
+      .selectFrom("tw_connections")
+      .select(["id", "next_refresh_at"])
+      .where("next_refresh_at", "<=", dueBy)
+      .orderBy("next_refresh_at")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ id: r.id, nextRefreshAt: Number(r.next_refresh_at) }));
+  }
+
+  // Events ------------------------------------------------------------------------
+
+  async appendEvent(event: NewTokenEvent): Promise<TokenEvent> {
+    const row = await this.#db
+      .insertInto("tw_events")
+      .values({
+        connection_id: event.connectionId,
+        integration: event.integration,
+        at: event.at,
+        trigger: event.trigger,
+        action: event.action,
+        outcome: event.outcome,
+        http_status: event.httpStatus,
+        error_code: event.errorCode,
+        error_description: event.errorDescription,
+        duration_ms: Math.round(event.durationMs),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return eventFrom(row);
+  }
+
+  async listEvents(
+    connectionId: string,
+    options: { limit: number; beforeId?: number },
+  ): Promise<TokenEvent[]> {
+    let query = this.#db
+      .selectFrom("tw_events")
+      .selectAll()
+      .where("connection_id", "=", connectionId)
+      .orderBy("id", "desc")
+      .limit(options.limit);
+    if (options.beforeId !== undefined) query = query.where("id", "<", options.beforeId);
+    return (await query.execute()).map(eventFrom);
+  }
+
+  // Pending authorizations --------------------------------------------------------
+
+  async putPendingAuthorization(pending: PendingAuthorization): Promise<void> {
+    await this.#db
+      .insertInto("tw_pending_authorizations")
+      .values({
+        state_hash: hashState(pending.state),
+        connection_id: pending.connectionId,
+        sealed_code_verifier: this.#sealer.sealOptional(
+          pending.codeVerifier,
+          `authorization:${pending.connectionId}:codeVerifier`,
+        ),
+        redirect_uri: pending.redirectUri,
+        expires_at: pending.expiresAt,
+      })
+      .execute();
+  }
+
+  async takePendingAuthorization(
+    state: string,
+    now: number,
+  ): Promise<PendingAuthorization | undefined> {
+    // Expired ones are swept here rather than by a timer.
+    await this.#db.deleteFrom("tw_pending_authorizations").where("expires_at", "<=", now).execute();
+    const row = await this.#db
+      .deleteFrom("tw_pending_authorizations")
+      .where("state_hash", "=", hashState(state))
+      .returningAll()
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    return {
+      state,
+      connectionId: row.connection_id,
+      codeVerifier: this.#sealer.openOptional(
+        row.sealed_code_verifier,
+        `authorization:${row.connection_id}:codeVerifier`,
+      ),
+      redirectUri: row.redirect_uri,
+      expiresAt: Number(row.expires_at),
+    };
+  }
+
+  // Lifecycle ---------------------------------------------------------------------
+
+  async ping(): Promise<boolean> {
+    try {
+      await sql`select 1`.execute(this.#db);
+      return await migrationsComplete(this.#db, this.dialect);
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#db.destroy();
+    await this.#onClose();
+  }
+}
+
+function eventFrom(row: Selectable<EventsTable>): TokenEvent {
+  return {
+    id: Number(row.id),
+    at: new Date(Number(row.at)).toISOString(),
+    connectionId: row.connection_id,
+    integration: row.integration,
+    trigger: row.trigger as EventTrigger,
+    action: row.action as EventAction,
+    outcome: row.outcome as EventOutcome,
+    httpStatus: row.http_status,
+    errorCode: row.error_code,
+    errorDescription: row.error_description,
+    durationMs: Number(row.duration_ms),
+  };
+}
+
+function numberOrNull(value: number | null): number | null {
+  return value === null ? null : Number(value);
+}
+
+function hashState(state: string): string {
+  return createHash("sha256").update(state).digest("base64url");
+}
