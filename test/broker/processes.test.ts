@@ -1,0 +1,137 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Tokenwarden } from "../../src/index.js";
+import { DRIVERS, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import {
+  BASIC_CLIENT_ID,
+  BASIC_CLIENT_SECRET,
+  type OidcFixture,
+  startOidcProvider,
+} from "../fixtures/oidc-provider.js";
+import { startWorker } from "../fixtures/processes.js";
+import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
+
+/**
+ * Several Tokenwarden processes on one database: the lease row must make them agree
+ * on one refresh, and a holder that dies must not block the others past its lease.
+ */
+let op: OidcFixture;
+let quirk: QuirkServer;
+
+beforeAll(async () => {
+  op = await startOidcProvider({ accessTokenTtlSeconds: 2 });
+  quirk = await startQuirkServer();
+});
+afterAll(async () => {
+  await op.close();
+  await quirk.close();
+});
+
+describe.each(DRIVERS)("processes on $name", ({ create }) => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await create();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it("500 concurrent getToken calls in each of 3 processes on a stale token make one token request", async () => {
+    const tw = await Tokenwarden.open({
+      database: db.url,
+      secretKey: TEST_SECRET_KEY,
+      scheduler: false,
+    });
+    try {
+      await tw.putIntegration({
+        key: "storm",
+        grantType: "client_credentials",
+        tokenUrl: op.tokenUrl,
+        clientId: BASIC_CLIENT_ID,
+        clientSecret: BASIC_CLIENT_SECRET,
+        scopes: ["api:read"],
+      });
+      await tw.putConnection({ id: "storm-x", integration: "storm" });
+      const workers = [0, 1, 2].map(() =>
+        startWorker({
+          database: db.url,
+          secretKey: TEST_SECRET_KEY,
+          connectionId: "storm-x",
+          count: 500,
+        }),
+      );
+      for (const w of workers) expect(await w.nextLine()).toBe("ready");
+
+      const first = await tw.getToken("storm-x");
+      // Stale once less than half its 2-second lifetime is left.
+      await sleep(Math.max(0, Date.parse(first.expiresAt!) - 1000 - Date.now() + 50));
+      const before = op.tokenRequests;
+      for (const w of workers) w.go();
+      const results = await Promise.all(
+        workers.map(
+          async (w) => JSON.parse(await w.nextLine()) as { tokens: string[]; errors: string[] },
+        ),
+      );
+      await Promise.all(workers.map((w) => w.exited));
+
+      expect(op.tokenRequests - before).toBe(1);
+      for (const r of results) expect(r.errors).toEqual([]);
+      const tokens = new Set(results.flatMap((r) => r.tokens));
+      expect(tokens.size).toBe(1);
+      expect(tokens.has(first.accessToken)).toBe(false);
+      const events = await tw.listEvents("storm-x");
+      expect(events.filter((e) => e.outcome === "success")).toHaveLength(2);
+    } finally {
+      await tw.close();
+    }
+  });
+
+  it("a holder killed in the middle of a refresh delays the others by no more than the lease", async () => {
+    let hang = true;
+    quirk.on("/slow-token", (_req, res) => {
+      if (hang) return; // the first request never gets an answer
+      json(res, 200, { access_token: `fresh-${Date.now()}`, expires_in: 300 });
+    });
+    const timeoutMs = 1500;
+    const leaseMs = timeoutMs + 2000; // LEASE_MARGIN_MS in the broker
+    const tw = await Tokenwarden.open({
+      database: db.url,
+      secretKey: TEST_SECRET_KEY,
+      scheduler: false,
+    });
+    try {
+      await tw.putIntegration({
+        key: "slow",
+        grantType: "client_credentials",
+        tokenUrl: quirk.url("/slow-token"),
+        clientId: "c",
+        timeoutMs,
+      });
+      await tw.putConnection({ id: "slow-1", integration: "slow" });
+      const holder = startWorker({
+        database: db.url,
+        secretKey: TEST_SECRET_KEY,
+        connectionId: "slow-1",
+        count: 1,
+      });
+      expect(await holder.nextLine()).toBe("ready");
+      const seen = quirk.requests.length;
+      holder.go();
+      while (quirk.requests.length === seen) await sleep(5); // the holder is now mid-refresh
+      const claimedAt = Date.now();
+      holder.child.kill("SIGKILL");
+      await holder.exited;
+      hang = false;
+
+      const token = await tw.getToken("slow-1");
+      const waited = Date.now() - claimedAt;
+      expect(token.accessToken).toMatch(/^fresh-/);
+      // It did wait for the dead holder's lease, and not much longer.
+      expect(waited).toBeGreaterThan(leaseMs - 1000);
+      expect(waited).toBeLessThan(leaseMs + 1500);
+      expect(quirk.requests.length - seen).toBe(2);
+    } finally {
+      await tw.close();
+    }
+  });
+});
