@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openStore, type Store } from "../../src/store/index.js";
+import { DRIVERS, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+
+describe.each(DRIVERS)("leases and the schedule index on $name", ({ create }) => {
+  let db: TestDatabase;
+  let store: Store;
+  beforeAll(async () => {
+    db = await create();
+    store = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
+  });
+  afterAll(async () => {
+    await store.close();
+    await db.drop();
+  });
+
+  it("gives a lease to one holder until it lapses or is released", async () => {
+    expect(await store.tryClaimLease("c1", "a", 1000, 0)).toBe(true);
+    expect(await store.tryClaimLease("c1", "b", 1500, 500)).toBe(false);
+    expect(await store.tryClaimLease("c1", "a", 1600, 600)).toBe(true); // the holder extends it
+    expect(await store.tryClaimLease("c1", "b", 2600, 1600)).toBe(true); // lapsed: taken over
+    await store.releaseLease("c1", "a"); // not a's any more: no effect
+    expect(await store.tryClaimLease("c1", "c", 2700, 1700)).toBe(false);
+    await store.releaseLease("c1", "b");
+    expect(await store.tryClaimLease("c1", "c", 2700, 1700)).toBe(true);
+  });
+
+  it("finds due connections through the next-refresh index, not a table scan", async () => {
+    if (store.dialect !== "sqlite") return; // PostgreSQL's planner prefers a scan on tiny tables
+    const Database = (await import("better-sqlite3")).default;
+    const raw = new Database(db.url.slice("sqlite:".length), { readonly: true });
+    const plan = raw
+      .prepare(
+        "EXPLAIN QUERY PLAN select id, next_refresh_at from tw_connections where next_refresh_at <= ? order by next_refresh_at limit ?",
+      )
+      .all(0, 10) as Array<{ detail: string }>;
+    raw.close();
+    expect(plan.map((p) => p.detail).join(" ")).toContain(
+      "USING INDEX tw_connections_next_refresh",
+    );
+  });
+
+  it("migrates once when opened again, and reports ready", async () => {
+    const again = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
+    expect(await again.ping()).toBe(true);
+    await again.close();
+  });
+});
