@@ -3,19 +3,22 @@ import type { Store } from "../store/store.js";
 
 /**
  * Built-in scheduler (seed 000 needed a separate Scheduler component; here it comes
- * with the broker). Each tick reads the connections whose `next_refresh_at` is due,
- * soonest first, from an index: no table scan. The jitter is already in
- * `next_refresh_at`, set when each token was written. Work runs with bounded
- * concurrency; in a cluster each process's scheduler reads the same rows and the
- * refresh lease decides who does each one.
+ * with the broker). Each tick checks out the connections whose `next_refresh_at` is
+ * due, soonest first, from an index: no table scan. Checking out moves the row's next
+ * refresh a minute ahead, so the schedulers of a cluster take disjoint rows, and a
+ * process that dies mid-way leaves its rows to the others a minute later. The broker
+ * then writes the real next refresh time (with its jitter). Work runs with bounded
+ * concurrency.
  */
 export interface SchedulerOptions {
   /** How often to look for due work when idle (ms). */
   tickMs?: number;
   /** Refreshes run at once by this process. */
   concurrency?: number;
-  /** Rows read per query. */
+  /** Rows checked out per query. */
   batchSize?: number;
+  /** How long a checked-out row stays hidden from other schedulers (ms). */
+  checkoutMs?: number;
 }
 
 export type RenewDue = (id: string) => Promise<void>;
@@ -27,9 +30,8 @@ export class Scheduler {
   readonly #tickMs: number;
   readonly #concurrency: number;
   readonly #batchSize: number;
+  readonly #checkoutMs: number;
   readonly #running = new Map<string, Promise<void>>();
-  /** Ids this process just handled: not picked again until the row changes or this expires. */
-  readonly #cooldown = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = true;
   #ticking: Promise<void> | undefined;
@@ -43,6 +45,7 @@ export class Scheduler {
     this.#tickMs = options.tickMs ?? 250;
     this.#concurrency = options.concurrency ?? 8;
     this.#batchSize = options.batchSize ?? 200;
+    this.#checkoutMs = options.checkoutMs ?? 60_000;
   }
 
   start(): void {
@@ -72,32 +75,24 @@ export class Scheduler {
 
   /** One pass; resolves `true` when there may be more due work right away. */
   async tick(): Promise<boolean> {
-    const now = this.#clock.now();
-    for (const [id, until] of this.#cooldown) if (until <= now) this.#cooldown.delete(id);
     const free = this.#concurrency - this.#running.size;
     if (free <= 0) {
       await Promise.race(this.#running.values());
       return true;
     }
-    const due = await this.#store.dueConnections(now, this.#batchSize);
-    let started = 0;
+    const now = this.#clock.now();
+    const due = await this.#store.claimDueConnections(
+      now,
+      Math.min(free, this.#batchSize),
+      now + this.#checkoutMs,
+    );
     for (const { id, nextRefreshAt } of due) {
-      if (this.#stopped || started >= free) break;
-      if (this.#running.has(id) || this.#cooldown.has(id)) continue;
       this.lastLagMs = Math.max(0, now - nextRefreshAt);
-      started++;
       const run = this.#renew(id)
-        .catch(() => undefined) // recorded as an event by the broker
-        .finally(() => {
-          this.#running.delete(id);
-          // If the row is still due after our attempt (another process holds the
-          // lease), give that process time to finish before looking again.
-          this.#cooldown.set(id, this.#clock.now() + 1000);
-        });
+        .catch(() => undefined) // the broker records every outcome as an event
+        .finally(() => this.#running.delete(id));
       this.#running.set(id, run);
     }
-    if (started > 0 && this.#running.size >= this.#concurrency)
-      await Promise.race(this.#running.values());
-    return started > 0 && due.length >= this.#batchSize;
+    return due.length > 0 && due.length === Math.min(free, this.#batchSize);
   }
 }

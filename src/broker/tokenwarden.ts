@@ -88,6 +88,12 @@ interface CacheEntry {
   view: AccessToken;
 }
 
+interface Renewal {
+  entry: CacheEntry;
+  /** Whether this call obtained a new token (or only found a good one). */
+  renewed: boolean;
+}
+
 type Decision =
   | { kind: "use"; token: TokenSet }
   | { kind: "renew" }
@@ -116,13 +122,16 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   readonly #minTtlSeconds: number;
   readonly #authorizationTtlMs: number;
   readonly #cache = new Map<string, CacheEntry>();
-  readonly #flights = new SingleFlight<string, CacheEntry>();
+  readonly #flights = new SingleFlight<string, Renewal>();
   readonly #scheduler: Scheduler | undefined;
   #closed = false;
+  #unsubscribe: (() => Promise<void>) | undefined;
 
   static async open(options: TokenwardenOptions = {}): Promise<Tokenwarden> {
     const store = options.store ?? (await openStore(options));
-    return new Tokenwarden(store, options, options.store === undefined);
+    const tw = new Tokenwarden(store, options, options.store === undefined);
+    tw.#unsubscribe = await store.subscribeChanges((message) => tw.#onChange(message));
+    return tw;
   }
 
   private constructor(store: Store, options: TokenwardenOptions, ownsStore: boolean) {
@@ -175,7 +184,10 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
       }
     }
     await this.store.putIntegration(integration, this.clock.now());
-    if (existing !== undefined) await this.#afterConfigChange({ integration: parsed.key });
+    if (existing !== undefined) {
+      await this.#afterConfigChange({ integration: parsed.key });
+      await this.#publish(`integration:${parsed.key}`);
+    }
     return this.getIntegration(parsed.key);
   }
 
@@ -239,6 +251,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
     }
     await this.store.putConnection(connection, now, initial, patch);
     this.#cache.delete(connection.id);
+    await this.#publish(`connection:${connection.id}`);
     return this.getConnection(connection.id);
   }
 
@@ -255,6 +268,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   async deleteConnection(id: string): Promise<void> {
     this.#cache.delete(id);
     if (!(await this.store.deleteConnection(id))) throw notFound(id);
+    await this.#publish(`connection:${id}`);
   }
 
   async listEvents(
@@ -282,7 +296,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
     ) {
       return cached.view;
     }
-    const entry = await this.#flights.run(id, () =>
+    const { entry } = await this.#flights.run(id, () =>
       this.#ensureToken(id, { trigger: "demand", minTtlSeconds }),
     );
     return entry.view;
@@ -336,6 +350,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
         this.clock.now(),
       );
       this.#cache.delete(id);
+      await this.#publish(`connection:${id}`);
       await this.#record(loaded, "manual", "revoke", started, { httpStatus });
     } catch (error) {
       const failure = asTokenwardenError(error);
@@ -363,7 +378,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
           rejectedAccessToken: rejected.accessToken,
         }),
       );
-      return renewed.token;
+      return renewed.entry.token;
     });
   }
 
@@ -451,11 +466,34 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
     this.#closed = true;
     await this.#scheduler?.stop();
     await this.#flights.drain();
+    await this.#unsubscribe?.();
     if (this.#ownsStore) await this.store.close();
     await closeDispatchers();
   }
 
   // Internals ---------------------------------------------------------------------
+
+  /** Tells the other processes to drop what they cached about `topic`. */
+  async #publish(topic: `connection:${string}` | `integration:${string}`): Promise<void> {
+    try {
+      await this.store.publishChange(`${this.holderId}|${topic}`);
+    } catch {
+      // Best effort: other processes' caches still end at the token's expiry.
+    }
+  }
+
+  #onChange(message: string): void {
+    const separator = message.indexOf("|");
+    if (message.slice(0, separator) === this.holderId) return;
+    const topic = message.slice(separator + 1);
+    if (topic.startsWith("connection:")) {
+      this.#cache.delete(topic.slice("connection:".length));
+    } else if (topic.startsWith("integration:")) {
+      const key = topic.slice("integration:".length);
+      for (const [id, entry] of this.#cache)
+        if (entry.integration.key === key) this.#cache.delete(id);
+    }
+  }
 
   async #load(id: string): Promise<Loaded> {
     const stored = await this.store.getConnection(id);
@@ -476,12 +514,13 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
    * connection's lease. A process that finds the lease taken waits for the holder's
    * token (polling the token version) or for the lease to lapse, then decides again.
    */
-  async #ensureToken(id: string, request: RenewRequest): Promise<CacheEntry> {
+  async #ensureToken(id: string, request: RenewRequest): Promise<Renewal> {
     let loaded = await this.#load(id);
     const leaseMs = loaded.resolved.timeoutMs + LEASE_MARGIN_MS;
     for (;;) {
       const decision = this.#decide(loaded, request);
-      if (decision.kind === "use") return this.#remember(loaded, decision.token);
+      if (decision.kind === "use")
+        return { entry: this.#remember(loaded, decision.token), renewed: false };
       if (decision.kind === "fail") throw decision.error;
       const seen = loaded.stored.state;
       const outcome = await this.#acquireLease(id, leaseMs, async () => {
@@ -504,7 +543,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
           loaded = fresh;
           if (this.#decide(loaded, request).kind !== "renew") continue;
         }
-        return await this.#attempt(fresh, request.trigger);
+        return { entry: await this.#attempt(fresh, request.trigger), renewed: true };
       } finally {
         await this.store.releaseLease(id, this.holderId);
       }
@@ -733,6 +772,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
       },
       now,
     );
+    await this.#publish(`connection:${id}`);
     await this.#record(loaded, trigger, action, started, { httpStatus: token.httpStatus ?? null });
     const updated: Loaded = {
       ...loaded,
@@ -804,29 +844,21 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
     return entry;
   }
 
-  /** The scheduler's entry point: renew if due, and never leave the row due forever. */
+  /** The scheduler's entry point: renew a checked-out connection, and put it back in its slot. */
   async #renewScheduled(id: string): Promise<void> {
     if (this.#closed) return;
-    await this.#flights.run(id, async () => {
-      const entry = await this.#ensureToken(id, {
-        trigger: "schedule",
-        minTtlSeconds: this.#minTtlSeconds,
-      });
-      const stored = await this.store.getConnection(id);
+    const { entry, renewed } = await this.#flights.run(id, () =>
+      this.#ensureToken(id, { trigger: "schedule", minTtlSeconds: this.#minTtlSeconds }),
+    );
+    if (!renewed) {
+      // Nothing was due after all (another process refreshed it): back to its slot.
       const now = this.clock.now();
-      if (
-        stored?.state.nextRefreshAt !== null &&
-        (stored?.state.nextRefreshAt ?? Infinity) <= now
-      ) {
-        // Nothing was refreshed (the token was fresh): put the row back in its slot.
-        await this.store.updateState(
-          id,
-          { nextRefreshAt: this.#nextRefreshAt(entry.integration, entry.token, now) },
-          now,
-        );
-      }
-      return entry;
-    });
+      await this.store.updateState(
+        id,
+        { nextRefreshAt: this.#nextRefreshAt(entry.integration, entry.token, now) },
+        now,
+      );
+    }
   }
 
   #initialState(integration: Integration, now: number): ConnectionState {

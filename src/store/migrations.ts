@@ -90,6 +90,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0002_api_keys": {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable("tw_api_keys")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("hash", "text", (c) => c.notNull().unique())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

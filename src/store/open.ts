@@ -6,6 +6,7 @@ import pg from "pg";
 import { invalidConfig } from "../core/errors.js";
 import { loadOrCreateKeyFile, parseMasterKey, Sealer } from "./crypto.js";
 import { migrateToLatest } from "./migrations.js";
+import { PgChangeNotifier } from "./pg-notifier.js";
 import type { Database } from "./schema.js";
 import { SqlStore } from "./sql-store.js";
 import type { Store } from "./store.js";
@@ -54,7 +55,7 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
     sqlite.pragma("foreign_keys = ON");
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
     await migrateToLatest(db, "sqlite");
-    return new SqlStore(db, "sqlite", sealer, async () => undefined);
+    return new SqlStore(db, "sqlite", sealer);
   }
   const pool = new pg.Pool({
     connectionString: location.url,
@@ -69,7 +70,7 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   await migrateToLatest(db, "postgres");
-  return new SqlStore(db, "postgres", sealer, async () => undefined);
+  return new SqlStore(db, "postgres", sealer, new PgChangeNotifier(pool, location.url));
 }
 
 async function sealerFor(location: DatabaseLocation, options: OpenStoreOptions): Promise<Sealer> {

@@ -68,10 +68,19 @@ export interface PendingAuthorizationsTable {
   expires_at: number;
 }
 
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  /** SHA-256 of the key, base64url: the key itself is shown once and never stored. */
+  hash: string;
+  created_at: number;
+}
+
 export interface Database {
   tw_integrations: IntegrationsTable;
   tw_connections: ConnectionsTable;
   tw_leases: LeasesTable;
   tw_events: EventsTable;
   tw_pending_authorizations: PendingAuthorizationsTable;
+  tw_api_keys: ApiKeysTable;
 }

@@ -29,6 +29,13 @@ import type {
   StoredIntegration,
 } from "./store.js";
 
+/** A channel between processes on one database (PostgreSQL LISTEN/NOTIFY). */
+export interface ChangeNotifier {
+  publish(topic: string): Promise<void>;
+  subscribe(listener: (topic: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
 /**
  * The store on Kysely: one implementation for SQLite and PostgreSQL, since the SQL
  * they need here (upserts with RETURNING, conditional upserts for leases) is the same.
@@ -38,18 +45,13 @@ export class SqlStore implements Store {
   readonly dialect: Dialect;
   readonly #db: Kysely<Database>;
   readonly #sealer: Sealer;
-  readonly #onClose: () => Promise<void>;
+  readonly #notifier: ChangeNotifier | undefined;
 
-  constructor(
-    db: Kysely<Database>,
-    dialect: Dialect,
-    sealer: Sealer,
-    onClose: () => Promise<void>,
-  ) {
+  constructor(db: Kysely<Database>, dialect: Dialect, sealer: Sealer, notifier?: ChangeNotifier) {
     this.#db = db;
     this.dialect = dialect;
     this.#sealer = sealer;
-    this.#onClose = onClose;
+    this.#notifier = notifier;
   }
 
   // Integrations ------------------------------------------------------------------
@@ -317,18 +319,98 @@ export class SqlStore implements Store {
 
   // Scheduler ---------------------------------------------------------------------
 
-  async dueConnections(
-    dueBy: number,
+  async claimDueConnections(
+    now: number,
     limit: number,
+    until: number,
   ): Promise<Array<{ id: string; nextRefreshAt: number }>> {
-    const rows = await this.#db
+    if (this.dialect === "postgres") {
+      // One statement reads the due rows from the index and moves them out of the way;
+      // SKIP LOCKED lets concurrent schedulers take disjoint rows without waiting.
+      const result = await sql<{ id: string; next_refresh_at: number }>`
+        with due as (
+          select id, next_refresh_at from tw_connections
+          where next_refresh_at <= ${now}
+          order by next_refresh_at
+          limit ${limit}
+          for update skip locked
+        )
+        update tw_connections set next_refresh_at = ${until}
+        from due where tw_connections.id = due.id
+        returning tw_connections.id as id, due.next_refresh_at as next_refresh_at`.execute(
+        this.#db,
+      );
+      return result.rows
+        .map((r) => ({ id: r.id, nextRefreshAt: Number(r.next_refresh_at) }))
+        .sort((x, y) => x.nextRefreshAt - y.nextRefreshAt);
+    }
+    // SQLite's RETURNING cannot name the CTE, so: read the due rows, then move those
+    // still due. The update re-checks due-ness, so a row another process took in
+    // between is not returned here.
+    const due = await this.#db
       .selectFrom("tw_connections")
       .select(["id", "next_refresh_at"])
-      .where("next_refresh_at", "<=", dueBy)
+      .where("next_refresh_at", "<=", now)
       .orderBy("next_refresh_at")
       .limit(limit)
       .execute();
-    return rows.map((r) => ({ id: r.id, nextRefreshAt: Number(r.next_refresh_at) }));
+    if (due.length === 0) return [];
+    const taken = await this.#db
+      .updateTable("tw_connections")
+      .set({ next_refresh_at: until })
+      .where(
+        "id",
+        "in",
+        due.map((r) => r.id),
+      )
+      .where("next_refresh_at", "<=", now)
+      .returning("id")
+      .execute();
+    const ids = new Set(taken.map((r) => r.id));
+    return due
+      .filter((r) => ids.has(r.id))
+      .map((r) => ({ id: r.id, nextRefreshAt: Number(r.next_refresh_at) }));
+  }
+
+  // API keys ----------------------------------------------------------------------
+
+  async createApiKey(key: { id: string; name: string; hash: string }, now: number): Promise<void> {
+    await this.#db
+      .insertInto("tw_api_keys")
+      .values({ ...key, created_at: now })
+      .execute();
+  }
+
+  async listApiKeys(): Promise<
+    Array<{ id: string; name: string; hash: string; createdAt: number }>
+  > {
+    const rows = await this.#db
+      .selectFrom("tw_api_keys")
+      .selectAll()
+      .orderBy("created_at")
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      hash: r.hash,
+      createdAt: Number(r.created_at),
+    }));
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    const result = await this.#db.deleteFrom("tw_api_keys").where("id", "=", id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  // Change notifications ----------------------------------------------------------
+
+  async publishChange(topic: string): Promise<void> {
+    await this.#notifier?.publish(topic);
+  }
+
+  async subscribeChanges(listener: (topic: string) => void): Promise<() => Promise<void>> {
+    if (this.#notifier === undefined) return async () => undefined;
+    return this.#notifier.subscribe(listener);
   }
 
   // Events ------------------------------------------------------------------------
@@ -421,8 +503,8 @@ export class SqlStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.#notifier?.close();
     await this.#db.destroy();
-    await this.#onClose();
   }
 }
 

@@ -82,10 +82,15 @@ export interface Store {
   tryClaimLease(id: string, holder: string, until: number, now: number): Promise<boolean>;
   releaseLease(id: string, holder: string): Promise<void>;
 
-  /** Connections whose next refresh is due by `dueBy`, soonest first. */
-  dueConnections(
-    dueBy: number,
+  /**
+   * Checks out up to `limit` connections due by `now`, soonest first, by moving their
+   * next refresh to `until`: other processes' schedulers no longer see them as due, so
+   * a cluster splits the work; if this process dies they come due again at `until`.
+   */
+  claimDueConnections(
+    now: number,
     limit: number,
+    until: number,
   ): Promise<Array<{ id: string; nextRefreshAt: number }>>;
 
   appendEvent(event: NewTokenEvent): Promise<TokenEvent>;
@@ -98,6 +103,19 @@ export interface Store {
   putPendingAuthorization(pending: PendingAuthorization): Promise<void>;
   /** Removes and returns it: a state can be used once. */
   takePendingAuthorization(state: string, now: number): Promise<PendingAuthorization | undefined>;
+
+  createApiKey(key: { id: string; name: string; hash: string }, now: number): Promise<void>;
+  listApiKeys(): Promise<Array<{ id: string; name: string; hash: string; createdAt: number }>>;
+  deleteApiKey(id: string): Promise<boolean>;
+
+  /**
+   * Tells the other processes on this database that a connection (`connection:<id>`) or
+   * an integration (`integration:<key>`) changed, so they drop what they cached.
+   * PostgreSQL carries it with NOTIFY; SQLite has no such channel (a no-op).
+   */
+  publishChange(topic: string): Promise<void>;
+  /** Calls `listener` for every change another process publishes; returns an unsubscribe. */
+  subscribeChanges(listener: (topic: string) => void): Promise<() => Promise<void>>;
 
   /** For readiness: the database answers and every migration has run. */
   ping(): Promise<boolean>;

@@ -40,6 +40,55 @@ describe.each(DRIVERS)("leases and the schedule index on $name", ({ create }) =>
     );
   });
 
+  it("checks out due connections once: concurrent schedulers take disjoint rows", async () => {
+    const { parseIntegration, parseConnection } = await import("../../src/core/index.js");
+    await store.putIntegration(
+      parseIntegration({
+        key: "i",
+        grantType: "client_credentials",
+        tokenUrl: "https://a.example/t",
+        clientId: "c",
+      }),
+      0,
+    );
+    const state = {
+      status: "active" as const,
+      expiresAt: null,
+      lastRefreshAt: null,
+      failureCount: 0,
+      lastError: null,
+      scope: null,
+      tokenVersion: 0,
+    };
+    for (let i = 0; i < 30; i++) {
+      await store.putConnection(parseConnection({ id: `due-${i}`, integration: "i" }), 0, {
+        ...state,
+        nextRefreshAt: 100 + i,
+      });
+    }
+    await store.putConnection(parseConnection({ id: "later", integration: "i" }), 0, {
+      ...state,
+      nextRefreshAt: 10_000,
+    });
+    const other = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
+    const [a, b] = await Promise.all([
+      store.claimDueConnections(1000, 20, 5000),
+      other.claimDueConnections(1000, 20, 5000),
+    ]);
+    // SQLite may hand the second caller nothing this round (it saw the same rows and
+    // lost the race); the rest comes out on the next call. No row is given twice.
+    const rest = await other.claimDueConnections(1000, 50, 5000);
+    await other.close();
+    const ids = [...a, ...b, ...rest].map((r) => r.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `due-${i}`).sort());
+    expect(a.map((r) => r.nextRefreshAt)).toEqual(
+      [...a.map((r) => r.nextRefreshAt)].sort((x, y) => x - y),
+    );
+    expect(await store.claimDueConnections(1000, 50, 5000)).toEqual([]); // checked out until 5000
+    expect((await store.claimDueConnections(5000, 50, 9000)).length).toBe(30);
+  });
+
   it("migrates once when opened again, and reports ready", async () => {
     const again = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
     expect(await again.ping()).toBe(true);
