@@ -1,4 +1,5 @@
-import { Headers, type RequestInit as UndiciRequestInit, fetch as undiciFetch } from "undici";
+import { Readable } from "node:stream";
+import { request } from "undici";
 import { invalidConfig } from "../core/errors.js";
 import { isHttpUrl } from "../core/integration.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
@@ -7,13 +8,31 @@ import { dispatcherFor, transportError } from "../oauth/http.js";
 
 /**
  * An API call with the token in place (seed 003's token parameter and request
- * parameters), and the one refresh-and-retry of PRODUCT.md point 7.
+ * parameters), and the one refresh-and-retry of PRODUCT.md point 7. Both `fetch` and
+ * the service's proxy go through here; bodies stream both ways.
  */
-export type ApiRequestInit = Omit<UndiciRequestInit, "dispatcher">;
-type ApiResponse = Awaited<ReturnType<typeof undiciFetch>>;
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+export interface ApiRequest {
+  method: string;
+  /** A path (with its query) under `apiBaseUrl`, or an absolute http(s) URL. */
+  path: string;
+  headers: HeaderMap;
+  /** A stream cannot be sent twice: a call with one is never retried. */
+  body: string | Uint8Array | Readable | null;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: HeaderMap;
+  body: Readable;
+}
 
 /** Asks the broker for a token other than the one the API refused. */
 export type RenewAfterRejection = (rejected: TokenSet) => Promise<TokenSet>;
+
+/** The most of a body read to test `expiredBodyPattern`; a bigger body is not an error page. */
+const PATTERN_BODY_LIMIT = 64 * 1024;
 
 export function apiUrl(
   config: Pick<ResolvedIntegration, "apiBaseUrl" | "requestParams">,
@@ -38,63 +57,114 @@ export function placeToken(
   config: Pick<ResolvedIntegration, "tokenPlacement" | "requestParams">,
   token: TokenSet,
   url: URL,
-  headers: Headers,
+  headers: HeaderMap,
 ): void {
   for (const [name, value] of Object.entries(config.requestParams.headers))
-    headers.set(name, value);
+    headers[name.toLowerCase()] = value;
   const { in: where, name, template } = config.tokenPlacement;
   const value = template.replaceAll("{token}", token.accessToken);
-  if (where === "header") headers.set(name, value);
+  if (where === "header") headers[name.toLowerCase()] = value;
   else url.searchParams.set(name, value);
 }
 
-/** Whether a body can be sent a second time (a stream cannot). */
-export function isReplayable(body: UndiciRequestInit["body"]): boolean {
-  return (
-    body === undefined ||
-    body === null ||
-    typeof body === "string" ||
-    body instanceof URLSearchParams ||
-    body instanceof ArrayBuffer ||
-    ArrayBuffer.isView(body)
-  );
+/** RFC 9110 §7.6.1 hop-by-hop fields, plus what a proxy must set itself. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+]);
+
+/**
+ * The caller's headers that may travel on: hop-by-hop fields go, and so does
+ * `authorization`, which carried the caller's Tokenwarden API key.
+ */
+export function forwardableRequestHeaders(headers: HeaderMap): HeaderMap {
+  const out: HeaderMap = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || HOP_BY_HOP.has(lower) || lower === "authorization") continue;
+    out[lower] = value;
+  }
+  return out;
 }
 
-/** Did the API refuse the token? `retryOn` statuses, or a body matching `expiredBodyPattern`. */
-export async function tokenRefused(
+export function forwardableResponseHeaders(headers: HeaderMap): HeaderMap {
+  const out: HeaderMap = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name.toLowerCase())) out[name] = value;
+  }
+  return out;
+}
+
+/** Did the API refuse the token? A `retryOn` status, or a body matching `expiredBodyPattern`. */
+async function refusal(
   config: Pick<ResolvedIntegration, "retryOn" | "expiredBodyPattern">,
   res: ApiResponse,
-): Promise<boolean> {
-  if (config.retryOn.includes(res.status)) return true;
-  if (config.expiredBodyPattern === undefined) return false;
-  const text = await res.clone().text();
-  return new RegExp(config.expiredBodyPattern).test(text);
+): Promise<{ refused: boolean; response: ApiResponse }> {
+  if (config.retryOn.includes(res.status)) return { refused: true, response: res };
+  if (config.expiredBodyPattern === undefined) return { refused: false, response: res };
+  const length = Number(res.headers["content-length"] ?? Number.NaN);
+  if (length > PATTERN_BODY_LIMIT) return { refused: false, response: res };
+  // Read the body to test it, then hand on a copy of what was read.
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size > PATTERN_BODY_LIMIT) {
+      const rest = res.body;
+      const replay = Readable.from(
+        (async function* () {
+          yield* chunks;
+          yield* rest;
+        })(),
+      );
+      return { refused: false, response: { ...res, body: replay } };
+    }
+  }
+  const text = Buffer.concat(chunks);
+  const refused = new RegExp(config.expiredBodyPattern).test(text.toString("utf8"));
+  return { refused, response: { ...res, body: Readable.from([text]) } };
+}
+
+async function send(
+  config: ResolvedIntegration,
+  token: TokenSet,
+  req: ApiRequest,
+): Promise<ApiResponse> {
+  const url = apiUrl(config, req.path);
+  const headers: HeaderMap = { ...req.headers };
+  placeToken(config, token, url, headers);
+  try {
+    const res = await request(url, {
+      method: req.method as "GET",
+      headers: headers as Record<string, string | string[]>,
+      body: req.body,
+      dispatcher: dispatcherFor(config),
+    });
+    return { status: res.statusCode, headers: res.headers, body: res.body };
+  } catch (error) {
+    throw transportError(error, `${url.origin}${url.pathname}`, config.timeoutMs, false);
+  }
 }
 
 export async function callApi(
   config: ResolvedIntegration,
   token: TokenSet,
-  path: string,
-  init: ApiRequestInit,
+  req: ApiRequest,
   renew: RenewAfterRejection,
 ): Promise<ApiResponse> {
-  const send = async (current: TokenSet): Promise<ApiResponse> => {
-    const url = apiUrl(config, path);
-    const headers = new Headers(init.headers);
-    placeToken(config, current, url, headers);
-    try {
-      return await undiciFetch(url, {
-        ...init,
-        headers,
-        dispatcher: dispatcherFor(config),
-        redirect: init.redirect ?? "manual",
-      });
-    } catch (error) {
-      throw transportError(error, `${url.origin}${url.pathname}`, config.timeoutMs, false);
-    }
-  };
-  const first = await send(token);
-  if (!isReplayable(init.body) || !(await tokenRefused(config, first))) return first;
-  await first.body?.cancel();
-  return send(await renew(token));
+  const first = await send(config, token, req);
+  if (req.body instanceof Readable) return first;
+  const { refused, response } = await refusal(config, first);
+  if (!refused) return response;
+  response.body.resume(); // drain it so the connection goes back to the pool
+  return send(config, await renew(token), req);
 }

@@ -1,4 +1,5 @@
-export type { ApiRequestInit } from "./api-call.js";
+export type { ApiRequest, ApiResponse } from "./api-call.js";
+export { forwardableRequestHeaders, forwardableResponseHeaders } from "./api-call.js";
 export type { RefreshHookInput } from "./refresh-hook.js";
 export type { SchedulerOptions } from "./scheduler.js";
 export * from "./tokenwarden.js";

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
+import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Clock, systemClock } from "../core/clock.js";
 import {
@@ -35,7 +36,7 @@ import {
 } from "../oauth/token-endpoint.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { ConnectionFilter, StatePatch, Store, StoredConnection } from "../store/store.js";
-import { type ApiRequestInit, callApi } from "./api-call.js";
+import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
 import { asTokenwardenError, classifyFailure, summarize } from "./failure.js";
 import { runRefreshHook } from "./refresh-hook.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
@@ -63,6 +64,13 @@ export interface TokenwardenOptions extends OpenStoreOptions {
   minTtlSeconds?: number;
   /** How long a started authorization waits for its callback. */
   authorizationTtlMs?: number;
+}
+
+/** What `fetch` accepts: the usual `RequestInit` fields. */
+export interface FetchInit {
+  method?: string;
+  headers?: ConstructorParameters<typeof Headers>[0];
+  body?: string | Uint8Array | URLSearchParams | ReadableStream<Uint8Array> | null;
 }
 
 export interface GetTokenOptions {
@@ -365,12 +373,41 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   /**
    * An API call with the token placed (`tokenPlacement`, `requestParams`), retried
    * once after a refresh when the answer says the token was refused (`retryOn`,
-   * `expiredBodyPattern`) and the body can be sent again.
+   * `expiredBodyPattern`) and the body can be sent again. Returns a WHATWG Response.
    */
-  async fetch(id: string, path: string, init: ApiRequestInit = {}): Promise<Response> {
+  async fetch(id: string, path: string, init: FetchInit = {}): Promise<Response> {
+    const body =
+      init.body === undefined || init.body === null
+        ? null
+        : typeof init.body === "string" || init.body instanceof Uint8Array
+          ? init.body
+          : init.body instanceof URLSearchParams
+            ? init.body.toString()
+            : Readable.fromWeb(init.body as import("node:stream/web").ReadableStream<Uint8Array>);
+    const headers = Object.fromEntries(new Headers(init.headers).entries());
+    if (init.body instanceof URLSearchParams && headers["content-type"] === undefined) {
+      headers["content-type"] = "application/x-www-form-urlencoded;charset=UTF-8";
+    }
+    const res = await this.forward(id, { method: init.method ?? "GET", path, headers, body });
+    const empty =
+      res.status === 204 || res.status === 205 || res.status === 304 || init.method === "HEAD";
+    const responseHeaders = new Headers();
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
+      else if (value !== undefined) responseHeaders.set(name, value);
+    }
+    if (empty) res.body.resume();
+    return new Response(empty ? null : (Readable.toWeb(res.body) as ReadableStream<Uint8Array>), {
+      status: res.status,
+      headers: responseHeaders,
+    });
+  }
+
+  /** The streaming form of `fetch`, for the service's proxy. */
+  async forward(id: string, request: ApiRequest): Promise<ApiResponse> {
     await this.getToken(id);
     const entry = this.#cache.get(id) as CacheEntry;
-    return callApi(entry.resolved, entry.token, path, init, async (rejected) => {
+    return callApi(entry.resolved, entry.token, request, async (rejected) => {
       const renewed = await this.#flights.run(`retry:${id}`, () =>
         this.#ensureToken(id, {
           trigger: "retry",

@@ -246,7 +246,6 @@ describe("fetch", () => {
     const res = await tw.fetch("api-1", "/orders", {
       method: "POST",
       body: Readable.toWeb(Readable.from(["streamed"])) as ReadableStream,
-      duplex: "half",
     });
     expect(res.status).toBe(401);
     expect(
