@@ -204,6 +204,15 @@ export class SqlStore implements Store {
     });
   }
 
+  async countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>> {
+    const rows = await this.#db
+      .selectFrom("tw_connections")
+      .select(["status", ({ fn }) => fn.countAll<number>().as("n")])
+      .groupBy("status")
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
   #summaryFrom(row: Selectable<ConnectionsTable>): ConnectionSummary {
     const document = JSON.parse(row.document) as Omit<
       Connection,

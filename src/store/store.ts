@@ -67,6 +67,8 @@ export interface Store {
   getConnection(id: string): Promise<StoredConnection | undefined>;
   listConnections(filter?: ConnectionFilter): Promise<ConnectionSummary[]>;
   deleteConnection(id: string): Promise<boolean>;
+  /** For the metrics: how many connections are in each status. */
+  countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>>;
 
   /**
    * Writes state and token in one statement (a rotated refresh token lands with its

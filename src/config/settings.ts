@@ -1,0 +1,68 @@
+import { invalidConfig } from "../core/errors.js";
+import { DEFAULT_DATABASE_URL } from "../store/open.js";
+
+/**
+ * Every setting has a flag and an environment variable; flags win (PRODUCT.md
+ * "Configuration"). The CLI and the service read their settings through here.
+ */
+export interface Settings {
+  database: string;
+  host: string;
+  port: number;
+  /** Base of the redirect URL `<publicUrl>/oauth/callback`, without a trailing slash. */
+  publicUrl: string;
+  secretKey: string | undefined;
+  /** Keys accepted besides the stored ones (`TOKENWARDEN_API_KEYS`, comma-separated). */
+  apiKeys: string[];
+  config: string | undefined;
+  logLevel: string;
+}
+
+export interface SettingFlags {
+  database?: string;
+  host?: string;
+  port?: string | number;
+  publicUrl?: string;
+  config?: string;
+  logLevel?: string;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+export function resolveSettings(
+  flags: SettingFlags = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Settings {
+  const host = flags.host ?? env.TOKENWARDEN_HOST ?? "127.0.0.1";
+  const portText = String(flags.port ?? env.TOKENWARDEN_PORT ?? "4180");
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535)
+    throw invalidConfig("port", "must be a TCP port number (0-65535)");
+  const publicUrl = (
+    flags.publicUrl ??
+    env.TOKENWARDEN_PUBLIC_URL ??
+    `http://${host.includes(":") ? `[${host}]` : host}:${port}`
+  ).replace(/\/+$/, "");
+  if (!/^https?:\/\/[^/]+/.test(publicUrl) || !URL.canParse(publicUrl)) {
+    throw invalidConfig(
+      "publicUrl",
+      "must be an absolute http(s) URL such as https://tokens.example.com",
+    );
+  }
+  const logLevel = flags.logLevel ?? env.TOKENWARDEN_LOG_LEVEL ?? "info";
+  if (!LOG_LEVELS.includes(logLevel))
+    throw invalidConfig("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
+  return {
+    database: flags.database ?? env.TOKENWARDEN_DATABASE_URL ?? DEFAULT_DATABASE_URL,
+    host,
+    port,
+    publicUrl,
+    secretKey: env.TOKENWARDEN_SECRET_KEY === "" ? undefined : env.TOKENWARDEN_SECRET_KEY,
+    apiKeys: (env.TOKENWARDEN_API_KEYS ?? "")
+      .split(",")
+      .map((k) => k.trim())
+      .filter((k) => k !== ""),
+    config: flags.config ?? env.TOKENWARDEN_CONFIG,
+    logLevel,
+  };
+}

@@ -1,0 +1,37 @@
+import type { FastifyInstance } from "fastify";
+import type { Tokenwarden } from "../broker/tokenwarden.js";
+import type { ServiceMetrics } from "./metrics.js";
+
+/** `/healthz` (the process answers), `/readyz` (the database too), `/metrics`. */
+export function registerOperations(
+  app: FastifyInstance,
+  tw: Tokenwarden,
+  metrics: ServiceMetrics,
+): void {
+  app.get(
+    "/healthz",
+    { schema: { summary: "The process is up", tags: ["operations"] } },
+    async () => ({
+      status: "ok",
+    }),
+  );
+  app.get(
+    "/readyz",
+    {
+      schema: { summary: "The database answers and every migration has run", tags: ["operations"] },
+    },
+    async (_request, reply) => {
+      const ready = await tw.store.ping();
+      reply.code(ready ? 200 : 503);
+      return { status: ready ? "ready" : "unavailable", database: tw.store.dialect };
+    },
+  );
+  app.get(
+    "/metrics",
+    { schema: { summary: "Prometheus metrics", tags: ["operations"] } },
+    async (_request, reply) => {
+      reply.header("content-type", metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
+}

@@ -1,0 +1,262 @@
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import type { Tokenwarden } from "../broker/tokenwarden.js";
+import { CONNECTION_STATUSES, connectionSchema } from "../core/connection.js";
+import { invalidConfig, TokenwardenError } from "../core/errors.js";
+import { idSchema, integrationSchema } from "../core/integration.js";
+import { callbackPage } from "./pages.js";
+import { defineRoute } from "./route.js";
+
+/**
+ * The `/v1` management and token routes of PRODUCT.md ("Service"), and the OAuth
+ * redirect. Each handler only translates HTTP to a broker call and back.
+ */
+export interface RouteContext {
+  tw: Tokenwarden;
+  /** Base of the redirect URL, e.g. http://127.0.0.1:4180. */
+  publicUrl: string;
+}
+
+const keyParams = z.strictObject({ key: idSchema });
+const idParams = z.strictObject({ id: idSchema });
+const connectionFilter = z.strictObject({
+  integration: idSchema.optional(),
+  status: z.enum(CONNECTION_STATUSES).optional(),
+  environment: z.string().optional(),
+});
+const tokenQuery = z.strictObject({
+  minTtl: z.coerce.number().int("must be a whole number of seconds").min(0).max(86_400).optional(),
+});
+const eventsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  before: z.coerce.number().int().positive().optional(),
+});
+
+/** The body's key/id must match the path's, or be left out. */
+function withPathId(body: unknown, field: "key" | "id", value: string): unknown {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new TokenwardenError("invalid_config", "body: must be a JSON object", { field: "body" });
+  }
+  const record = body as Record<string, unknown>;
+  if (record[field] !== undefined && record[field] !== value) {
+    throw invalidConfig(field, `is ${String(record[field])} in the body but ${value} in the path`);
+  }
+  return { ...record, [field]: value };
+}
+
+export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteContext): void {
+  const redirectUri = `${publicUrl}/oauth/callback`;
+
+  // Integrations ------------------------------------------------------------------
+  defineRoute(app, {
+    method: "GET",
+    url: "/v1/integrations",
+    summary: "List integrations",
+    tags: ["integrations"],
+    handler: async () => ({ integrations: await tw.listIntegrations() }),
+  });
+  defineRoute(app, {
+    method: "GET",
+    url: "/v1/integrations/:key",
+    summary: "Show an integration (secrets only as { set })",
+    tags: ["integrations"],
+    params: keyParams,
+    handler: async ({ params }) => tw.getIntegration(params.key),
+  });
+  defineRoute(app, {
+    method: "PUT",
+    url: "/v1/integrations/:key",
+    summary: "Create or replace an integration; a secret left out is kept, null removes it",
+    tags: ["integrations"],
+    params: keyParams,
+    documentedBody: integrationSchema,
+    responses: { 200: "Replaced", 201: "Created", 400: "Invalid, with the field named" },
+    handler: async ({ params }, request, reply) => {
+      const existed = await tw.store.getIntegration(params.key);
+      const view = await tw.putIntegration(withPathId(request.body, "key", params.key));
+      reply.code(existed === undefined ? 201 : 200);
+      return view;
+    },
+  });
+  defineRoute(app, {
+    method: "DELETE",
+    url: "/v1/integrations/:key",
+    summary: "Delete an integration that no connection uses",
+    tags: ["integrations"],
+    params: keyParams,
+    handler: async ({ params }, _request, reply) => {
+      await tw.deleteIntegration(params.key);
+      reply.code(204);
+    },
+  });
+
+  // Connections -------------------------------------------------------------------
+  defineRoute(app, {
+    method: "GET",
+    url: "/v1/connections",
+    summary: "List connections (?integration=, ?status=, ?environment=)",
+    tags: ["connections"],
+    query: connectionFilter,
+    handler: async ({ query }) => ({
+      connections: await tw.listConnections({
+        ...(query.integration === undefined ? {} : { integration: query.integration }),
+        ...(query.status === undefined ? {} : { status: query.status }),
+        ...(query.environment === undefined ? {} : { environment: query.environment }),
+      }),
+    }),
+  });
+  defineRoute(app, {
+    method: "GET",
+    url: "/v1/connections/:id",
+    summary: "Show a connection and its state",
+    tags: ["connections"],
+    params: idParams,
+    handler: async ({ params }) => tw.getConnection(params.id),
+  });
+  defineRoute(app, {
+    method: "PUT",
+    url: "/v1/connections/:id",
+    summary: "Create or replace a connection; a secret left out is kept, null removes it",
+    tags: ["connections"],
+    params: idParams,
+    documentedBody: connectionSchema,
+    responses: { 200: "Replaced", 201: "Created", 400: "Invalid, with the field named" },
+    handler: async ({ params }, request, reply) => {
+      const existed = await tw.store.getConnection(params.id);
+      const view = await tw.putConnection(withPathId(request.body, "id", params.id));
+      reply.code(existed === undefined ? 201 : 200);
+      return view;
+    },
+  });
+  defineRoute(app, {
+    method: "DELETE",
+    url: "/v1/connections/:id",
+    summary: "Delete a connection (its tokens are forgotten, not revoked)",
+    tags: ["connections"],
+    params: idParams,
+    handler: async ({ params }, _request, reply) => {
+      await tw.deleteConnection(params.id);
+      reply.code(204);
+    },
+  });
+
+  // Tokens ------------------------------------------------------------------------
+  defineRoute(app, {
+    method: "GET",
+    url: "/v1/connections/:id/token",
+    summary: "A valid access token, with the header to send",
+    tags: ["tokens"],
+    params: idParams,
+    query: tokenQuery,
+    handler: async ({ params, query }, _request, reply) => {
+      reply.header("cache-control", "no-store");
+      return tw.getToken(
+        params.id,
+        query.minTtl === undefined ? {} : { minTtlSeconds: query.minTtl },
+      );
+    },
+  });
+  defineRoute(app, {
+    method: "POST",
+    url: "/v1/connections/:id/refresh",
+    summary: "Refresh now",
+    tags: ["tokens"],
+    params: idParams,
+    handler: async ({ params }) => tw.refresh(params.id),
+  });
+  defineRoute(app, {
+    method: "POST",
+    url: "/v1/connections/:id/revoke",
+    summary: "Revoke at the server (RFC 7009) and forget the tokens",
+    tags: ["tokens"],
+    params: idParams,
+    handler: async ({ params }) => tw.revoke(params.id),
+  });
+  defineRoute(app, {
+    method: "GET",
+    url: "/v1/connections/:id/events",
+    summary: "The event history, newest first; page with ?before=<id of the last event seen>",
+    tags: ["tokens"],
+    params: idParams,
+    query: eventsQuery,
+    handler: async ({ params, query }) => {
+      await tw.getConnection(params.id); // 404 for an unknown connection, not an empty page
+      const events = await tw.listEvents(params.id, {
+        limit: query.limit,
+        ...(query.before === undefined ? {} : { beforeId: query.before }),
+      });
+      return { events, next: events.length === query.limit ? (events.at(-1)?.id ?? null) : null };
+    },
+  });
+
+  // Authorization code ------------------------------------------------------------
+  defineRoute(app, {
+    method: "GET",
+    url: "/v1/connections/:id/authorize",
+    summary:
+      "Start the authorization code grant: a redirect to the server (or { url } with Accept: application/json)",
+    tags: ["authorization"],
+    params: idParams,
+    responses: {
+      302: "To the authorization server",
+      200: "{ url, state, expiresAt, redirectUri }",
+    },
+    handler: async ({ params }, request, reply) => {
+      const started = await tw.startAuthorization(params.id, { redirectUri });
+      reply.header("cache-control", "no-store");
+      if ((request.headers.accept ?? "").includes("application/json")) {
+        return { url: started.url, expiresAt: started.expiresAt, redirectUri };
+      }
+      return reply.redirect(started.url, 302);
+    },
+  });
+
+  app.get(
+    "/oauth/callback",
+    { schema: { summary: "The redirect URL", tags: ["authorization"] } },
+    async (request, reply) => {
+      const query = new URLSearchParams(request.query as Record<string, string>);
+      const openerOrigin = new URL(publicUrl).origin;
+      let page: ReturnType<typeof callbackPage>;
+      let status = 200;
+      try {
+        const connection = await tw.completeAuthorization(query);
+        page = callbackPage(
+          {
+            ok: true,
+            connectionId: connection.id,
+            status: connection.status,
+            title: "OAuth2 token received with success!",
+            detail: `Connection ${connection.id} is ${connection.status}. You can close this window.`,
+          },
+          openerOrigin,
+        );
+      } catch (error) {
+        if (!(error instanceof TokenwardenError)) throw error;
+        const requestFault = ["not_found", "invalid_config", "conflict"].includes(error.code);
+        status = requestFault ? 400 : error.oauthError === "access_denied" ? 403 : 502;
+        const title = requestFault
+          ? "This authorization link has expired or was already used"
+          : error.oauthError === "access_denied"
+            ? "Access was denied"
+            : "The authorization did not complete";
+        const detail = requestFault
+          ? "Start the authorization again from Tokenwarden."
+          : error.oauthError === "access_denied"
+            ? `The authorization server answered access_denied${error.oauthErrorDescription === undefined ? "" : `: ${error.oauthErrorDescription}`}. Nothing was changed.`
+            : error.message;
+        page = callbackPage(
+          { ok: false, error: error.oauthError ?? error.code, title, detail },
+          openerOrigin,
+        );
+      }
+      reply
+        .code(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("content-security-policy", page.csp)
+        .header("cache-control", "no-store")
+        .header("referrer-policy", "no-referrer");
+      return page.html;
+    },
+  );
+}

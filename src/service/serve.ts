@@ -1,0 +1,69 @@
+import type { FastifyInstance } from "fastify";
+import { Tokenwarden } from "../broker/tokenwarden.js";
+import { applyDeclarative, loadDeclarativeFile } from "../config/declarative.js";
+import type { Settings } from "../config/settings.js";
+import { ApiKeyRing } from "./api-keys.js";
+import { buildServer } from "./server.js";
+
+/**
+ * `tokenwarden serve`: open the store, upsert the declarative file, make sure an API
+ * key exists, listen, and shut down gracefully (refreshes in flight finish).
+ */
+export interface RunningService {
+  url: string;
+  app: FastifyInstance;
+  tw: Tokenwarden;
+  /** Set on a first run: the key to print once. */
+  firstApiKey: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface ServeOptions {
+  /** Pino options, or false to log nothing (tests). */
+  logger?: false | Record<string, unknown>;
+  scheduler?: boolean | { tickMs?: number };
+}
+
+export async function startService(
+  settings: Settings,
+  options: ServeOptions = {},
+): Promise<RunningService> {
+  const tw = await Tokenwarden.open({
+    database: settings.database,
+    ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
+    ...(options.scheduler === undefined ? {} : { scheduler: options.scheduler }),
+  });
+  try {
+    if (settings.config !== undefined)
+      await applyDeclarative(tw, await loadDeclarativeFile(settings.config));
+    const keys = new ApiKeyRing(tw.store, settings.apiKeys);
+    const firstApiKey = await keys.ensureFirstKey(Date.now());
+    const app = await buildServer({
+      tw,
+      keys,
+      publicUrl: settings.publicUrl,
+      logger: options.logger === undefined ? { level: settings.logLevel } : options.logger,
+    });
+    await app.listen({ host: settings.host, port: settings.port });
+    const address = app.server.address();
+    const port = typeof address === "object" && address !== null ? address.port : settings.port;
+    const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host;
+    let closing: Promise<void> | undefined;
+    return {
+      url: `http://${host}:${port}`,
+      app,
+      tw,
+      firstApiKey,
+      close: () => {
+        closing ??= (async () => {
+          await app.close(); // stops accepting, lets requests in flight finish
+          await tw.close(); // stops the scheduler, lets refreshes in flight finish
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await tw.close();
+    throw error;
+  }
+}

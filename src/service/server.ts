@@ -1,0 +1,133 @@
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { Tokenwarden } from "../broker/tokenwarden.js";
+import { TokenwardenError } from "../core/errors.js";
+import { adminPage } from "./admin.js";
+import type { ApiKeyRing } from "./api-keys.js";
+import { errorBody, fromFrameworkError, httpStatusFor, INTERNAL_ERROR_BODY } from "./errors.js";
+import { ServiceMetrics } from "./metrics.js";
+import { registerOperations } from "./operations.js";
+import { registerProxy } from "./proxy.js";
+import { registerRoutes } from "./routes.js";
+
+export interface ServerOptions {
+  tw: Tokenwarden;
+  keys: ApiKeyRing;
+  publicUrl: string;
+  /** A pino logger configuration, or `false` for none. */
+  logger?: FastifyServerOptions["logger"];
+}
+
+/**
+ * Headers and paths that may carry a secret never reach a log line: the API key, the
+ * cookie, and the query string (the OAuth callback's `code`, a proxied call's own
+ * parameters). pino's redaction removes the headers; the request serializer below
+ * logs the path without its query.
+ */
+export const LOG_REDACT_PATHS = [
+  "req.headers.authorization",
+  "req.headers.cookie",
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+];
+
+export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
+  const { tw, keys, publicUrl } = options;
+  const app = Fastify({
+    logger:
+      options.logger === undefined || options.logger === false
+        ? false
+        : {
+            ...(typeof options.logger === "object" ? options.logger : {}),
+            redact: { paths: LOG_REDACT_PATHS, censor: "[redacted]" },
+            serializers: {
+              req: (req: { method: string; url: string; ip?: string }) => ({
+                method: req.method,
+                path: req.url.split("?")[0],
+                remoteAddress: req.ip,
+              }),
+            },
+          },
+    // Large enough for an integration with its certificates; the proxy reads its own.
+    bodyLimit: 1024 * 1024,
+    // Route schemas are validated with zod (route.ts) and only documented here.
+    ajv: { customOptions: { strict: false } },
+  });
+  app.setValidatorCompiler(() => () => true);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Tokenwarden",
+        version: "0.1.0",
+        description:
+          "Keeps OAuth 2.0 access tokens valid for the API calls of integration workflows.",
+      },
+      servers: [{ url: publicUrl }],
+      components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer" } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+
+  const metrics = new ServiceMetrics(tw);
+
+  app.addHook("onRequest", async (request, reply) => {
+    if (!request.url.startsWith("/v1/")) return;
+    const header = request.headers.authorization ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (match === null || !(await keys.verify(match[1] as string))) {
+      reply
+        .code(401)
+        .header("www-authenticate", 'Bearer realm="tokenwarden"')
+        .send(
+          errorBody(
+            new TokenwardenError(
+              "unauthorized",
+              match === null
+                ? "send an API key as Authorization: Bearer <key>"
+                : "this API key is not valid",
+            ),
+          ),
+        );
+    }
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const known =
+      error instanceof TokenwardenError
+        ? error
+        : fromFrameworkError(error as { statusCode?: number; code?: string; message: string });
+    if (known === undefined) {
+      request.log.error({ err: error }, "unexpected failure");
+      return reply.code(500).send(INTERNAL_ERROR_BODY);
+    }
+    if (httpStatusFor(known.code) >= 500) request.log.warn({ code: known.code }, known.message);
+    return reply.code(httpStatusFor(known.code)).send(errorBody(known));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply
+      .code(404)
+      .send(
+        errorBody(
+          new TokenwardenError(
+            "not_found",
+            `no route ${request.method} ${request.url.split("?")[0]}`,
+          ),
+        ),
+      );
+  });
+
+  registerRoutes(app, { tw, publicUrl });
+  registerProxy(app, tw, metrics);
+  registerOperations(app, tw, metrics);
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  app.get("/", { schema: { hide: true } }, async (_request, reply) => {
+    const page = adminPage(publicUrl);
+    reply
+      .header("content-type", "text/html; charset=utf-8")
+      .header("content-security-policy", page.csp);
+    return page.html;
+  });
+  return app;
+}
