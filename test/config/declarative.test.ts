@@ -1,0 +1,137 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Tokenwarden } from "../../src/broker/tokenwarden.js";
+import {
+  applyDeclarative,
+  loadDeclarativeFile,
+  parseDeclarative,
+} from "../../src/config/declarative.js";
+import { resolveSettings } from "../../src/config/settings.js";
+import { startService } from "../../src/service/serve.js";
+import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { caught } from "../helpers.js";
+
+const YAML = `
+integrations:
+  - key: acme
+    grantType: client_credentials
+    tokenUrl: https://auth.acme.example/oauth/token
+    clientId: my-app
+    clientSecret: \${ACME_CLIENT_SECRET}
+    scopes: [orders.read]
+    apiBaseUrl: https://api.acme.example
+connections:
+  - id: acme-prod
+    integration: acme
+    environment: prod
+`;
+
+let dir: string;
+let db: TestDatabase;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "tokenwarden-config-"));
+  db = await sqliteDatabase();
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+  await db.drop();
+});
+
+describe("the declarative file", () => {
+  it("reads YAML with ${ENV_VAR} secrets, and JSON", async () => {
+    const config = parseDeclarative(YAML, "tokenwarden.yaml", { ACME_CLIENT_SECRET: "from-env" });
+    expect(config.integrations[0]).toMatchObject({
+      key: "acme",
+      clientSecret: "from-env",
+      scopes: ["orders.read"],
+    });
+    expect(config.connections).toEqual([
+      { id: "acme-prod", integration: "acme", environment: "prod" },
+    ]);
+    const path = join(dir, "tw.json");
+    await writeFile(
+      path,
+      JSON.stringify({ integrations: [], connections: [{ id: "x", integration: "y" }] }),
+    );
+    expect((await loadDeclarativeFile(path)).connections).toHaveLength(1);
+  });
+
+  it("names a missing variable and an unknown field", () => {
+    expect(() => parseDeclarative(YAML, "tokenwarden.yaml", {})).toThrow(
+      "integrations[0].clientSecret: uses ${ACME_CLIENT_SECRET}, which is not set in the environment",
+    );
+    expect(() => parseDeclarative("integration: []", "tokenwarden.yaml", {})).toThrow(
+      "integration: unknown field in tokenwarden.yaml",
+    );
+    expect(() => parseDeclarative("integrations: [{", "tokenwarden.yaml", {})).toThrow(
+      /cannot be read/,
+    );
+  });
+
+  it("validates everything before writing anything", async () => {
+    const tw = await Tokenwarden.open({
+      database: db.url,
+      secretKey: TEST_SECRET_KEY,
+      scheduler: false,
+    });
+    try {
+      const config = parseDeclarative(YAML, "tokenwarden.yaml", { ACME_CLIENT_SECRET: "s" });
+      const bad = {
+        ...config,
+        connections: [...config.connections, { id: "bad", integration: "acme", colour: "red" }],
+      };
+      const e = await caught(() => applyDeclarative(tw, bad));
+      expect(e.message).toBe("connections[1].colour: unknown field");
+      expect(await tw.listIntegrations()).toEqual([]);
+      expect(await applyDeclarative(tw, config)).toEqual({ integrations: 1, connections: 1 });
+      expect((await tw.getConnection("acme-prod")).environment).toBe("prod");
+      expect((await tw.getIntegration("acme")).clientSecret).toEqual({ set: true });
+    } finally {
+      await tw.close();
+    }
+  });
+
+  it("stops serve from starting, naming the problem", async () => {
+    const path = join(dir, "tokenwarden.yaml");
+    await writeFile(path, YAML);
+    const settings = resolveSettings(
+      { database: db.url, port: 0, config: path },
+      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY },
+    );
+    const e = await caught(() => startService(settings, { logger: false, scheduler: false }));
+    expect(e).toMatchObject({ code: "invalid_config" });
+    expect(e.message).toContain("${ACME_CLIENT_SECRET}");
+  });
+});
+
+describe("settings", () => {
+  it("takes flags over variables over defaults, and checks them", () => {
+    const env = {
+      TOKENWARDEN_PORT: "9000",
+      TOKENWARDEN_HOST: "0.0.0.0",
+      TOKENWARDEN_API_KEYS: "a, b,,",
+    };
+    expect(resolveSettings({}, {})).toMatchObject({
+      database: "sqlite:./data/tokenwarden.db",
+      host: "127.0.0.1",
+      port: 4180,
+      publicUrl: "http://127.0.0.1:4180",
+      logLevel: "info",
+      apiKeys: [],
+    });
+    expect(resolveSettings({ port: "8000" }, env)).toMatchObject({
+      port: 8000,
+      host: "0.0.0.0",
+      publicUrl: "http://0.0.0.0:8000",
+      apiKeys: ["a", "b"],
+    });
+    expect(resolveSettings({ publicUrl: "https://tokens.example.com/" }, {}).publicUrl).toBe(
+      "https://tokens.example.com",
+    );
+    expect(() => resolveSettings({ port: "http" }, {})).toThrow("port: must be a TCP port number");
+    expect(() => resolveSettings({ publicUrl: "tokens.example.com" }, {})).toThrow(/^publicUrl:/);
+    expect(() => resolveSettings({ logLevel: "loud" }, {})).toThrow(/^logLevel:/);
+  });
+});
