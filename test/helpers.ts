@@ -33,3 +33,7 @@ export async function caught(fn: () => Promise<unknown>): Promise<Error & Record
   }
   throw new Error("expected a rejection");
 }
+
+/** JSON read back from the service in tests, navigated freely (assertions do the checking). */
+// biome-ignore lint/suspicious/noExplicitAny: test responses are read loosely on purpose
+export type LooseJson = any;

@@ -12,6 +12,7 @@ import {
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
 import { freePort } from "../fixtures/ports.js";
+import type { LooseJson } from "../helpers.js";
 
 /** Two `serve` processes' worth of service on one PostgreSQL database. */
 const API_KEY = "cluster-api-key-0123456789";
@@ -38,11 +39,10 @@ async function call(service: RunningService, method: string, path: string, body?
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.body.text();
-  // biome-ignore lint/suspicious/noExplicitAny: test responses are read loosely
   return {
     status: res.statusCode,
     headers: res.headers,
-    json: (text === "" ? undefined : JSON.parse(text)) as any,
+    json: (text === "" ? undefined : JSON.parse(text)) as LooseJson,
   };
 }
 

@@ -13,6 +13,7 @@ import {
 } from "../fixtures/oidc-provider.js";
 import { freePort } from "../fixtures/ports.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
+import type { LooseJson } from "../helpers.js";
 
 const API_KEY = "test-api-key-0123456789";
 let op: OidcFixture;
@@ -52,8 +53,7 @@ interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
-  // biome-ignore lint/suspicious/noExplicitAny: test responses are read loosely
-  json: any;
+  json: LooseJson;
 }
 
 async function call(
