@@ -72,6 +72,17 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
 
   const metrics = new ServiceMetrics(tw);
 
+  // A graceful close waits for requests in flight; their keep-alive connections must
+  // then end with them, or the close would wait for the clients to hang up.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+    app.server.closeIdleConnections();
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    if (closing) reply.header("connection", "close");
+  });
+
   app.addHook("onRequest", async (request, reply) => {
     if (!request.url.startsWith("/v1/")) return;
     const header = request.headers.authorization ?? "";
