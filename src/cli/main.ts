@@ -2,17 +2,23 @@
 /**
  * The `tokenwarden` command: a thin adapter over the broker and the service. Each
  * command parses its flags (commander), calls one library function and prints the
- * result; failures print `error <code>: <message>` and exit non-zero.
+ * result; a failure prints `error <code>: <message>` on stderr and exits 1.
  */
-import { Command, Option } from "commander";
-import { resolveSettings, type SettingFlags } from "../config/settings.js";
+import { Command, CommanderError, Option } from "commander";
 import { isTokenwardenError } from "../core/errors.js";
-import { startService } from "../service/serve.js";
+import { registerApiKeyCommands } from "./commands/apikey.js";
+import { registerAuthorizeCommand } from "./commands/authorize.js";
+import { registerConnectionCommands } from "./commands/connection.js";
+import { registerIntegrationCommands } from "./commands/integration.js";
+import { registerServeCommand } from "./commands/serve.js";
+import { registerTokenCommands } from "./commands/tokens.js";
 
 const VERSION = "0.1.0";
 
-function settingOptions(command: Command): Command {
-  return command
+export function buildProgram(): Command {
+  const program = new Command("tokenwarden")
+    .description("Keeps OAuth 2.0 access tokens valid for the API calls of integration workflows.")
+    .version(VERSION)
     .addOption(
       new Option(
         "--database <url>",
@@ -20,93 +26,63 @@ function settingOptions(command: Command): Command {
       ),
     )
     .addOption(
-      new Option("--config <file>", "tokenwarden.yaml to upsert first [env TOKENWARDEN_CONFIG]"),
-    )
-    .addOption(
       new Option(
-        "--log-level <level>",
-        "fatal|error|warn|info|debug|trace|silent [env TOKENWARDEN_LOG_LEVEL]",
+        "--config <file>",
+        "tokenwarden.yaml to upsert before the command [env TOKENWARDEN_CONFIG]",
       ),
-    );
-}
-
-export function buildProgram(): Command {
-  const program = new Command("tokenwarden")
-    .description("Keeps OAuth 2.0 access tokens valid for the API calls of integration workflows.")
-    .version(VERSION)
-    .showHelpAfterError()
-    .configureOutput({ outputError: (text, write) => write(text) });
-
-  settingOptions(
-    program
-      .command("serve")
-      .description("run the service: REST API, OAuth redirect, proxy, admin page and scheduler")
-      .addOption(
-        new Option("--host <host>", "address to listen on [env TOKENWARDEN_HOST]").default(
-          undefined,
-          "127.0.0.1",
-        ),
-      )
-      .addOption(
-        new Option("--port <port>", "port to listen on [env TOKENWARDEN_PORT]").default(
-          undefined,
-          "4180",
-        ),
-      )
-      .addOption(
-        new Option(
-          "--public-url <url>",
-          "base of the redirect URL <public-url>/oauth/callback [env TOKENWARDEN_PUBLIC_URL]",
-        ),
-      )
-      .addHelpText(
-        "after",
-        `
+    )
+    .option("--json", "machine-readable output")
+    .exitOverride()
+    .configureOutput({
+      // Usage errors in the same shape as every other failure.
+      outputError: (text, write) =>
+        write(`error invalid_config: ${text.replace(/^error: /, "").trimEnd()}\n`),
+    })
+    .addHelpText(
+      "after",
+      `
 Examples:
+  $ tokenwarden integration add acme --grant-type client_credentials \\
+      --token-url https://auth.acme.example/oauth/token --client-id my-app
+  $ tokenwarden connection add acme-prod --integration acme --environment prod
+  $ curl -H "Authorization: Bearer $(tokenwarden token acme-prod)" https://api.acme.example/v1/orders
   $ tokenwarden serve
-  $ tokenwarden serve --port 8080 --public-url https://tokens.example.com
-  $ TOKENWARDEN_SECRET_KEY=$(openssl rand -base64 32) tokenwarden serve --database postgres://localhost/tokenwarden
 
-On the first start with no API key at all, one is created and printed once.`,
-      ),
-  ).action(async (flags: SettingFlags) => {
-    const settings = resolveSettings(flags);
-    const service = await startService(settings);
-    const lines = [
-      `Tokenwarden listening on ${service.url} (database ${settings.database})`,
-      `Admin page:   ${settings.publicUrl}/`,
-      `Redirect URL: ${settings.publicUrl}/oauth/callback`,
-    ];
-    if (service.firstApiKey !== undefined) {
-      lines.push(
-        "",
-        "First run: an API key was created. It is shown only now; keep it somewhere safe:",
-        "",
-        `  ${service.firstApiKey}`,
-        "",
-        `Use it as "Authorization: Bearer <key>" for ${settings.publicUrl}/v1/....`,
-      );
-    }
-    process.stderr.write(`${lines.join("\n")}\n`);
-    const stop = () => {
-      process.stderr.write("Shutting down: letting refreshes in flight finish...\n");
-      service.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
-
+The master key is TOKENWARDEN_SECRET_KEY (32 bytes, base64), or for SQLite a key file
+beside the database. Exit status: 0 on success, 1 with "error <code>: <message>".`,
+    );
+  registerServeCommand(program);
+  registerIntegrationCommands(program);
+  registerConnectionCommands(program);
+  registerTokenCommands(program);
+  registerAuthorizeCommand(program);
+  registerApiKeyCommands(program);
   return program;
 }
+
+// `tokenwarden token x | head -c 10` closes the pipe early: that is not a failure.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+});
 
 buildProgram()
   .parseAsync(process.argv)
   .catch((error: unknown) => {
-    const code = isTokenwardenError(error) ? error.code : "internal_error";
-    const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`error ${code}: ${message}\n`);
+    if (error instanceof CommanderError) {
+      // commander has printed its own message (usage errors) or the help/version.
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (isTokenwardenError(error)) {
+      const more = (error.issues ?? []).slice(1).map((i) => `\n  ${i.field}: ${i.message}`);
+      const first =
+        more.length === 0 ? error.message : error.message.replace(/ \(and \d+ more\)$/, "");
+      process.stderr.write(`error ${error.code}: ${first}${more.join("")}\n`);
+    } else {
+      process.stderr.write(
+        `error internal_error: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
+    }
     process.exitCode = 1;
   });

@@ -1,0 +1,31 @@
+import { Tokenwarden } from "../broker/tokenwarden.js";
+import { applyDeclarative, loadDeclarativeFile } from "../config/declarative.js";
+import { resolveSettings, type SettingFlags, type Settings } from "../config/settings.js";
+
+/** Flags every command takes. */
+export interface GlobalFlags extends SettingFlags {
+  json?: boolean;
+}
+
+/**
+ * Opens the configured store (the same database the service uses) without the
+ * scheduler, upserts `--config` first, runs one command, closes.
+ */
+export async function withTokenwarden<T>(
+  flags: GlobalFlags,
+  run: (tw: Tokenwarden, settings: Settings) => Promise<T>,
+): Promise<T> {
+  const settings = resolveSettings(flags);
+  const tw = await Tokenwarden.open({
+    database: settings.database,
+    ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
+    scheduler: false,
+  });
+  try {
+    if (settings.config !== undefined)
+      await applyDeclarative(tw, await loadDeclarativeFile(settings.config));
+    return await run(tw, settings);
+  } finally {
+    await tw.close();
+  }
+}
