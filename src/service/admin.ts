@@ -1,38 +1,49 @@
-import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { FastifyInstance } from "fastify";
 import { escapeHtml } from "./pages.js";
 
 /**
- * `GET /`: for now a short status page pointing at the API; the admin page (forms,
- * Authorize popup, live status) replaces it.
+ * The admin page (`GET /`): three static files, no framework, no external font or
+ * CDN, so it works offline. The page holds no logic of its own beyond presentation:
+ * it calls the same `/v1` API as any client, with the API key kept in sessionStorage.
+ * The files sit in `public/admin/`, two levels up from this module in `src/` and
+ * `dist/` alike.
  */
-export function adminPage(publicUrl: string): { html: string; csp: string } {
-  const nonce = randomBytes(16).toString("base64");
-  const html = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Tokenwarden</title>
-<style nonce="${nonce}">
-  body { font: 16px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 44rem; padding: 0 1rem; color: #1b1f24; }
-  code { background: #f0f2f4; padding: .1rem .3rem; border-radius: 4px; }
-</style>
-</head>
-<body>
-<main>
-  <h1>Tokenwarden is running</h1>
-  <p>The REST API is under <code>${escapeHtml(publicUrl)}/v1</code>, described in
-     <a href="/openapi.json">/openapi.json</a>. Send the API key printed at first start as
-     <code>Authorization: Bearer &lt;key&gt;</code>.</p>
-  <p>The redirect URL to register with your authorization servers is
-     <code>${escapeHtml(publicUrl)}/oauth/callback</code>.</p>
-  <p>Health: <a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a>.</p>
-</main>
-</body>
-</html>
-`;
-  return {
-    html,
-    csp: `default-src 'none'; style-src 'nonce-${nonce}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+const ASSETS = new URL("../../public/admin/", import.meta.url);
+
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+export function registerAdminPage(app: FastifyInstance, publicUrl: string): void {
+  const read = (name: string) => readFileSync(new URL(name, ASSETS), "utf8");
+  const index = read("index.html").replaceAll(
+    "{{redirectUri}}",
+    escapeHtml(`${publicUrl}/oauth/callback`),
+  );
+  const files: Record<string, { body: string; type: string }> = {
+    "/admin/app.js": { body: read("app.js"), type: "text/javascript; charset=utf-8" },
+    "/admin/app.css": { body: read("app.css"), type: "text/css; charset=utf-8" },
   };
+  app.get("/", { schema: { hide: true } }, async (_request, reply) => {
+    reply
+      .header("content-type", "text/html; charset=utf-8")
+      .header("content-security-policy", CSP)
+      .header("x-content-type-options", "nosniff")
+      .header("referrer-policy", "no-referrer");
+    return index;
+  });
+  for (const [path, file] of Object.entries(files)) {
+    app.get(path, { schema: { hide: true } }, async (_request, reply) => {
+      reply.header("content-type", file.type).header("x-content-type-options", "nosniff");
+      return file.body;
+    });
+  }
 }

@@ -27,6 +27,7 @@ export function callbackPage(
     connectionId: outcome.connectionId ?? null,
     status: outcome.status ?? null,
     error: outcome.error ?? null,
+    title: outcome.title,
   };
   const html = `<!doctype html>
 <html lang="en">

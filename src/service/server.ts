@@ -2,7 +2,7 @@ import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { TokenwardenError } from "../core/errors.js";
-import { adminPage } from "./admin.js";
+import { registerAdminPage } from "./admin.js";
 import type { ApiKeyRing } from "./api-keys.js";
 import { errorBody, fromFrameworkError, httpStatusFor, INTERNAL_ERROR_BODY } from "./errors.js";
 import { ServiceMetrics } from "./metrics.js";
@@ -133,12 +133,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerProxy(app, tw, metrics);
   registerOperations(app, tw, metrics);
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
-  app.get("/", { schema: { hide: true } }, async (_request, reply) => {
-    const page = adminPage(publicUrl);
-    reply
-      .header("content-type", "text/html; charset=utf-8")
-      .header("content-security-policy", page.csp);
-    return page.html;
-  });
+  registerAdminPage(app, publicUrl);
   return app;
 }
