@@ -39,7 +39,7 @@ export function apiUrl(
   path: string,
 ): URL {
   let url: URL;
-  if (isHttpUrl(path)) {
+  if ((path.startsWith("http://") || path.startsWith("https://")) && isHttpUrl(path)) {
     url = new URL(path);
   } else {
     if (config.apiBaseUrl === undefined)

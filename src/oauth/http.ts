@@ -31,12 +31,24 @@ export interface HttpResponse {
 }
 
 const dispatchers = new Map<string, Dispatcher>();
+/** The same settings object (one connection's resolved integration) finds its pool at once. */
+const bySettings = new WeakMap<object, { dispatcher: Dispatcher; generation: number }>();
+/** Bumped by closeDispatchers, so no one is handed a closed pool. */
+let generation = 0;
 
 /**
  * Connection pools are reused per TLS and proxy setting: a new pool per request would
  * pay a TCP and TLS handshake on every token request.
  */
 export function dispatcherFor(settings: Pick<TransportSettings, "tls" | "proxyUrl">): Dispatcher {
+  const known = bySettings.get(settings);
+  if (known !== undefined && known.generation === generation) return known.dispatcher;
+  const dispatcher = pooledDispatcher(settings);
+  bySettings.set(settings, { dispatcher, generation });
+  return dispatcher;
+}
+
+function pooledDispatcher(settings: Pick<TransportSettings, "tls" | "proxyUrl">): Dispatcher {
   const key = createHash("sha256")
     .update(JSON.stringify([settings.tls, settings.proxyUrl ?? null]))
     .digest("base64url");
@@ -61,6 +73,7 @@ export function dispatcherFor(settings: Pick<TransportSettings, "tls" | "proxyUr
 export async function closeDispatchers(): Promise<void> {
   const all = [...dispatchers.values()];
   dispatchers.clear();
+  generation++;
   await Promise.all(all.map((d) => d.close()));
 }
 

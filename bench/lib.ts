@@ -1,0 +1,160 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { request } from "undici";
+
+/** Helpers shared by the benchmarks: child processes, the load generator, HTTP. */
+export const ROOT = resolve(import.meta.dirname, "..");
+export const CLI = join(ROOT, "dist/cli/main.js");
+export const API_KEY = `bench-${randomBytes(12).toString("hex")}`;
+export const SECRET_KEY = randomBytes(32).toString("base64");
+
+const children = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+export interface Started {
+  child: ChildProcess;
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `node <args>` and waits for a line matching `ready` (which names the port). */
+export async function startProcess(
+  args: string[],
+  env: Record<string, string> = {},
+  ready = /listening (\d+)/,
+): Promise<Started> {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  let output = "";
+  const port = await new Promise<number>((resolvePort, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no start after 60 s: ${output.slice(-2000)}`)),
+      60_000,
+    );
+    const onLine = (line: string) => {
+      output += `${line}\n`;
+      const match = ready.exec(line);
+      if (match?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolvePort(Number(match[1]));
+      }
+    };
+    createInterface({ input: child.stdout! }).on("line", onLine);
+    createInterface({ input: child.stderr! }).on("line", onLine);
+    child.on("exit", (code) => reject(new Error(`exited ${code}: ${output.slice(-2000)}`)));
+  });
+  return {
+    child,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null) return done();
+        child.once("exit", () => {
+          children.delete(child);
+          done();
+        });
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+      }),
+  };
+}
+
+export function startServer(mode: string, ...args: string[]): Promise<Started> {
+  return startProcess(["bench/servers.mjs", mode, "0", ...args]);
+}
+
+/** `tokenwarden serve` from the build, quiet, on the given database. */
+export async function startTokenwarden(
+  database: string,
+  extraEnv: Record<string, string> = {},
+): Promise<Started> {
+  return startProcess(
+    [CLI, "serve", "--port", "0", "--log-level", "warn", "--database", database],
+    { TOKENWARDEN_API_KEYS: API_KEY, TOKENWARDEN_SECRET_KEY: SECRET_KEY, ...extraEnv },
+    /Tokenwarden listening on http:\/\/127\.0\.0\.1:(\d+)/,
+  );
+}
+
+export async function tempSqlite(name: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `tokenwarden-bench-${name}-`));
+  return `sqlite:${join(dir, "tokenwarden.db")}`;
+}
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  statuses: Record<string, number>;
+}
+
+export interface LoadOptions {
+  url: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  connections?: number;
+  durationMs?: number;
+  requests?: number;
+  burst?: boolean;
+  startAt?: number;
+}
+
+/** Runs bench/load.mjs in its own process and returns what it measured. */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const child = spawn(process.execPath, ["bench/load.mjs", JSON.stringify(options)], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.add(child);
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  await new Promise((done) => child.on("exit", done));
+  children.delete(child);
+  return JSON.parse(out.trim().split("\n").at(-1) ?? "{}") as LoadResult;
+}
+
+export async function api(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  const res = await request(`${base}${path}`, {
+    method: method as "GET",
+    headers: {
+      authorization: `Bearer ${API_KEY}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? null : JSON.stringify(body),
+  });
+  const text = await res.body.text();
+  if (res.statusCode >= 400) throw new Error(`${method} ${path}: ${res.statusCode} ${text}`);
+  return text === "" ? undefined : JSON.parse(text);
+}
+
+export async function tokensIssued(tokenServer: Started): Promise<number> {
+  const res = await request(`${tokenServer.url}/count`);
+  return ((await res.body.json()) as { issued: number }).issued;
+}
+
+export const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+export const ms = (n: number) => `${n.toFixed(2)} ms`;

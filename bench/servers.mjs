@@ -1,0 +1,97 @@
+// Baseline and peer servers for the benchmarks, each in its own process:
+//   node bench/servers.mjs token-server <port> [expiresIn] [delayMs]  a client credentials token endpoint
+//   node bench/servers.mjs bare-json <port> <body>                     node:http answering a fixed JSON body
+//   node bench/servers.mjs api <port>                                  the "API" behind the proxies
+//   node bench/servers.mjs bare-proxy <port> <target origin> <token>   an undici pass-through proxy
+// Each prints "listening <port>" when ready. Plain JS: nothing is compiled on the measured path.
+import { createServer } from "node:http";
+import { Agent, request } from "undici";
+
+const [mode, portArg, ...rest] = process.argv.slice(2);
+const port = Number(portArg);
+let server;
+
+if (mode === "token-server") {
+  const expiresIn = Number(rest[0] ?? 3600);
+  const delayMs = Number(rest[1] ?? 0);
+  let issued = 0;
+  server = createServer((req, res) => {
+    if (req.url === "/count") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ issued }));
+      return;
+    }
+    req.resume();
+    req.on("end", () => {
+      issued++;
+      const body = JSON.stringify({
+        access_token: `tok-${issued}-${process.hrtime.bigint()}`,
+        token_type: "Bearer",
+        expires_in: expiresIn,
+      });
+      const send = () => {
+        res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+        res.end(body);
+      };
+      if (delayMs > 0) setTimeout(send, delayMs);
+      else send();
+    });
+  });
+} else if (mode === "bare-json") {
+  const body = rest[0] ?? "{}";
+  server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, {
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-store",
+    });
+    res.end(body);
+  });
+} else if (mode === "api") {
+  const body = JSON.stringify({
+    orders: [
+      { id: 1, qty: 2 },
+      { id: 2, qty: 1 },
+    ],
+  });
+  server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      if (!req.headers.authorization?.startsWith("Bearer ")) {
+        res.writeHead(401).end();
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(body);
+    });
+  });
+} else if (mode === "bare-proxy") {
+  const [target, token] = rest;
+  const dispatcher = new Agent({ connections: 256 });
+  server = createServer(async (req, res) => {
+    try {
+      const headers = { ...req.headers, authorization: `Bearer ${token}` };
+      delete headers.host;
+      delete headers.connection;
+      const upstream = await request(`${target}${req.url}`, {
+        method: req.method,
+        headers,
+        body: req.method === "GET" || req.method === "HEAD" ? null : req,
+        dispatcher,
+      });
+      res.writeHead(upstream.statusCode, upstream.headers);
+      upstream.body.pipe(res);
+    } catch (error) {
+      res.writeHead(502).end(String(error));
+    }
+  });
+} else {
+  console.error(`unknown mode ${mode}`);
+  process.exit(2);
+}
+
+server.keepAliveTimeout = 60_000;
+server.listen(port, "127.0.0.1", () => {
+  process.stdout.write(`listening ${server.address().port}\n`);
+});
+process.on("SIGTERM", () => server.close(() => process.exit(0)));
