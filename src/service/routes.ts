@@ -33,6 +33,61 @@ const eventsQuery = z.strictObject({
   before: z.coerce.number().int().positive().optional(),
 });
 
+/** GET, PUT (201 when it creates, 200 when it replaces) and DELETE of one resource. */
+function registerResource(
+  app: FastifyInstance,
+  spec: {
+    path: string;
+    idField: "key" | "id";
+    noun: string;
+    params: typeof keyParams | typeof idParams;
+    documentedBody: z.ZodType;
+    exists: (id: string) => Promise<boolean>;
+    get: (id: string) => Promise<unknown>;
+    put: (body: unknown) => Promise<unknown>;
+    remove: (id: string) => Promise<void>;
+    deleteSummary: string;
+  },
+): void {
+  const tags = [`${spec.noun}s`];
+  const idOf = (params: Record<string, string>) => params[spec.idField] as string;
+  defineRoute(app, {
+    method: "GET",
+    url: spec.path,
+    summary: `Show a ${spec.noun} (secrets only as { set })`,
+    tags,
+    params: spec.params,
+    handler: async ({ params }) => spec.get(idOf(params)),
+  });
+  defineRoute(app, {
+    method: "PUT",
+    url: spec.path,
+    summary: `Create or replace a ${spec.noun}; a secret left out is kept, null removes it`,
+    tags,
+    params: spec.params,
+    documentedBody: spec.documentedBody,
+    responses: { 200: "Replaced", 201: "Created", 400: "Invalid, with the field named" },
+    handler: async ({ params }, request, reply) => {
+      const id = idOf(params);
+      const existed = await spec.exists(id);
+      const view = await spec.put(withPathId(request.body, spec.idField, id));
+      reply.code(existed ? 200 : 201);
+      return view;
+    },
+  });
+  defineRoute(app, {
+    method: "DELETE",
+    url: spec.path,
+    summary: spec.deleteSummary,
+    tags,
+    params: spec.params,
+    handler: async ({ params }, _request, reply) => {
+      await spec.remove(idOf(params));
+      reply.code(204);
+    },
+  });
+}
+
 /** The body's key/id must match the path's, or be left out. */
 function withPathId(body: unknown, field: "key" | "id", value: string): unknown {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
@@ -56,39 +111,17 @@ export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteCon
     tags: ["integrations"],
     handler: async () => ({ integrations: await tw.listIntegrations() }),
   });
-  defineRoute(app, {
-    method: "GET",
-    url: "/v1/integrations/:key",
-    summary: "Show an integration (secrets only as { set })",
-    tags: ["integrations"],
-    params: keyParams,
-    handler: async ({ params }) => tw.getIntegration(params.key),
-  });
-  defineRoute(app, {
-    method: "PUT",
-    url: "/v1/integrations/:key",
-    summary: "Create or replace an integration; a secret left out is kept, null removes it",
-    tags: ["integrations"],
+  registerResource(app, {
+    path: "/v1/integrations/:key",
+    idField: "key",
+    noun: "integration",
     params: keyParams,
     documentedBody: integrationSchema,
-    responses: { 200: "Replaced", 201: "Created", 400: "Invalid, with the field named" },
-    handler: async ({ params }, request, reply) => {
-      const existed = await tw.store.getIntegration(params.key);
-      const view = await tw.putIntegration(withPathId(request.body, "key", params.key));
-      reply.code(existed === undefined ? 201 : 200);
-      return view;
-    },
-  });
-  defineRoute(app, {
-    method: "DELETE",
-    url: "/v1/integrations/:key",
-    summary: "Delete an integration that no connection uses",
-    tags: ["integrations"],
-    params: keyParams,
-    handler: async ({ params }, _request, reply) => {
-      await tw.deleteIntegration(params.key);
-      reply.code(204);
-    },
+    exists: async (key) => (await tw.store.getIntegration(key)) !== undefined,
+    get: (key) => tw.getIntegration(key),
+    put: (body) => tw.putIntegration(body),
+    remove: (key) => tw.deleteIntegration(key),
+    deleteSummary: "Delete an integration that no connection uses",
   });
 
   // Connections -------------------------------------------------------------------
@@ -106,39 +139,17 @@ export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteCon
       }),
     }),
   });
-  defineRoute(app, {
-    method: "GET",
-    url: "/v1/connections/:id",
-    summary: "Show a connection and its state",
-    tags: ["connections"],
-    params: idParams,
-    handler: async ({ params }) => tw.getConnection(params.id),
-  });
-  defineRoute(app, {
-    method: "PUT",
-    url: "/v1/connections/:id",
-    summary: "Create or replace a connection; a secret left out is kept, null removes it",
-    tags: ["connections"],
+  registerResource(app, {
+    path: "/v1/connections/:id",
+    idField: "id",
+    noun: "connection",
     params: idParams,
     documentedBody: connectionSchema,
-    responses: { 200: "Replaced", 201: "Created", 400: "Invalid, with the field named" },
-    handler: async ({ params }, request, reply) => {
-      const existed = await tw.store.getConnection(params.id);
-      const view = await tw.putConnection(withPathId(request.body, "id", params.id));
-      reply.code(existed === undefined ? 201 : 200);
-      return view;
-    },
-  });
-  defineRoute(app, {
-    method: "DELETE",
-    url: "/v1/connections/:id",
-    summary: "Delete a connection (its tokens are forgotten, not revoked)",
-    tags: ["connections"],
-    params: idParams,
-    handler: async ({ params }, _request, reply) => {
-      await tw.deleteConnection(params.id);
-      reply.code(204);
-    },
+    exists: async (id) => (await tw.store.getConnection(id)) !== undefined,
+    get: (id) => tw.getConnection(id),
+    put: (body) => tw.putConnection(body),
+    remove: (id) => tw.deleteConnection(id),
+    deleteSummary: "Delete a connection (its tokens are forgotten, not revoked)",
   });
 
   // Tokens ------------------------------------------------------------------------

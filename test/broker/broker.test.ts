@@ -53,6 +53,18 @@ function oidcIntegration(overrides: Record<string, unknown> = {}) {
   };
 }
 
+/** oauth2-server does not form-decode Basic credentials: body authentication suits it. */
+function passwordIntegration(key: string) {
+  return {
+    key,
+    grantType: "password",
+    tokenUrl: pw.tokenUrl,
+    clientId: "pw-app",
+    clientSecret: "pw-secret-value",
+    clientAuth: "body",
+  };
+}
+
 /** Authorizes a connection through the broker and oidc-provider's own pages. */
 async function authorize(tw: Tokenwarden, id: string) {
   const { url } = await tw.startAuthorization(id, { redirectUri: DEFAULT_REDIRECT_URI });
@@ -267,14 +279,7 @@ describe.each(DRIVERS)("broker on $name", ({ create }) => {
   it("the password grant is granted again when its refresh token is gone", async () => {
     const clock = new ManualClock(Date.now());
     const tw = await openTw({ clock });
-    await tw.putIntegration({
-      key: "pw",
-      grantType: "password",
-      tokenUrl: pw.tokenUrl,
-      clientId: "pw-app",
-      clientSecret: "pw-secret-value",
-      clientAuth: "body",
-    });
+    await tw.putIntegration(passwordIntegration("pw"));
     await tw.putConnection({
       id: "pw-1",
       integration: "pw",
@@ -384,14 +389,7 @@ describe.each(DRIVERS)("broker on $name", ({ create }) => {
     const tw = await openTw();
     const events: TokenEvent[] = [];
     tw.on("event", (e) => events.push(e));
-    await tw.putIntegration({
-      key: "sec",
-      grantType: "password",
-      tokenUrl: pw.tokenUrl,
-      clientId: "pw-app",
-      clientSecret: "pw-secret-value",
-      clientAuth: "body",
-    });
+    await tw.putIntegration(passwordIntegration("sec"));
     await tw.putConnection({
       id: "sec-1",
       integration: "sec",

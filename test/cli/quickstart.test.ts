@@ -1,9 +1,8 @@
-import { spawn } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { CLI } from "../fixtures/cli.js";
+import { CLI, runProcess } from "../fixtures/cli.js";
 import { TEST_SECRET_KEY } from "../fixtures/databases.js";
 import {
   BASIC_CLIENT_ID,
@@ -50,33 +49,20 @@ it("the README's quick start works as written", async () => {
     `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`,
   );
   await chmod(join(bin, "tokenwarden"), 0o755);
-  const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve) => {
-      const child = spawn("bash", ["-euo", "pipefail", "-c", script], {
-        cwd: dir,
-        env: {
-          PATH: `${bin}:${process.env.PATH ?? ""}`,
-          HOME: dir,
-          TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
-          TOKEN_URL: op.tokenUrl,
-          REVOCATION_URL: op.revocationUrl,
-          CLIENT_ID: BASIC_CLIENT_ID,
-          CLIENT_SECRET: BASIC_CLIENT_SECRET,
-          API_URL: api.url("/api"),
-        },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (c: Buffer) => {
-        stdout += c.toString();
-      });
-      child.stderr.on("data", (c: Buffer) => {
-        stderr += c.toString();
-      });
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
+  // --norc: with stdin on a socket, bash would read the system bashrc as if run by rshd.
+  const result = await runProcess("bash", ["--norc", "-euo", "pipefail", "-c", script], {
+    cwd: dir,
+    env: {
+      PATH: `${bin}:${process.env.PATH ?? ""}`,
+      HOME: dir,
+      TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
+      TOKEN_URL: op.tokenUrl,
+      REVOCATION_URL: op.revocationUrl,
+      CLIENT_ID: BASIC_CLIENT_ID,
+      CLIENT_SECRET: BASIC_CLIENT_SECRET,
+      API_URL: api.url("/api"),
     },
-  );
+  });
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
   const lines = result.stdout.split("\n");
