@@ -5,9 +5,9 @@ import { join } from "node:path";
 import * as oidc from "openid-client";
 import { ClientCredentials } from "simple-oauth2";
 import { Bench } from "tinybench";
-import { parseConnection, parseIntegration, resolveIntegration } from "../dist/core/index.js";
-import { Tokenwarden } from "../dist/index.js";
-import { requestClientCredentialsGrant } from "../dist/oauth/index.js";
+import { parseConnection, parseIntegration, resolveIntegration } from "../src/core/index.js";
+import { Tokenwarden } from "../src/index.js";
+import { requestClientCredentialsGrant } from "../src/oauth/index.js";
 import { fmt, startServer } from "./lib.js";
 
 /**

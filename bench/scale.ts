@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { request } from "undici";
-import { openStore, parseMasterKey, Sealer } from "../dist/index.js";
+import { openStore, parseMasterKey, Sealer } from "../src/index.js";
 import {
   api,
   fmt,
@@ -131,7 +131,7 @@ async function seed(
 ): Promise<void> {
   // Opening the store creates the schema; the integration goes in through the API of the library.
   const store = await openStore({ database, secretKey: SECRET_KEY });
-  const { parseIntegration } = await import("../dist/core/index.js");
+  const { parseIntegration } = await import("../src/core/index.js");
   await store.putIntegration(
     parseIntegration({
       key: "scale",
