@@ -158,3 +158,52 @@ export async function tokensIssued(tokenServer: Started): Promise<number> {
 export const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 export const ms = (n: number) => `${n.toFixed(2)} ms`;
+
+/**
+ * A token endpoint and a Tokenwarden service on a fresh SQLite file, with one client
+ * credentials connection `bench-1` (integration fields may be added).
+ */
+export async function startWithConnection(
+  name: string,
+  integration: Record<string, unknown> = {},
+): Promise<{ as: Started; tw: Started; stop(): Promise<void> }> {
+  const as = await startServer("token-server", "3600");
+  const tw = await startTokenwarden(await tempSqlite(name));
+  await api(tw.url, "PUT", "/v1/integrations/bench", {
+    grantType: "client_credentials",
+    tokenUrl: `${as.url}/token`,
+    clientId: "bench",
+    clientSecret: "bench-secret",
+    ...integration,
+  });
+  await api(tw.url, "PUT", "/v1/connections/bench-1", { integration: "bench" });
+  return {
+    as,
+    tw,
+    stop: async () => {
+      await tw.stop();
+      await as.stop();
+    },
+  };
+}
+
+/**
+ * Measures a baseline and a candidate in alternation, `rounds` times, and returns the
+ * round with the median ratio: on a shared 2-core machine one pair of runs can be
+ * off by a quarter either way; alternating and taking the median steadies the ratio.
+ */
+export async function alternate(
+  rounds: number,
+  baseline: () => Promise<LoadResult>,
+  candidate: () => Promise<LoadResult>,
+): Promise<{ baseline: LoadResult; candidate: LoadResult; ratio: number; ratios: number[] }> {
+  const results: Array<{ baseline: LoadResult; candidate: LoadResult; ratio: number }> = [];
+  for (let i = 0; i < rounds; i++) {
+    const b = await baseline();
+    const c = await candidate();
+    results.push({ baseline: b, candidate: c, ratio: c.rps / b.rps });
+  }
+  const sorted = [...results].sort((x, y) => x.ratio - y.ratio);
+  const median = sorted[Math.floor(sorted.length / 2)] as (typeof results)[number];
+  return { ...median, ratios: results.map((r) => r.ratio) };
+}

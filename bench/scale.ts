@@ -30,7 +30,7 @@ export async function scale(
 ): Promise<string> {
   const as = await startServer("token-server", "3600");
   let database: string;
-  let drop = async () => undefined as void;
+  let drop = async () => undefined as undefined;
   if (kind === "sqlite") {
     database = await tempSqlite("scale");
   } else {

@@ -1,12 +1,12 @@
 import {
   API_KEY,
+  alternate,
   api,
   fmt,
   ms,
   runLoad,
   startServer,
-  startTokenwarden,
-  tempSqlite,
+  startWithConnection,
 } from "./lib.js";
 
 /**
@@ -14,16 +14,8 @@ import {
  * JSON body: the ceiling for any Node server. Goal: at least 0.8 of it.
  */
 export async function tokenRead(durationMs: number): Promise<string> {
-  const as = await startServer("token-server", "3600");
-  const tw = await startTokenwarden(await tempSqlite("read"));
+  const { tw, stop } = await startWithConnection("read");
   try {
-    await api(tw.url, "PUT", "/v1/integrations/bench", {
-      grantType: "client_credentials",
-      tokenUrl: `${as.url}/token`,
-      clientId: "bench",
-      clientSecret: "bench-secret",
-    });
-    await api(tw.url, "PUT", "/v1/connections/bench-1", { integration: "bench" });
     const body = JSON.stringify(await api(tw.url, "GET", "/v1/connections/bench-1/token"));
     const bare = await startServer("bare-json", body);
     try {
@@ -36,32 +28,37 @@ export async function tokenRead(durationMs: number): Promise<string> {
         connections,
         durationMs: 1500,
       });
-      const baseline = await runLoad({ url: `${bare.url}/`, connections, durationMs });
-      const ours = await runLoad({
-        url: `${tw.url}/v1/connections/bench-1/token`,
-        headers: { authorization: `Bearer ${API_KEY}` },
-        connections,
-        durationMs,
-      });
-      const ratio = ours.rps / baseline.rps;
+      const rounds = durationMs >= 10_000 ? 3 : 1;
+      const each = rounds === 1 ? durationMs : Math.round(durationMs / 2);
+      const measured = await alternate(
+        rounds,
+        () => runLoad({ url: `${bare.url}/`, connections, durationMs: each }),
+        () =>
+          runLoad({
+            url: `${tw.url}/v1/connections/bench-1/token`,
+            headers: { authorization: `Bearer ${API_KEY}` },
+            connections,
+            durationMs: each,
+          }),
+      );
+      const { baseline, candidate: ours, ratio } = measured;
       return [
         "### 1. Token read",
         "",
-        `\`GET /v1/connections/:id/token\` (${connections} connections, ${durationMs / 1000} s each, load from a separate process) against a bare \`node:http\` server answering the same ${body.length}-byte JSON body.`,
+        `\`GET /v1/connections/:id/token\` (${connections} connections, ${rounds} alternating rounds of ${each / 1000} s each, the median round shown; load from a separate process) against a bare \`node:http\` server answering the same ${body.length}-byte JSON body.`,
         "",
         "| server | requests/s | p50 | p99 | errors |",
         "|---|---:|---:|---:|---:|",
         `| bare node:http (ceiling) | ${fmt(baseline.rps)} | ${ms(baseline.p50)} | ${ms(baseline.p99)} | ${baseline.errors} |`,
         `| Tokenwarden | ${fmt(ours.rps)} | ${ms(ours.p50)} | ${ms(ours.p99)} | ${ours.errors} |`,
         "",
-        `**Ratio: ${ratio.toFixed(2)} of the ceiling** (goal 0.80: ${ratio >= 0.8 ? "met" : `missed by ${(0.8 - ratio).toFixed(2)}`}). Non-200 answers: ${JSON.stringify(Object.fromEntries(Object.entries(ours.statuses).filter(([s]) => s !== "200")))}.`,
+        `**Ratio: ${ratio.toFixed(2)} of the ceiling** (rounds: ${measured.ratios.map((r) => r.toFixed(2)).join(", ")}) (goal 0.80: ${ratio >= 0.8 ? "met" : `missed by ${(0.8 - ratio).toFixed(2)}`}). Non-200 answers: ${JSON.stringify(Object.fromEntries(Object.entries(ours.statuses).filter(([s]) => s !== "200")))}.`,
         "",
       ].join("\n");
     } finally {
       await bare.stop();
     }
   } finally {
-    await tw.stop();
-    await as.stop();
+    await stop();
   }
 }

@@ -43,9 +43,19 @@ export class ApiKeyRing {
     return this.#fixed.length > 0;
   }
 
-  async verify(presented: string): Promise<boolean> {
+  /**
+   * A boolean when the answer is known from memory (the common case, with no promise
+   * on the request path), a promise when the stored keys must be read first.
+   */
+  verify(presented: string): boolean | Promise<boolean> {
     const hash = Buffer.from(hashApiKey(presented));
     if (this.#matches(hash, this.#fixed)) return true;
+    if (performance.now() - this.#loadedAt <= RELOAD_MS && this.#matches(hash, this.#stored))
+      return true;
+    return this.#verifyAfterReload(hash);
+  }
+
+  async #verifyAfterReload(hash: Buffer): Promise<boolean> {
     if (performance.now() - this.#loadedAt > RELOAD_MS) await this.reload();
     if (this.#matches(hash, this.#stored)) return true;
     // An unknown key may be one just created by the CLI: look once more, at most
