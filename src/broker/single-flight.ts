@@ -14,10 +14,6 @@ export class SingleFlight<K, V> {
     return promise;
   }
 
-  get size(): number {
-    return this.#inFlight.size;
-  }
-
   /** Resolves when everything in flight now has settled (for graceful shutdown). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.#inFlight.values()]);

@@ -24,7 +24,7 @@ import {
   refreshWindowOpensAt,
 } from "../core/refresh-policy.js";
 import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
-import type { TokenSet } from "../core/token-set.js";
+import { carryRefreshToken, type TokenSet } from "../core/token-set.js";
 import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
 import { closeDispatchers } from "../oauth/http.js";
 import { revokeToken } from "../oauth/revocation.js";
@@ -746,13 +746,11 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
         next = await this.#grant(loaded);
         if (integration.grantType === "refresh_token") action = "refresh";
       }
-      if (next.refreshToken === undefined) {
-        // RFC 6749 §6: no new refresh token means the old one stays good.
-        const previous =
-          token?.refreshToken ??
-          (integration.grantType === "refresh_token" ? connection.refreshToken : undefined);
-        if (previous !== undefined) next = { ...next, refreshToken: previous };
-      }
+      next = carryRefreshToken(
+        next,
+        token?.refreshToken ??
+          (integration.grantType === "refresh_token" ? connection.refreshToken : undefined),
+      );
       return await this.#storeToken(loaded, next, trigger, action, started);
     } catch (error) {
       const failure = asTokenwardenError(error);

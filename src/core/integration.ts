@@ -206,10 +206,6 @@ export function parseIntegration(input: unknown): Integration {
   return parseOrThrow(integrationSchema, input);
 }
 
-export function displayNameOf(integration: Integration): string {
-  return integration.displayName ?? integration.key;
-}
-
 function isRegExp(pattern: string): boolean {
   try {
     new RegExp(pattern);

@@ -18,20 +18,14 @@ export interface TokenSet {
   httpStatus?: number;
 }
 
-/** Response fields that are secrets; `publicResponseFields` leaves them out. */
-const SECRET_RESPONSE_FIELDS = new Set(["access_token", "refresh_token", "id_token"]);
-
-/** The server's response without its secrets, safe for an API response or an event. */
-export function publicResponseFields(token: TokenSet): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(token.raw)) {
-    if (!SECRET_RESPONSE_FIELDS.has(key)) out[key] = value;
-  }
-  return out;
-}
-
-/** RFC 6749 §6: a refresh response without a refresh token keeps the old one. */
-export function carryRefreshToken(next: TokenSet, previous: TokenSet | undefined): TokenSet {
-  if (next.refreshToken !== undefined || previous?.refreshToken === undefined) return next;
-  return { ...next, refreshToken: previous.refreshToken };
+/**
+ * RFC 6749 §6: a refresh response without a refresh token means the old one stays
+ * good, so it is carried into the new token set.
+ */
+export function carryRefreshToken(
+  next: TokenSet,
+  previousRefreshToken: string | undefined,
+): TokenSet {
+  if (next.refreshToken !== undefined || previousRefreshToken === undefined) return next;
+  return { ...next, refreshToken: previousRefreshToken };
 }

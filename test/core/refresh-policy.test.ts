@@ -95,3 +95,13 @@ describe("unattended renewal and backoff", () => {
     expect(backoffMs(3, { random: () => 0.5 })).toBe(4500);
   });
 });
+
+describe("refresh token rotation", () => {
+  it("keeps the old refresh token when the response has none (RFC 6749 §6)", async () => {
+    const { carryRefreshToken } = await import("../../src/core/index.js");
+    const next = token(0, 60);
+    expect(carryRefreshToken(next, "old").refreshToken).toBe("old");
+    expect(carryRefreshToken(token(0, 60, "new"), "old").refreshToken).toBe("new");
+    expect(carryRefreshToken(next, undefined).refreshToken).toBeUndefined();
+  });
+});
