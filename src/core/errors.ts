@@ -15,7 +15,11 @@ export const ERROR_CODES = [
   "tls_error",
   "hook_error",
   "unauthorized",
+  "forbidden",
+  "invalid_request",
   "conflict",
+  "internal_error",
+  "storage_error",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

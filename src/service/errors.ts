@@ -4,7 +4,9 @@ import { TokenwardenError } from "../core/errors.js";
 /** HTTP status for each error code: the client's fault (4xx) or the upstream's (5xx). */
 const STATUS: Record<ErrorCode, number> = {
   invalid_config: 400,
+  invalid_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   needs_reauth: 409,
@@ -15,6 +17,8 @@ const STATUS: Record<ErrorCode, number> = {
   tls_error: 502,
   hook_error: 502,
   timeout: 504,
+  internal_error: 500,
+  storage_error: 503,
 };
 
 export function httpStatusFor(code: ErrorCode): number {
