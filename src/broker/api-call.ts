@@ -28,7 +28,7 @@ export interface ApiResponse {
   body: Readable;
 }
 
-/** Asks the broker for a token other than the one the API refused. */
+/** Asks the broker for a token other than the one the API refused (the same one if none can be had). */
 export type RenewAfterRejection = (rejected: TokenSet) => Promise<TokenSet>;
 
 /** The most of a body read to test `expiredBodyPattern`; a bigger body is not an error page. */
@@ -165,6 +165,16 @@ export async function callApi(
   if (req.body instanceof Readable) return first;
   const { refused, response } = await refusal(config, first);
   if (!refused) return response;
-  response.body.resume(); // drain it so the connection goes back to the pool
-  return send(config, await renew(token), req);
+  let next: TokenSet;
+  try {
+    next = await renew(token);
+  } catch (error) {
+    response.body.resume(); // drain it so the connection goes back to the pool
+    throw error;
+  }
+  // No other token to be had (session none, a person must act, backing off): the
+  // refusal goes back as it is, and the call is not sent twice.
+  if (next.accessToken === token.accessToken) return response;
+  response.body.resume();
+  return send(config, next, req);
 }

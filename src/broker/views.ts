@@ -32,14 +32,22 @@ export type ConnectionView = Omit<Connection, "clientSecret" | "password" | "ref
   updatedAt: string;
 };
 
-/** A token ready to use: `header` is what to send (PRODUCT.md's token route). */
+/**
+ * A token ready to use: `header` is what to send. `extra` holds every other field of
+ * the server's response (Salesforce's `instance_url`, an `id_token`), never the
+ * refresh token.
+ */
 export interface AccessToken {
   accessToken: string;
   tokenType: string;
   expiresAt: string | null;
   scope: string | null;
   header: { name: string; value: string };
+  extra: Record<string, unknown>;
 }
+
+/** Fields of a token response that `AccessToken` already carries, or must never carry. */
+const STANDARD_FIELDS = ["access_token", "token_type", "expires_in", "refresh_token", "scope"];
 
 export function integrationView(stored: StoredIntegration): IntegrationView {
   const { clientSecret, ...rest } = stored.integration;
@@ -74,19 +82,51 @@ export function connectionView(summary: ConnectionSummary): ConnectionView {
 /** Fills `{token}` into the placement template. */
 export function accessTokenView(
   token: TokenSet,
-  placement: Integration["tokenPlacement"],
+  settings: Pick<Integration, "tokenPlacement" | "responseMap">,
 ): AccessToken {
+  const placement = settings.tokenPlacement;
   const value = placement.template.replaceAll("{token}", token.accessToken);
   return {
     accessToken: token.accessToken,
     tokenType: token.tokenType,
     expiresAt: isoOrNull(token.expiresAt),
     scope: token.scope ?? null,
+    extra: extraFields(token.raw, settings.responseMap),
     header:
       placement.in === "header"
         ? { name: placement.name, value }
         : { name: "Authorization", value: `${token.tokenType} ${token.accessToken}` },
   };
+}
+
+/**
+ * The response without the fields the view already has, and without the refresh
+ * token wherever `responseMap` says the server puts it.
+ */
+function extraFields(
+  raw: Record<string, unknown>,
+  map: Integration["responseMap"],
+): Record<string, unknown> {
+  const extra = structuredClone(raw);
+  for (const field of STANDARD_FIELDS) delete extra[field];
+  if (map.refreshToken !== undefined) deletePath(extra, map.refreshToken);
+  if (map.accessToken !== undefined) deletePath(extra, map.accessToken);
+  return extra;
+}
+
+function deletePath(body: Record<string, unknown>, path: string): void {
+  if (path in body) {
+    delete body[path];
+    return;
+  }
+  const parts = path.split(".");
+  let current: unknown = body;
+  for (const part of parts.slice(0, -1)) {
+    if (current === null || typeof current !== "object") return;
+    current = (current as Record<string, unknown>)[part];
+  }
+  if (current !== null && typeof current === "object")
+    delete (current as Record<string, unknown>)[parts.at(-1) as string];
 }
 
 function iso(ms: number): string {

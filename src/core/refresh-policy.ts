@@ -83,19 +83,37 @@ export function isUsable(
   return token.expiresAt - now > required;
 }
 
+/** Grants that need no person: granted again whenever a new token is due. */
+export function isUnattendedGrant(grantType: GrantType): boolean {
+  return grantType === "client_credentials" || grantType === "password";
+}
+
+/** What decides whether a connection can get a new token by itself. */
+export interface RenewalSettings {
+  grantType: GrantType;
+  session: SessionMode;
+  refreshHook?: string | undefined;
+}
+
 /**
- * Whether a new token can be had without a person: a refresh token, a refresh hook,
- * or a grant that needs no user (client credentials, password) is enough.
+ * The one renewability rule: can a new token be had now without a person? A grant
+ * that needs no user, a refresh hook, or a refresh token (the token set's, or for
+ * grant `refresh_token` the one the connection was given) is enough. `session: none`
+ * means a token, once obtained, is never renewed; the first one is still obtained.
  */
 export function canRenewUnattended(
-  grantType: GrantType,
+  settings: RenewalSettings,
   token: TokenSet | undefined,
-  options: { session: SessionMode; hasRefreshHook: boolean },
+  startingRefreshToken?: string,
 ): boolean {
-  if (options.session === "none") return false;
-  if (grantType === "client_credentials" || grantType === "password") return true;
-  if (options.hasRefreshHook) return true;
-  return token?.refreshToken !== undefined;
+  if (token !== undefined && settings.session === "none") return false;
+  if (isUnattendedGrant(settings.grantType) || settings.refreshHook !== undefined) return true;
+  if (token?.refreshToken !== undefined) return true;
+  return (
+    token === undefined &&
+    settings.grantType === "refresh_token" &&
+    startingRefreshToken !== undefined
+  );
 }
 
 /**

@@ -20,14 +20,14 @@ export type RevocationConfig = Pick<
 
 /**
  * RFC 7009 §2.1. A 200 means the token is gone, including when the server did not
- * know it (§2.2): revocation is idempotent.
+ * know it (§2.2): revocation is idempotent. Returns the status the server answered.
  */
 export async function revokeToken(
   config: RevocationConfig,
   token: string,
   tokenTypeHint: "access_token" | "refresh_token",
   options: ProtocolOptions = {},
-): Promise<void> {
+): Promise<{ status: number }> {
   if (config.revocationUrl === undefined) throw invalidConfig("revocationUrl", "is not set");
   const url = new URL(config.revocationUrl);
   const headers: Record<string, string> = {
@@ -52,6 +52,6 @@ export async function revokeToken(
         : { maxResponseBytes: options.maxResponseBytes }),
     },
   );
-  if (res.status >= 200 && res.status <= 299) return;
+  if (res.status >= 200 && res.status <= 299) return { status: res.status };
   throw tokenEndpointError(res, parseResponseBody(res), config.responseMap, what);
 }

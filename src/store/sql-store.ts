@@ -164,7 +164,16 @@ export class SqlStore implements Store {
         ...insertColumns,
         created_at: now,
       })
-      .onConflict((oc) => oc.column("id").doUpdateSet({ ...config, ...patchColumns }))
+      .onConflict((oc) =>
+        oc.column("id").doUpdateSet({
+          ...config,
+          ...patchColumns,
+          // Forgetting the token is a token write: a refresh in flight must not undo it.
+          ...(statePatch.token === undefined
+            ? {}
+            : { token_version: sql<number>`tw_connections.token_version + 1` }),
+        }),
+      )
       .returning("created_at")
       .executeTakeFirstOrThrow();
     return { created: Number(result.created_at) === now };
@@ -266,21 +275,27 @@ export class SqlStore implements Store {
     return columns;
   }
 
-  async updateState(id: string, patch: StatePatch, now: number): Promise<number> {
+  async updateState(
+    id: string,
+    patch: StatePatch,
+    now: number,
+    expectedVersion?: number,
+  ): Promise<number | undefined> {
     const columns = this.#stateColumns(id, patch);
-    const row = await this.#db
+    let query = this.#db
       .updateTable("tw_connections")
       .set({
         ...columns,
         updated_at: now,
         ...(patch.token === undefined ? {} : { token_version: sql<number>`token_version + 1` }),
       })
-      .where("id", "=", id)
-      .returning("token_version")
-      .executeTakeFirst();
-    if (row === undefined)
-      throw new TokenwardenError("not_found", `connection ${id} does not exist`);
-    return Number(row.token_version);
+      .where("id", "=", id);
+    if (expectedVersion !== undefined) query = query.where("token_version", "=", expectedVersion);
+    const row = await query.returning("token_version").executeTakeFirst();
+    if (row !== undefined) return Number(row.token_version);
+    if (expectedVersion !== undefined && (await this.readTokenVersion(id)) !== undefined)
+      return undefined;
+    throw new TokenwardenError("not_found", `connection ${id} does not exist`);
   }
 
   async readTokenVersion(

@@ -1,6 +1,7 @@
 import type { Connection, ConnectionState, ConnectionStatus } from "../core/connection.js";
 import type { NewTokenEvent, TokenEvent } from "../core/events.js";
 import type { Integration } from "../core/integration.js";
+import type { StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
 
 /**
@@ -29,10 +30,7 @@ export interface StoredIntegration {
   updatedAt: number;
 }
 
-/** A state change; `token: null` forgets the token, `undefined` leaves it. */
-export type StatePatch = Partial<Omit<ConnectionState, "tokenVersion">> & {
-  token?: TokenSet | null;
-};
+export type { StatePatch } from "../core/state.js";
 
 export interface PendingAuthorization {
   state: string;
@@ -72,9 +70,16 @@ export interface Store {
 
   /**
    * Writes state and token in one statement (a rotated refresh token lands with its
-   * access token or not at all). Returns the new token version.
+   * access token or not at all). Returns the new token version; with
+   * `expectedVersion`, writes only if the token version is still that one, and
+   * returns `undefined` when it is not (a newer token was written meanwhile).
    */
-  updateState(id: string, patch: StatePatch, now: number): Promise<number>;
+  updateState(
+    id: string,
+    patch: StatePatch,
+    now: number,
+    expectedVersion?: number,
+  ): Promise<number | undefined>;
   /** The cheap read a waiting process polls: has a new token been written? */
   readTokenVersion(
     id: string,

@@ -79,14 +79,20 @@ describe("refresh window", () => {
 
 describe("unattended renewal and backoff", () => {
   it("knows which grants can renew without a person", () => {
-    const opts = { session: "auto" as const, hasRefreshHook: false };
-    expect(canRenewUnattended("client_credentials", undefined, opts)).toBe(true);
-    expect(canRenewUnattended("authorization_code", token(0, 1), opts)).toBe(false);
-    expect(canRenewUnattended("authorization_code", token(0, 1, "rt"), opts)).toBe(true);
-    expect(
-      canRenewUnattended("authorization_code", token(0, 1), { ...opts, hasRefreshHook: true }),
-    ).toBe(true);
-    expect(canRenewUnattended("password", undefined, { ...opts, session: "none" })).toBe(false);
+    const auto = { session: "auto" as const };
+    const code = { ...auto, grantType: "authorization_code" as const };
+    expect(canRenewUnattended({ ...auto, grantType: "client_credentials" }, undefined)).toBe(true);
+    expect(canRenewUnattended(code, token(0, 1))).toBe(false);
+    expect(canRenewUnattended(code, token(0, 1, "rt"))).toBe(true);
+    expect(canRenewUnattended({ ...code, refreshHook: "./hook.js" }, token(0, 1))).toBe(true);
+    // grant refresh_token starts from the refresh token it was given
+    const supplied = { ...auto, grantType: "refresh_token" as const };
+    expect(canRenewUnattended(supplied, undefined, "given-rt")).toBe(true);
+    expect(canRenewUnattended(supplied, undefined)).toBe(false);
+    // session none: the first token is obtained, and never renewed
+    const none = { session: "none" as const, grantType: "password" as const };
+    expect(canRenewUnattended(none, undefined)).toBe(true);
+    expect(canRenewUnattended(none, token(0, 1))).toBe(false);
   });
   it("grows exponentially with full jitter up to the cap", () => {
     expect(backoffMs(0, { random: () => 0 })).toBe(1000);

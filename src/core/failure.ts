@@ -1,15 +1,16 @@
-import type { ErrorSummary } from "../core/connection.js";
-import { TokenwardenError } from "../core/errors.js";
-
 /**
- * What a failed attempt means for the connection:
+ * What a failed attempt means for a connection, as a class the state machine
+ * (state.ts) acts on:
  * - `reauth`: the server rejected the grant or the client (RFC 6749 §5.2
  *   `invalid_grant`, `invalid_client`, `unauthorized_client`); retrying cannot help
  *   until a person acts, so the connection goes to `needs_reauth` once and stops.
  * - `config`: our own configuration is wrong; nothing is retried until it changes.
- * - `transient`: network, timeout, TLS, 5xx, 429, unreadable answers and every other
- *   server error; retried with backoff while the old token is still served.
+ * - `transient`: network, timeout, TLS, 5xx, 429, unreadable answers, the database,
+ *   and bugs; retried with backoff while the old token is still served.
  */
+import type { ErrorSummary } from "./connection.js";
+import { TokenwardenError } from "./errors.js";
+
 export type FailureClass = "reauth" | "config" | "transient";
 
 const REAUTH_ERRORS = new Set(["invalid_grant", "invalid_client", "unauthorized_client"]);
@@ -29,13 +30,14 @@ export function classifyFailure(error: TokenwardenError): FailureClass {
 
 /**
  * Anything thrown inside an attempt, as a coded error. An exception that is not ours
- * (a bug, a driver failure) keeps its message and is treated as transient, so the
- * attempt is recorded and retried with backoff rather than lost.
+ * is a bug: `internal_error`, whose message says no more than that (the cause is
+ * kept on the error for the log, and may hold anything).
  */
 export function asTokenwardenError(error: unknown): TokenwardenError {
   if (error instanceof TokenwardenError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new TokenwardenError("network_error", `unexpected failure: ${message}`, { cause: error });
+  return new TokenwardenError("internal_error", "internal error; the log has the details", {
+    cause: error,
+  });
 }
 
 export function summarize(error: TokenwardenError, at: number): ErrorSummary {

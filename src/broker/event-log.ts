@@ -1,0 +1,72 @@
+/**
+ * Every attempt to obtain, refresh or revoke a token, and every hook run, is recorded
+ * (PRODUCT.md point 8) and handed to listeners. Built only from codes, statuses and
+ * the server's error text: an event never holds a secret.
+ */
+import type { Clock } from "../core/clock.js";
+import type { TokenwardenError } from "../core/errors.js";
+import type { EventAction, EventTrigger, TokenEvent } from "../core/events.js";
+import type { Store } from "../store/store.js";
+
+export interface EventSubject {
+  connectionId: string;
+  integration: string;
+}
+
+export interface EventResult {
+  error?: TokenwardenError;
+  httpStatus?: number | null;
+  /** A note on an outcome that is neither a plain success nor the error's own text. */
+  note?: string;
+}
+
+export class EventLog {
+  readonly #store: Pick<Store, "appendEvent">;
+  readonly #clock: Clock;
+  readonly #emit: (event: TokenEvent) => void;
+
+  constructor(store: Pick<Store, "appendEvent">, clock: Clock, emit: (event: TokenEvent) => void) {
+    this.#store = store;
+    this.#clock = clock;
+    this.#emit = emit;
+  }
+
+  async record(
+    subject: EventSubject,
+    trigger: EventTrigger,
+    action: EventAction,
+    started: number,
+    result: EventResult,
+  ): Promise<void> {
+    const { error } = result;
+    const event = {
+      ...subject,
+      at: this.#clock.now(),
+      trigger,
+      action,
+      outcome: error === undefined ? ("success" as const) : ("failure" as const),
+      httpStatus: error?.status ?? result.httpStatus ?? null,
+      errorCode: error?.code ?? null,
+      errorDescription: result.note ?? (error === undefined ? null : describe(error)),
+      durationMs: performance.now() - started,
+    };
+    let recorded: TokenEvent;
+    try {
+      recorded = await this.#store.appendEvent(event);
+    } catch {
+      // The store being down must not hide the attempt from listeners.
+      recorded = {
+        ...event,
+        id: 0,
+        at: new Date(event.at).toISOString(),
+        durationMs: Math.round(event.durationMs),
+      };
+    }
+    this.#emit(recorded);
+  }
+}
+
+function describe(error: TokenwardenError): string {
+  if (error.oauthError === undefined) return error.message;
+  return `${error.oauthError}${error.oauthErrorDescription === undefined ? "" : `: ${error.oauthErrorDescription}`}`;
+}

@@ -1,0 +1,334 @@
+/**
+ * One attempt at the authorization server (or the refresh hook) for one connection,
+ * recorded as an event and written, success or not. It runs only inside the
+ * connection's flight and lease (token-source.ts); what it writes is conditional on
+ * the token version the attempt started from, so a late holder never overwrites a
+ * newer token.
+ */
+import type { Clock } from "../core/clock.js";
+import { TokenwardenError } from "../core/errors.js";
+import type { EventAction, EventTrigger } from "../core/events.js";
+import { asTokenwardenError, classifyFailure, summarize } from "../core/failure.js";
+import type { Integration } from "../core/integration.js";
+import { isUnattendedGrant } from "../core/refresh-policy.js";
+import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
+import { afterFailure, afterRevoke, afterToken, type StatePatch } from "../core/state.js";
+import { carryRefreshToken, type TokenSet } from "../core/token-set.js";
+import { revokeToken } from "../oauth/revocation.js";
+import {
+  refreshAccessToken,
+  requestClientCredentialsGrant,
+  requestPasswordGrant,
+} from "../oauth/token-endpoint.js";
+import type { Store, StoredConnection } from "../store/store.js";
+import type { EventLog } from "./event-log.js";
+import { runRefreshHook } from "./refresh-hook.js";
+
+/** A connection as stored, with its integration, resolved for it. */
+export interface Loaded {
+  stored: StoredConnection;
+  integration: Integration;
+  resolved: ResolvedIntegration;
+}
+
+export async function loadConnection(store: Store, id: string): Promise<Loaded> {
+  const stored = await store.getConnection(id);
+  if (stored === undefined) throw connectionNotFound(id);
+  const storedIntegration = await store.getIntegration(stored.connection.integration);
+  if (storedIntegration === undefined) {
+    throw new TokenwardenError(
+      "not_found",
+      `integration ${stored.connection.integration} does not exist`,
+    );
+  }
+  const integration = storedIntegration.integration;
+  return { stored, integration, resolved: resolveIntegration(integration, stored.connection) };
+}
+
+export function connectionNotFound(id: string): TokenwardenError {
+  return new TokenwardenError("not_found", `connection ${id} does not exist`);
+}
+
+export interface RenewerContext {
+  store: Store;
+  clock: Clock;
+  random: () => number;
+  events: EventLog;
+  /** Tells the other processes that this connection changed. */
+  publish(id: string): Promise<void>;
+  /** A token the database could not take: kept in memory until it can. */
+  keepUnwritten(id: string, patch: StatePatch, expectedVersion: number): void;
+}
+
+/** What an attempt leaves behind: the connection as it now stands. */
+export type AttemptResult = Loaded;
+
+export class Renewer {
+  readonly #ctx: RenewerContext;
+
+  constructor(ctx: RenewerContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Obtains the next token. Resolves with the connection as it stands afterwards
+   * (with the new token, or with a newer one another holder wrote); rejects with the
+   * coded failure after recording it.
+   */
+  async attempt(loaded: Loaded, trigger: EventTrigger): Promise<AttemptResult> {
+    const { integration } = loaded;
+    const { token, connection } = loaded.stored;
+    const consumed =
+      token?.refreshToken ??
+      (integration.grantType === "refresh_token" && token === undefined
+        ? connection.refreshToken
+        : undefined);
+    let action: EventAction =
+      integration.refreshHook !== undefined
+        ? "hook"
+        : consumed !== undefined
+          ? "refresh"
+          : "obtain";
+    const started = performance.now();
+    try {
+      let next: TokenSet;
+      if (action === "hook") next = await this.#runHook(loaded);
+      else if (consumed === undefined) next = await this.#grant(loaded);
+      else {
+        try {
+          next = await refreshAccessToken(loaded.resolved, consumed, { clock: this.#ctx.clock });
+        } catch (error) {
+          // A password or client credentials grant can start over where a refresh
+          // token has died; only the others need a person.
+          const failure = asTokenwardenError(error);
+          if (!isUnattendedGrant(integration.grantType) || classifyFailure(failure) !== "reauth")
+            throw error;
+          await this.#record(loaded, trigger, action, started, { error: failure });
+          action = "obtain";
+          next = await this.#grant(loaded);
+        }
+      }
+      return await this.#write(loaded, carryRefreshToken(next, consumed), consumed, {
+        trigger,
+        action,
+        started,
+      });
+    } catch (error) {
+      const failure = asTokenwardenError(error);
+      const current = await this.#lostRace(loaded, failure, consumed);
+      if (current !== undefined) {
+        // Another holder rotated the refresh token first: its token stands.
+        await this.#record(loaded, trigger, action, started, {
+          error: failure,
+          note: "lost a race: another refresh had already replaced this refresh token; its token is kept",
+        });
+        return current;
+      }
+      await this.#recordFailure(loaded, failure, { trigger, action, started });
+      throw failure;
+    }
+  }
+
+  /** An authorization code exchange's token, written like any other. */
+  async store(
+    loaded: Loaded,
+    token: TokenSet,
+    step: { trigger: EventTrigger; action: EventAction; started: number },
+  ): Promise<AttemptResult> {
+    return this.#write(loaded, token, undefined, step);
+  }
+
+  /**
+   * RFC 7009 revocation of the refresh and access tokens at the server (when it has
+   * a revocation endpoint), then the tokens are forgotten and the connection is `revoked`.
+   */
+  async revoke(loaded: Loaded): Promise<void> {
+    const { store, clock } = this.#ctx;
+    const id = loaded.stored.connection.id;
+    const started = performance.now();
+    try {
+      const { token } = loaded.stored;
+      const { resolved } = loaded;
+      let httpStatus: number | null = null;
+      if (token !== undefined && resolved.revocationUrl !== undefined) {
+        // The refresh token first: revoking it usually takes its access tokens along.
+        if (token.refreshToken !== undefined)
+          await revokeToken(resolved, token.refreshToken, "refresh_token");
+        httpStatus = (await revokeToken(resolved, token.accessToken, "access_token")).status;
+      }
+      await store.updateState(id, afterRevoke(), clock.now());
+      await this.#ctx.publish(id);
+      await this.#record(loaded, "manual", "revoke", started, { httpStatus });
+    } catch (error) {
+      const failure = asTokenwardenError(error);
+      await this.#record(loaded, "manual", "revoke", started, { error: failure });
+      throw failure;
+    }
+  }
+
+  async #runHook(loaded: Loaded): Promise<TokenSet> {
+    const { resolved } = loaded;
+    const { token, connection } = loaded.stored;
+    return runRefreshHook(
+      resolved,
+      {
+        clientId: resolved.clientId,
+        clientSecret: resolved.clientSecret,
+        refreshToken: token?.refreshToken ?? connection.refreshToken,
+        accessToken: token?.accessToken,
+        tokenUrl: resolved.tokenUrl,
+        scope:
+          token?.scope ??
+          (resolved.scopes.length > 0 ? resolved.scopes.join(resolved.scopeSeparator) : undefined),
+        parameters: connection.parameters,
+      },
+      () => this.#ctx.clock.now(),
+    );
+  }
+
+  /** A grant that needs no previous token. */
+  async #grant(loaded: Loaded): Promise<TokenSet> {
+    const { integration, resolved } = loaded;
+    const { connection } = loaded.stored;
+    const options = { clock: this.#ctx.clock };
+    switch (integration.grantType) {
+      case "client_credentials":
+        return requestClientCredentialsGrant(resolved, options);
+      case "password":
+        return requestPasswordGrant(
+          resolved,
+          { username: connection.username as string, password: connection.password as string },
+          options,
+        );
+      case "refresh_token":
+      case "authorization_code":
+        throw new TokenwardenError(
+          "needs_reauth",
+          `connection ${connection.id} has no refresh token; authorize it again`,
+        );
+    }
+  }
+
+  /**
+   * Writes the new token with its state in one statement, if the token version is
+   * still the one the attempt started from. If a newer token was written meanwhile it
+   * stands, unless it still holds the refresh token this attempt consumed: then the
+   * server has rotated it, and only ours is alive.
+   */
+  async #write(
+    loaded: Loaded,
+    token: TokenSet,
+    consumed: string | undefined,
+    step: { trigger: EventTrigger; action: EventAction; started: number },
+  ): Promise<AttemptResult> {
+    const { store, clock } = this.#ctx;
+    const { connection } = loaded.stored;
+    const now = clock.now();
+    const patch = afterToken(loaded.integration, connection, token, now, this.#ctx.random);
+    let base = loaded.stored;
+    for (;;) {
+      let version: number | undefined;
+      try {
+        version = await store.updateState(connection.id, patch, now, base.state.tokenVersion);
+      } catch (error) {
+        const failure = asTokenwardenError(error);
+        if (failure.code !== "storage_error") throw failure;
+        this.#ctx.keepUnwritten(connection.id, patch, base.state.tokenVersion);
+        await this.#record(loaded, step.trigger, step.action, step.started, {
+          error: failure,
+          note: "the database is unavailable: the new token is kept in memory and written when it returns",
+        });
+        return withToken(loaded, base, token, patch, base.state.tokenVersion + 1);
+      }
+      if (version !== undefined) {
+        await this.#ctx.publish(connection.id);
+        await this.#record(loaded, step.trigger, step.action, step.started, {
+          httpStatus: token.httpStatus ?? null,
+        });
+        return withToken(loaded, base, token, patch, version);
+      }
+      const current = await loadConnection(store, connection.id);
+      const rotated =
+        consumed !== undefined &&
+        token.refreshToken !== consumed &&
+        current.stored.token?.refreshToken === consumed;
+      if (!rotated) {
+        await this.#record(loaded, step.trigger, step.action, step.started, {
+          httpStatus: token.httpStatus ?? null,
+          note: "a newer token was written meanwhile; this one was not stored",
+        });
+        return current;
+      }
+      base = current.stored;
+    }
+  }
+
+  /** Whether a failure only means another holder replaced the token first. */
+  async #lostRace(
+    loaded: Loaded,
+    failure: TokenwardenError,
+    consumed: string | undefined,
+  ): Promise<Loaded | undefined> {
+    if (classifyFailure(failure) !== "reauth" || consumed === undefined) return undefined;
+    const current = await loadConnection(this.#ctx.store, loaded.stored.connection.id).catch(
+      () => undefined,
+    );
+    if (current === undefined) return undefined;
+    const replaced =
+      current.stored.state.tokenVersion !== loaded.stored.state.tokenVersion &&
+      current.stored.token?.refreshToken !== consumed;
+    return replaced ? current : undefined;
+  }
+
+  async #recordFailure(
+    loaded: Loaded,
+    error: TokenwardenError,
+    step: { trigger: EventTrigger; action: EventAction; started: number },
+  ): Promise<void> {
+    const { store, clock, random } = this.#ctx;
+    const now = clock.now();
+    const { state, connection } = loaded.stored;
+    const patch = afterFailure(state, classifyFailure(error), summarize(error, now), now, {
+      random,
+      retryAfterSeconds: error.retryAfterSeconds,
+    });
+    try {
+      // Conditional: a failure must not mark a connection whose token another holder
+      // has renewed meanwhile.
+      await store.updateState(connection.id, patch, now, state.tokenVersion);
+    } catch {
+      // The failure itself is what the caller hears about; the database being away
+      // is reported by the next read.
+    } finally {
+      await this.#record(loaded, step.trigger, step.action, step.started, { error });
+    }
+  }
+
+  #record(
+    loaded: Loaded,
+    trigger: EventTrigger,
+    action: EventAction,
+    started: number,
+    result: Parameters<EventLog["record"]>[4],
+  ): Promise<void> {
+    const subject = {
+      connectionId: loaded.stored.connection.id,
+      integration: loaded.integration.key,
+    };
+    return this.#ctx.events.record(subject, trigger, action, started, result);
+  }
+}
+
+function withToken(
+  loaded: Loaded,
+  base: StoredConnection,
+  token: TokenSet,
+  patch: StatePatch,
+  tokenVersion: number,
+): Loaded {
+  const { token: _token, ...state } = patch;
+  return {
+    ...loaded,
+    stored: { ...base, token, state: { ...base.state, ...state, tokenVersion } },
+  };
+}

@@ -1,0 +1,274 @@
+/**
+ * Where tokens come from (golang/oauth2's `ReuseTokenSource`, for many connections
+ * and many processes): a cache that answers while its token is good, and otherwise
+ * one flight per connection in this process, whatever started it (a caller, the
+ * scheduler, a person, a refused API call), run under the connection's lease so that
+ * one flight runs across every process. Each caller then checks the result against
+ * its own request, and only asks again if it is not satisfied.
+ */
+import type { Clock } from "../core/clock.js";
+import { type ConnectionSnapshot, decide, type TokenRequest } from "../core/decision.js";
+import { TokenwardenError } from "../core/errors.js";
+import { asTokenwardenError } from "../core/failure.js";
+import type { Integration } from "../core/integration.js";
+import { isInRefreshWindow, isUsable } from "../core/refresh-policy.js";
+import type { ResolvedIntegration } from "../core/resolve.js";
+import { nextRefreshAt, type StatePatch } from "../core/state.js";
+import type { TokenSet } from "../core/token-set.js";
+import type { Store } from "../store/store.js";
+import { withLease } from "./lease.js";
+import { type Loaded, loadConnection, type Renewer } from "./renewer.js";
+import { KeyedMutex, SingleFlight } from "./single-flight.js";
+import { type AccessToken, accessTokenView } from "./views.js";
+
+export interface CacheEntry {
+  token: TokenSet;
+  integration: Integration;
+  resolved: ResolvedIntegration;
+  view: AccessToken;
+  /** The token version it was read or written at. */
+  version: number;
+  /** When a background renewal was last started for it (ms, performance clock). */
+  renewStartedAt: number;
+}
+
+export interface TokenSourceContext {
+  store: Store;
+  clock: Clock;
+  holderId: string;
+  random: () => number;
+  renewer: Renewer;
+  /** Tells the other processes that this connection changed. */
+  publish(id: string): Promise<void>;
+}
+
+/** Extra time on top of `timeoutMs` before a refresh lease lapses. */
+const LEASE_MARGIN_MS = 2000;
+/** A caller unsatisfied after this many flights gives up (another holder keeps winning). */
+const MAX_ROUNDS = 4;
+/** A token in its refresh window starts at most one background renewal this often. */
+const BACKGROUND_RENEW_EVERY_MS = 1000;
+/** How long a token the database refused waits before the next write (grows to the cap). */
+const UNWRITTEN_RETRY_MS = { first: 500, max: 30_000 };
+
+interface Unwritten {
+  patch: StatePatch;
+  expectedVersion: number;
+  retryMs: number;
+  timer: NodeJS.Timeout;
+}
+
+export class TokenSource {
+  readonly #ctx: TokenSourceContext;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #flights = new SingleFlight<string, Loaded>();
+  readonly #serial = new KeyedMutex<string>();
+  readonly #unwritten = new Map<string, Unwritten>();
+  #closed = false;
+
+  constructor(ctx: TokenSourceContext) {
+    this.#ctx = ctx;
+  }
+
+  /** The hot path: a map lookup and a comparison, no database read. */
+  cached(id: string, minTtlSeconds: number): CacheEntry | undefined {
+    const entry = this.#cache.get(id);
+    if (entry === undefined) return undefined;
+    const now = this.#ctx.clock.now();
+    if (!isUsable(entry.token, entry.integration, now, minTtlSeconds)) return undefined;
+    if (
+      isInRefreshWindow(entry.token, entry.integration, now) &&
+      performance.now() - entry.renewStartedAt > BACKGROUND_RENEW_EVERY_MS
+    ) {
+      // Used inside its refresh window: the caller gets this token now, and the
+      // decision (backoff, status) is taken again in the background.
+      entry.renewStartedAt = performance.now();
+      this.#renewInBackground(id);
+    }
+    return entry;
+  }
+
+  /** A token that satisfies `request`, renewing it if needed. */
+  async token(id: string, request: TokenRequest): Promise<CacheEntry> {
+    return (await this.#obtain(id, request)).entry;
+  }
+
+  /** The scheduler's entry point: renew a checked-out connection, or put it back in its slot. */
+  async renewDue(id: string, minTtlSeconds: number): Promise<void> {
+    if (this.#closed) return;
+    const { entry, renewed } = await this.#obtain(id, { trigger: "schedule", minTtlSeconds });
+    if (renewed) return;
+    // Nothing was due after all (another process renewed it): back to its slot.
+    const stored = await this.#ctx.store.getConnection(id);
+    if (stored === undefined) return;
+    const now = this.#ctx.clock.now();
+    const next = nextRefreshAt(
+      entry.integration,
+      stored.connection,
+      entry.token,
+      now,
+      this.#ctx.random,
+    );
+    await this.#ctx.store.updateState(id, { nextRefreshAt: next }, now);
+  }
+
+  /** Runs `work` (a revoke) with no flight of this connection running in this process. */
+  exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
+    return this.#serial.run(id, work);
+  }
+
+  /** The token of a just-completed authorization, or of any other write, for the cache. */
+  remember(loaded: Loaded, token: TokenSet): CacheEntry {
+    const entry: CacheEntry = {
+      token,
+      integration: loaded.integration,
+      resolved: loaded.resolved,
+      view: accessTokenView(token, loaded.resolved),
+      version: loaded.stored.state.tokenVersion,
+      renewStartedAt: Number.NEGATIVE_INFINITY,
+    };
+    this.#cache.set(loaded.stored.connection.id, entry);
+    return entry;
+  }
+
+  forget(id: string): void {
+    this.#cache.delete(id);
+  }
+
+  forgetIntegration(key: string): void {
+    for (const [id, entry] of this.#cache)
+      if (entry.integration.key === key) this.#cache.delete(id);
+  }
+
+  forgetAll(): void {
+    this.#cache.clear();
+  }
+
+  /** A new token the database could not take: kept in memory, written when it can be. */
+  keepUnwritten(id: string, patch: StatePatch, expectedVersion: number): void {
+    clearTimeout(this.#unwritten.get(id)?.timer);
+    const retryMs = UNWRITTEN_RETRY_MS.first;
+    const timer = setTimeout(() => this.#retryUnwritten(id), retryMs);
+    timer.unref();
+    this.#unwritten.set(id, { patch, expectedVersion, retryMs, timer });
+  }
+
+  /** Lets flights finish and makes a last attempt at writing what is in memory. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#flights.drain();
+    for (const id of [...this.#unwritten.keys()]) await this.#writeUnwritten(id, true);
+  }
+
+  async #obtain(
+    id: string,
+    request: TokenRequest,
+  ): Promise<{ entry: CacheEntry; renewed: boolean }> {
+    let loaded = await this.#load(id);
+    let renewed = false;
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const decision = decide(loaded.stored, loaded.integration, request, this.#ctx.clock.now());
+      if (decision.kind === "use") {
+        const entry = this.remember(loaded, decision.token);
+        if (decision.renewSoon) this.#renewInBackground(id);
+        return { entry, renewed };
+      }
+      if (decision.kind === "fail") throw decision.error;
+      const seen = loaded.stored.state;
+      try {
+        loaded = await this.#flight(id, seen, request.trigger);
+      } catch (error) {
+        // The flight failed: the token held may still satisfy this caller (the old
+        // token keeps being served while valid); otherwise the failure is the answer.
+        const current = await this.#load(id).catch(() => undefined);
+        const after =
+          current === undefined
+            ? undefined
+            : decide(current.stored, current.integration, request, this.#ctx.clock.now());
+        if (current !== undefined && after?.kind === "use")
+          return { entry: this.remember(current, after.token), renewed };
+        throw asTokenwardenError(error);
+      }
+      renewed ||= loaded.stored.state.tokenVersion !== seen.tokenVersion;
+    }
+    throw new TokenwardenError(
+      "timeout",
+      `connection ${id}: other holders kept replacing the token; try again`,
+    );
+  }
+
+  /** Joins this connection's flight, or starts one. */
+  #flight(id: string, seen: ConnectionSnapshot["state"], trigger: TokenRequest["trigger"]) {
+    return this.#flights.run(id, () =>
+      this.#serial.run(id, () => this.#renewUnderLease(id, seen, trigger)),
+    );
+  }
+
+  async #renewUnderLease(
+    id: string,
+    seen: ConnectionSnapshot["state"],
+    trigger: TokenRequest["trigger"],
+  ): Promise<Loaded> {
+    const { store } = this.#ctx;
+    const moved = (state: { tokenVersion: number; status: string }) =>
+      state.tokenVersion !== seen.tokenVersion || state.status !== seen.status;
+    const before = await loadConnection(store, id);
+    if (moved(before.stored.state)) return before;
+    const outcome = await withLease(
+      this.#ctx,
+      id,
+      before.resolved.timeoutMs + LEASE_MARGIN_MS,
+      async () => {
+        const now = await store.readTokenVersion(id);
+        return now === undefined || moved(now);
+      },
+      async () => {
+        // Read again under the lease: another process may have finished just before.
+        const fresh = await loadConnection(store, id);
+        if (moved(fresh.stored.state)) return fresh;
+        return this.#ctx.renewer.attempt(fresh, trigger);
+      },
+    );
+    return outcome.claimed ? outcome.value : loadConnection(store, id);
+  }
+
+  #renewInBackground(id: string): void {
+    if (this.#closed || this.#flights.has(id)) return;
+    this.#obtain(id, { trigger: "demand", minTtlSeconds: 0, renewAhead: true }).catch(
+      () => undefined, // recorded as an event; the caller already has its token
+    );
+  }
+
+  /** Reads a connection, writing first a token the database could not take before. */
+  async #load(id: string): Promise<Loaded> {
+    if (this.#unwritten.has(id)) await this.#writeUnwritten(id);
+    return loadConnection(this.#ctx.store, id);
+  }
+
+  #retryUnwritten(id: string): void {
+    this.#writeUnwritten(id).catch(() => undefined); // the next timer tries again
+  }
+
+  async #writeUnwritten(id: string, last = false): Promise<void> {
+    const pending = this.#unwritten.get(id);
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
+    try {
+      const now = this.#ctx.clock.now();
+      await this.#ctx.store.updateState(id, pending.patch, now, pending.expectedVersion);
+      // Written, or a newer token was written meanwhile: either way, done.
+      this.#unwritten.delete(id);
+      await this.#ctx.publish(id);
+    } catch (error) {
+      const failure = asTokenwardenError(error);
+      if (failure.code !== "storage_error" || last) {
+        this.#unwritten.delete(id);
+        return;
+      }
+      pending.retryMs = Math.min(pending.retryMs * 2, UNWRITTEN_RETRY_MS.max);
+      pending.timer = setTimeout(() => this.#retryUnwritten(id), pending.retryMs);
+      pending.timer.unref();
+      throw failure;
+    }
+  }
+}
