@@ -2,9 +2,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/index.js";
 import { DRIVERS, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   BASIC_CLIENT_ID,
   BASIC_CLIENT_SECRET,
+  DEFAULT_REDIRECT_URI,
   type OidcFixture,
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
@@ -82,6 +84,82 @@ describe.each(DRIVERS)("processes on $name", ({ create }) => {
       const events = await tw.listEvents("storm-x");
       expect(events.filter((e) => e.outcome === "success")).toHaveLength(2);
     } finally {
+      await tw.close();
+    }
+  });
+
+  it("the scheduler, a person's refresh, a refused API call and a demand in three processes make one rotation", async () => {
+    const refusedTokens = new Set<string>();
+    quirk.on("/rotating-api", (req, res) => {
+      const token = String(req.headers.authorization ?? "").replace(/^Bearer /, "");
+      json(res, refusedTokens.has(token) ? 401 : 200, {});
+    });
+    const tw = await Tokenwarden.open({
+      database: db.url,
+      secretKey: TEST_SECRET_KEY,
+      scheduler: { tickMs: 10 },
+    });
+    try {
+      await tw.putIntegration({
+        key: "rotating",
+        grantType: "authorization_code",
+        authorizationUrl: op.authorizationUrl,
+        tokenUrl: op.tokenUrl,
+        clientId: BASIC_CLIENT_ID,
+        clientSecret: BASIC_CLIENT_SECRET,
+        scopes: ["api:read"],
+        apiBaseUrl: quirk.origin,
+      });
+      await tw.putConnection({ id: "rot-1", integration: "rotating" });
+      // Long enough that the scheduler renews once during the test, not twice.
+      op.setAccessTokenTtl(6);
+      const { url } = await tw.startAuthorization("rot-1", { redirectUri: DEFAULT_REDIRECT_URI });
+      await tw.completeAuthorization((await loginAndConsent(url)).searchParams);
+      const common = { database: db.url, secretKey: TEST_SECRET_KEY, connectionId: "rot-1" };
+      const workers = [
+        startWorker({ ...common, count: 1, mode: "refresh" }),
+        startWorker({
+          ...common,
+          count: 1,
+          mode: "fetch",
+          path: "/rotating-api",
+          minTtlSeconds: 0,
+        }),
+        startWorker({ ...common, count: 1, minTtlSeconds: 3600 }),
+      ];
+      for (const w of workers) expect(await w.nextLine()).toBe("ready");
+      op.setTokenDelay(1500);
+      const before = op.tokenRequestLog.length;
+      // The scheduler starts the refresh when the window opens (half the 6 s lifetime)...
+      while (!op.tokenRequestLog.slice(before).some((r) => r.status === 0)) await sleep(5);
+      const replaced = (await tw.store.getConnection("rot-1"))?.token?.accessToken as string;
+      refusedTokens.add(replaced); // as if the API had already dropped it
+      // ...and while the slowed server works on it, the others want one too.
+      for (const w of workers) w.go();
+      const results = await Promise.all(
+        workers.map(
+          async (w) => JSON.parse(await w.nextLine()) as { tokens: string[]; errors: string[] },
+        ),
+      );
+      await Promise.all(workers.map((w) => w.exited));
+      op.setTokenDelay(0);
+
+      // (The scheduler also renews the earlier test's client credentials connection.)
+      const refreshes = op.tokenRequestLog
+        .slice(before)
+        .filter((r) => r.grantType === "refresh_token");
+      expect(refreshes.map((r) => r.status)).toEqual([200]);
+      for (const r of results) expect(r.errors).toEqual([]);
+      const stored = await tw.store.getConnection("rot-1");
+      expect(stored?.state.status).toBe("active");
+      expect(new Set(results.flatMap((r) => r.tokens))).toEqual(
+        new Set([stored?.token?.accessToken]),
+      );
+      expect((await op.introspect(stored?.token?.accessToken as string)).active).toBe(true);
+      expect((await op.introspect(stored?.token?.refreshToken as string)).active).toBe(true);
+    } finally {
+      op.setTokenDelay(0);
+      op.setAccessTokenTtl(2);
       await tw.close();
     }
   });
