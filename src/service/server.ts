@@ -123,7 +123,15 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       request.log.error({ err: error }, "unexpected failure");
       return reply.code(500).send(INTERNAL_ERROR_BODY);
     }
-    if (httpStatusFor(known.code) >= 500) request.log.warn({ code: known.code }, known.message);
+    if (known.code === "internal_error") {
+      // A bug: its details (the cause) go to the log only.
+      request.log.error({ err: known.cause ?? known }, "unexpected failure");
+    } else if (httpStatusFor(known.code) >= 500) {
+      request.log.warn({ code: known.code }, known.message);
+    }
+    // During a backoff (or a server's own Retry-After), say when to come back.
+    if (known.retryAfterSeconds !== undefined)
+      reply.header("retry-after", String(known.retryAfterSeconds));
     return reply.code(httpStatusFor(known.code)).send(errorBody(known));
   });
   app.setNotFoundHandler((request, reply) => {

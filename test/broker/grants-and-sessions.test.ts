@@ -205,11 +205,11 @@ describe("from a clean start", () => {
     expect(add.stderr).toBe("");
     expect(add.code).toBe(0);
     const connection = await connectionFor(grant, key, key);
-    const credentials =
+    const credentials: string[] =
       "username" in connection
         ? ["--username", connection.username, "--password", connection.password]
         : "refreshToken" in connection
-          ? ["--refresh-token", connection.refreshToken]
+          ? ["--refresh-token", String(connection.refreshToken)]
           : [];
     const conn = await runCli(["connection", "add", key, "--integration", key, ...credentials], {
       env: cliEnv(),
