@@ -207,7 +207,7 @@ describe("from a clean start", () => {
     const connection = await connectionFor(grant, key, key);
     const credentials: string[] =
       "username" in connection
-        ? ["--username", connection.username, "--password", connection.password]
+        ? ["--username", String(connection.username), "--password", String(connection.password)]
         : "refreshToken" in connection
           ? ["--refresh-token", String(connection.refreshToken)]
           : [];
