@@ -246,6 +246,16 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
     });
   }
 
+  /** Every connection's events after `afterId`, oldest first (the live feed). */
+  async eventsAfter(afterId: number, limit: number): Promise<TokenEvent[]> {
+    return this.store.listEventsAfter(afterId, Math.min(Math.max(limit, 1), 500));
+  }
+
+  /** The highest event id so far, 0 when there is none. */
+  async lastEventId(): Promise<number> {
+    return this.store.lastEventId();
+  }
+
   // Tokens ------------------------------------------------------------------------
 
   /**

@@ -2,6 +2,7 @@ export * from "./clock.js";
 export * from "./connection.js";
 export * from "./errors.js";
 export * from "./events.js";
+export * from "./grants.js";
 export * from "./integration.js";
 export * from "./refresh-policy.js";
 export * from "./resolve.js";

@@ -198,6 +198,9 @@ export const integrationSchema = integrationObjectSchema.superRefine((integratio
   }
 });
 
+/** Fields of an integration that are secrets: stored sealed, never returned. */
+export const INTEGRATION_SECRET_FIELDS = ["clientSecret"] as const;
+
 export type IntegrationInput = z.input<typeof integrationSchema>;
 export type Integration = z.output<typeof integrationSchema>;
 

@@ -3,10 +3,11 @@ import { z } from "zod";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { CONNECTION_STATUSES, connectionSchema } from "../core/connection.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
-import type { TokenEvent } from "../core/events.js";
 import { idSchema, integrationSchema } from "../core/integration.js";
+import { adminSchemas } from "./admin-schemas.js";
+import { registerEventStream } from "./event-stream.js";
 import { callbackPage } from "./pages.js";
-import { defineRoute, jsonSchemaOf } from "./route.js";
+import { defineRoute } from "./route.js";
 
 /**
  * The `/v1` management and token routes of PRODUCT.md ("Service"), and the OAuth
@@ -206,55 +207,12 @@ export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteCon
     method: "GET",
     url: "/v1/schemas",
     summary:
-      "The JSON Schemas of an integration and a connection (the admin page builds its forms from them)",
+      "The JSON Schemas of an integration and a connection, their secret fields, each grant's fields, the statuses and what each allows (the admin page is built from them)",
     tags: ["admin"],
-    handler: async () => ({
-      integration: jsonSchemaOf(integrationSchema),
-      connection: jsonSchemaOf(connectionSchema),
-      redirectUri,
-    }),
+    handler: async () => adminSchemas(redirectUri),
   });
 
-  // Open event streams end when the service closes, or a graceful close would wait forever.
-  const streams = new Set<() => void>();
-  app.addHook("preClose", async () => {
-    for (const end of streams) end();
-  });
-  app.get(
-    "/v1/events/stream",
-    {
-      schema: {
-        summary: "Every event of this process as it happens (text/event-stream)",
-        tags: ["admin"],
-      },
-    },
-    (request, reply) => {
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-store",
-        connection: "keep-alive",
-        "x-accel-buffering": "no",
-      });
-      res.write(": connected\n\n");
-      const send = (event: TokenEvent) =>
-        res.write(`event: token\ndata: ${JSON.stringify(event)}\n\n`);
-      const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
-      tw.on("event", send);
-      const stop = () => {
-        clearInterval(heartbeat);
-        tw.off("event", send);
-        streams.delete(end);
-      };
-      const end = () => {
-        stop();
-        res.end();
-      };
-      streams.add(end);
-      request.raw.on("close", stop);
-    },
-  );
+  registerEventStream(app, tw);
 
   // Authorization code ------------------------------------------------------------
   defineRoute(app, {

@@ -473,6 +473,25 @@ export class SqlStore implements Store {
     return (await query.execute()).map(eventFrom);
   }
 
+  async listEventsAfter(afterId: number, limit: number): Promise<TokenEvent[]> {
+    const rows = await this.#db
+      .selectFrom("tw_events")
+      .selectAll()
+      .where("id", ">", afterId)
+      .orderBy("id", "asc")
+      .limit(limit)
+      .execute();
+    return rows.map(eventFrom);
+  }
+
+  async lastEventId(): Promise<number> {
+    const row = await this.#db
+      .selectFrom("tw_events")
+      .select((eb) => eb.fn.max("id").as("id"))
+      .executeTakeFirst();
+    return row?.id === null || row?.id === undefined ? 0 : Number(row.id);
+  }
+
   // Pending authorizations --------------------------------------------------------
 
   async putPendingAuthorization(pending: PendingAuthorization): Promise<void> {

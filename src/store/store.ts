@@ -106,6 +106,13 @@ export interface Store {
     connectionId: string,
     options: { limit: number; beforeId?: number },
   ): Promise<TokenEvent[]>;
+  /**
+   * Every connection's events with an id above `afterId`, oldest first, at most `limit`:
+   * the cluster-wide feed (each process writes here), read by the primary key.
+   */
+  listEventsAfter(afterId: number, limit: number): Promise<TokenEvent[]>;
+  /** The highest event id so far (0 when there is none): where a live feed starts. */
+  lastEventId(): Promise<number>;
 
   putPendingAuthorization(pending: PendingAuthorization): Promise<void>;
   /** Removes and returns it: a state can be used once. */
