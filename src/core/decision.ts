@@ -6,13 +6,9 @@
 import type { Connection, ConnectionState } from "./connection.js";
 import { type ErrorCode, TokenwardenError } from "./errors.js";
 import type { EventTrigger } from "./events.js";
+import { isUnattendedGrant } from "./grants.js";
 import type { Integration } from "./integration.js";
-import {
-  canRenewUnattended,
-  isInRefreshWindow,
-  isUnattendedGrant,
-  isUsable,
-} from "./refresh-policy.js";
+import { canRenewUnattended, isInRefreshWindow, isUsable } from "./refresh-policy.js";
 import type { TokenSet } from "./token-set.js";
 
 export interface TokenRequest {

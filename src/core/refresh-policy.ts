@@ -1,3 +1,4 @@
+import { isUnattendedGrant } from "./grants.js";
 import type { GrantType, SessionMode } from "./integration.js";
 import type { TokenSet } from "./token-set.js";
 
@@ -81,11 +82,6 @@ export function isUsable(
   const lifetime = Math.max(0, token.expiresAt - token.issuedAt);
   const required = Math.min(minTtlSeconds * 1000, lifetime / 2);
   return token.expiresAt - now > required;
-}
-
-/** Grants that need no person: granted again whenever a new token is due. */
-export function isUnattendedGrant(grantType: GrantType): boolean {
-  return grantType === "client_credentials" || grantType === "password";
 }
 
 /** What decides whether a connection can get a new token by itself. */
