@@ -138,7 +138,10 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   static async open(options: TokenwardenOptions = {}): Promise<Tokenwarden> {
     const store = options.store ?? (await openStore(options));
     const tw = new Tokenwarden(store, options, options.store === undefined);
-    tw.#unsubscribe = await store.subscribeChanges((message) => tw.#onChange(message));
+    tw.#unsubscribe = await store.subscribeChanges(
+      (message) => tw.#onChange(message),
+      () => tw.#onResubscribed(),
+    );
     return tw;
   }
 
@@ -530,6 +533,11 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
       for (const [id, entry] of this.#cache)
         if (entry.integration.key === key) this.#cache.delete(id);
     }
+  }
+
+  /** The change channel was down (the database went away): what it missed is unknown. */
+  #onResubscribed(): void {
+    this.#cache.clear();
   }
 
   async #load(id: string): Promise<Loaded> {
