@@ -81,6 +81,8 @@ export class PgChangeNotifier implements ChangeNotifier {
   async #listen(): Promise<void> {
     const client = new pg.Client({
       connectionString: this.#connectionString,
+      // Names it in pg_stat_activity, for an operator (and a test) looking for it.
+      application_name: "tokenwarden-listen",
       connectionTimeoutMillis: this.#options.connectTimeoutMs,
       // A heartbeat that gets no answer means the connection is dead, not slow.
       query_timeout: this.#options.connectTimeoutMs,
