@@ -51,7 +51,7 @@ export class Scheduler {
     this.#concurrency = options.concurrency ?? 8;
     this.#batchSize = options.batchSize ?? 200;
     this.#checkoutMs = options.checkoutMs ?? 60_000;
-    this.#maxBackoffMs = options.maxBackoffMs ?? 5_000;
+    this.#maxBackoffMs = options.maxBackoffMs ?? 2_000;
   }
 
   start(): void {
