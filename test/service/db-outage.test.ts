@@ -290,5 +290,12 @@ describe.skipIf(skipWithoutPgCluster("the database outage tests"))(
       expect(await tokenOf(b, "steady")).toBe(await tokenOf(a, "steady"));
       expectAlive();
     }, 60_000);
+
+    it("a process told to stop while the database is away shuts down cleanly", async () => {
+      await cluster.stop();
+      await b.stop(); // SIGTERM: requests and refreshes in flight finish, then exit
+      expect(b.exited, b.output()).toBe("exit code 0");
+      expect(a.exited, a.output()).toBeUndefined();
+    }, 60_000);
   },
 );
