@@ -19,6 +19,8 @@ export interface SchedulerOptions {
   batchSize?: number;
   /** How long a checked-out row stays hidden from other schedulers (ms). */
   checkoutMs?: number;
+  /** Longest wait between ticks while the store fails (ms). */
+  maxBackoffMs?: number;
 }
 
 export type RenewDue = (id: string) => Promise<void>;
@@ -31,10 +33,13 @@ export class Scheduler {
   readonly #concurrency: number;
   readonly #batchSize: number;
   readonly #checkoutMs: number;
+  readonly #maxBackoffMs: number;
   readonly #running = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = true;
   #ticking: Promise<void> | undefined;
+  /** Ticks failed in a row (the database is away): the wait before the next one grows. */
+  #failures = 0;
   /** How late the last due connection was picked up (ms): the scheduler's lag. */
   lastLagMs = 0;
 
@@ -46,6 +51,7 @@ export class Scheduler {
     this.#concurrency = options.concurrency ?? 8;
     this.#batchSize = options.batchSize ?? 200;
     this.#checkoutMs = options.checkoutMs ?? 60_000;
+    this.#maxBackoffMs = options.maxBackoffMs ?? 2_000;
   }
 
   start(): void {
@@ -66,11 +72,26 @@ export class Scheduler {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
       this.#ticking = this.tick().then(
-        (more) => this.#schedule(more ? 0 : this.#tickMs),
-        () => this.#schedule(this.#tickMs),
+        (more) => {
+          this.#failures = 0;
+          this.#schedule(more ? 0 : this.#tickMs);
+        },
+        () => {
+          // The store failed (the database is away): back off, doubling up to the
+          // cap, so an outage costs a few queries a second at most; the first tick
+          // that works brings the usual pace back.
+          this.#failures += 1;
+          this.#schedule(this.backoffMs());
+        },
       );
     }, delayMs);
     this.#timer.unref();
+  }
+
+  /** The wait before the next tick after the current run of failures (ms). */
+  backoffMs(): number {
+    const grown = Math.min(this.#tickMs * 2 ** this.#failures, this.#maxBackoffMs);
+    return Math.max(this.#tickMs, grown);
   }
 
   /** One pass; resolves `true` when there may be more due work right away. */

@@ -89,7 +89,10 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   static async open(options: TokenwardenOptions = {}): Promise<Tokenwarden> {
     const store = options.store ?? (await openStore(options));
     const tw = new Tokenwarden(store, options, options.store === undefined);
-    tw.#unsubscribe = await store.subscribeChanges((message) => tw.#onChange(message));
+    tw.#unsubscribe = await store.subscribeChanges(
+      (message) => tw.#onChange(message),
+      () => tw.#onResubscribed(),
+    );
     return tw;
   }
 
@@ -478,6 +481,11 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
     } else if (topic.startsWith("integration:")) {
       this.#tokens.forgetIntegration(topic.slice("integration:".length));
     }
+  }
+
+  /** The change channel was down (the database went away): what it missed is unknown. */
+  #onResubscribed(): void {
+    this.#tokens.forgetAll();
   }
 
   async #afterConfigChange(filter: { integration: string }): Promise<void> {

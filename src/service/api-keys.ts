@@ -56,7 +56,16 @@ export class ApiKeyRing {
   }
 
   async #verifyAfterReload(hash: Buffer): Promise<boolean> {
-    if (performance.now() - this.#loadedAt > RELOAD_MS) await this.reload();
+    if (performance.now() - this.#loadedAt > RELOAD_MS) {
+      try {
+        await this.reload();
+      } catch (error) {
+        // The database is away: a key read before still opens the cached tokens it
+        // served a moment ago; an unknown one gets the storage_error (503), not a 401.
+        if (this.#matches(hash, this.#stored)) return true;
+        throw error;
+      }
+    }
     if (this.#matches(hash, this.#stored)) return true;
     // An unknown key may be one just created by the CLI: look once more, at most
     // once a second, so a flood of bad keys cannot flood the database.

@@ -1,5 +1,6 @@
 import type { ErrorCode } from "../core/errors.js";
 import { TokenwardenError } from "../core/errors.js";
+import { STORAGE_RETRY_AFTER_SECONDS } from "../store/storage-errors.js";
 
 /** HTTP status for each error code: the client's fault (4xx) or the upstream's (5xx). */
 const STATUS: Record<ErrorCode, number> = {
@@ -23,6 +24,17 @@ const STATUS: Record<ErrorCode, number> = {
 
 export function httpStatusFor(code: ErrorCode): number {
   return STATUS[code];
+}
+
+/**
+ * `Retry-After` seconds for an error worth retrying as it is: the database is away
+ * (`storage_error`, 503), a connection is backing off after a failure, or the server
+ * said when. Undefined for the others.
+ */
+export function retryAfterFor(error: TokenwardenError): number | undefined {
+  if (error.code === "storage_error") return error.retryAfterSeconds ?? STORAGE_RETRY_AFTER_SECONDS;
+  // A connection backing off after a failure, or a server's own Retry-After.
+  return error.retryAfterSeconds;
 }
 
 export interface ErrorBody {

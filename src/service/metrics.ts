@@ -42,7 +42,9 @@ export class ServiceMetrics {
       labelNames: ["status"] as const,
       registers: [this.registry],
       async collect() {
-        const counts = await tw.store.countConnectionsByStatus();
+        // While the database is away the last counts stay: the rest is still scraped.
+        const counts = await tw.store.countConnectionsByStatus().catch(() => undefined);
+        if (counts === undefined) return;
         for (const status of CONNECTION_STATUSES) this.set({ status }, counts[status] ?? 0);
       },
     });

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
+import { STORAGE_RETRY_AFTER_SECONDS } from "../store/storage-errors.js";
 import type { ServiceMetrics } from "./metrics.js";
 
 /** `/healthz` (the process answers), `/readyz` (the database too), `/metrics`. */
@@ -23,6 +24,7 @@ export function registerOperations(
     async (_request, reply) => {
       const ready = await tw.store.ping();
       reply.code(ready ? 200 : 503);
+      if (!ready) reply.header("retry-after", String(STORAGE_RETRY_AFTER_SECONDS));
       return { status: ready ? "ready" : "unavailable", database: tw.store.dialect };
     },
   );

@@ -4,7 +4,13 @@ import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { TokenwardenError } from "../core/errors.js";
 import { registerAdminPage } from "./admin.js";
 import type { ApiKeyRing } from "./api-keys.js";
-import { errorBody, fromFrameworkError, httpStatusFor, INTERNAL_ERROR_BODY } from "./errors.js";
+import {
+  errorBody,
+  fromFrameworkError,
+  httpStatusFor,
+  INTERNAL_ERROR_BODY,
+  retryAfterFor,
+} from "./errors.js";
 import { ServiceMetrics } from "./metrics.js";
 import { registerOperations } from "./operations.js";
 import { registerProxy } from "./proxy.js";
@@ -129,9 +135,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     } else if (httpStatusFor(known.code) >= 500) {
       request.log.warn({ code: known.code }, known.message);
     }
-    // During a backoff (or a server's own Retry-After), say when to come back.
-    if (known.retryAfterSeconds !== undefined)
-      reply.header("retry-after", String(known.retryAfterSeconds));
+    // During a backoff, a database outage, or a server's own Retry-After: when to come back.
+    const retryAfter = retryAfterFor(known);
+    if (retryAfter !== undefined) reply.header("retry-after", String(retryAfter));
     return reply.code(httpStatusFor(known.code)).send(errorBody(known));
   });
   app.setNotFoundHandler((request, reply) => {

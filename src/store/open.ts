@@ -9,6 +9,7 @@ import { migrateToLatest } from "./migrations.js";
 import { PgChangeNotifier } from "./pg-notifier.js";
 import type { Database } from "./schema.js";
 import { SqlStore } from "./sql-store.js";
+import { guardStore, toStorageError } from "./storage-errors.js";
 import type { Store } from "./store.js";
 
 export const DEFAULT_DATABASE_URL = "sqlite:./data/tokenwarden.db";
@@ -22,7 +23,20 @@ export interface OpenStoreOptions {
   previousSecretKeys?: string[];
   /** PostgreSQL pool size. */
   poolSize?: number;
+  /** PostgreSQL: a connection not made within this fails with `storage_error` (ms). */
+  connectTimeoutMs?: number;
+  /**
+   * PostgreSQL: a statement running longer is cancelled by the server and fails with
+   * `storage_error` (ms); the client gives up a little later if no answer comes at all.
+   */
+  statementTimeoutMs?: number;
+  /** SQLite: how long a write waits for another process's lock before `storage_error` (ms). */
+  busyTimeoutMs?: number;
 }
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
+const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 
 export type DatabaseLocation = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
 
@@ -46,20 +60,28 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   const sealer = await sealerFor(location, options);
   if (location.kind === "sqlite") {
     if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true });
-    const sqlite = new BetterSqlite3(location.path);
-    // WAL lets readers in other processes go on while one writes; the busy timeout
-    // makes a writer wait for another process's write instead of failing.
-    sqlite.pragma("journal_mode = WAL");
-    sqlite.pragma("busy_timeout = 10000");
-    sqlite.pragma("synchronous = NORMAL");
-    sqlite.pragma("foreign_keys = ON");
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-    await migrateToLatest(db, "sqlite");
-    return new SqlStore(db, "sqlite", sealer);
+    const db = new Kysely<Database>({
+      dialect: new SqliteDialect({
+        database: async () =>
+          openSqlite(location.path, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS),
+      }),
+    });
+    await migrate(db, "sqlite");
+    return guardStore(new SqlStore(db, "sqlite", sealer));
   }
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const pool = new pg.Pool({
     connectionString: location.url,
     max: options.poolSize ?? 10,
+    // Never a hang: connecting (or waiting for a pooled connection) is bounded, the
+    // server cancels a long statement and ends a transaction left idle, and the client
+    // gives up on a server that stopped answering at all (a broken network).
+    connectionTimeoutMillis: connectTimeoutMs,
+    statement_timeout: statementTimeoutMs,
+    idle_in_transaction_session_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + connectTimeoutMs,
+    keepAlive: true,
     // bigint columns hold epoch milliseconds, well inside a double's exact range.
     types: {
       getTypeParser: ((oid: number, format?: "text" | "binary") =>
@@ -68,9 +90,40 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
           : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
+  // A pooled connection the server drops (a restart, a failover) emits 'error': on the
+  // pool while idle, on the client while checked out. Either without a listener would
+  // end the process. The pool discards such a connection by itself and the query that
+  // was using it fails as a storage_error, so there is nothing more to do here.
+  pool.on("error", () => undefined);
+  pool.on("connect", (client) => client.on("error", () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  await migrateToLatest(db, "postgres");
-  return new SqlStore(db, "postgres", sealer, new PgChangeNotifier(pool, location.url));
+  await migrate(db, "postgres");
+  const notifier = new PgChangeNotifier(pool, location.url, { connectTimeoutMs });
+  return guardStore(new SqlStore(db, "postgres", sealer, notifier));
+}
+
+function openSqlite(path: string, busyTimeoutMs: number): BetterSqlite3.Database {
+  try {
+    const sqlite = new BetterSqlite3(path, { timeout: busyTimeoutMs });
+    // WAL lets readers in other processes go on while one writes; the busy timeout
+    // makes a writer wait for another process's write instead of failing at once.
+    sqlite.pragma("journal_mode = WAL");
+    sqlite.pragma("synchronous = NORMAL");
+    sqlite.pragma("foreign_keys = ON");
+    return sqlite;
+  } catch (error) {
+    throw toStorageError(error);
+  }
+}
+
+/** Migrates, or closes what was opened and fails with a storage_error. */
+async function migrate(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Promise<void> {
+  try {
+    await migrateToLatest(db, dialect);
+  } catch (error) {
+    await db.destroy().catch(() => undefined);
+    throw toStorageError(error);
+  }
 }
 
 async function sealerFor(location: DatabaseLocation, options: OpenStoreOptions): Promise<Sealer> {

@@ -32,7 +32,10 @@ import type {
 /** A channel between processes on one database (PostgreSQL LISTEN/NOTIFY). */
 export interface ChangeNotifier {
   publish(topic: string): Promise<void>;
-  subscribe(listener: (topic: string) => void): Promise<() => Promise<void>>;
+  subscribe(
+    listener: (topic: string) => void,
+    onResubscribed?: () => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -432,9 +435,12 @@ export class SqlStore implements Store {
     await this.#notifier?.publish(topic);
   }
 
-  async subscribeChanges(listener: (topic: string) => void): Promise<() => Promise<void>> {
+  async subscribeChanges(
+    listener: (topic: string) => void,
+    onResubscribed?: () => void,
+  ): Promise<() => Promise<void>> {
     if (this.#notifier === undefined) return async () => undefined;
-    return this.#notifier.subscribe(listener);
+    return this.#notifier.subscribe(listener, onResubscribed);
   }
 
   // Events ------------------------------------------------------------------------

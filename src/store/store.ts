@@ -128,10 +128,20 @@ export interface Store {
    * PostgreSQL carries it with NOTIFY; SQLite has no such channel (a no-op).
    */
   publishChange(topic: string): Promise<void>;
-  /** Calls `listener` for every change another process publishes; returns an unsubscribe. */
-  subscribeChanges(listener: (topic: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Calls `listener` for every change another process publishes; returns an unsubscribe.
+   * `onResubscribed` is called when the channel is back after it was lost (the database
+   * restarted): changes published meanwhile were missed, so drop what was cached.
+   */
+  subscribeChanges(
+    listener: (topic: string) => void,
+    onResubscribed?: () => void,
+  ): Promise<() => Promise<void>>;
 
-  /** For readiness: the database answers and every migration has run. */
+  /**
+   * For readiness: the database answers and every migration has run. Never throws.
+   * Every other method fails with `storage_error` when the database does not answer.
+   */
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
