@@ -18,6 +18,8 @@ export interface EventResult {
   httpStatus?: number | null;
   /** A note on an outcome that is neither a plain success nor the error's own text. */
   note?: string;
+  /** A success despite `error` (a token obtained that could not be written yet). */
+  succeeded?: boolean;
 }
 
 export class EventLog {
@@ -44,7 +46,10 @@ export class EventLog {
       at: this.#clock.now(),
       trigger,
       action,
-      outcome: error === undefined ? ("success" as const) : ("failure" as const),
+      outcome:
+        error === undefined || result.succeeded === true
+          ? ("success" as const)
+          : ("failure" as const),
       httpStatus: error?.status ?? result.httpStatus ?? null,
       errorCode: error?.code ?? null,
       errorDescription: result.note ?? (error === undefined ? null : describe(error)),

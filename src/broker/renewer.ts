@@ -236,6 +236,7 @@ export class Renewer {
         this.#ctx.keepUnwritten(connection.id, patch, base.state.tokenVersion);
         await this.#record(loaded, step.trigger, step.action, step.started, {
           error: failure,
+          succeeded: true,
           note: "the database is unavailable: the new token is kept in memory and written when it returns",
         });
         return withToken(loaded, base, token, patch, base.state.tokenVersion + 1);

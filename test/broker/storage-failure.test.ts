@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/broker/tokenwarden.js";
+import type { TokenEvent } from "../../src/core/events.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { guardStore } from "../../src/store/storage-errors.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
-import { caught } from "../helpers.js";
 
 let server: QuirkServer;
 let db: TestDatabase;
@@ -17,11 +17,15 @@ afterAll(async () => {
   await db.drop();
 });
 
-it("a token the server issued but the store could not write fails as storage_error, not as a network failure", async () => {
+it("a token the server issued while the database was away is served, kept in memory, and written when it returns", async () => {
   let issued = 0;
   server.on("/token", (_req, res) => {
     issued += 1;
-    json(res, 200, { access_token: `issued-${issued}`, expires_in: 600 });
+    json(res, 200, {
+      access_token: `issued-${issued}`,
+      refresh_token: `rotated-${issued}`,
+      expires_in: 600,
+    });
   });
   const real = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
   // The database goes away between the token request and the write of its answer:
@@ -44,6 +48,8 @@ it("a token the server issued but the store could not write fails as storage_err
     }),
   );
   const tw = await Tokenwarden.open({ store, scheduler: false });
+  const events: TokenEvent[] = [];
+  tw.on("event", (e) => events.push(e));
   try {
     await tw.putIntegration({
       key: "cc",
@@ -53,13 +59,28 @@ it("a token the server issued but the store could not write fails as storage_err
     });
     await tw.putConnection({ id: "c1", integration: "cc" });
     writesFail = true;
-    const error = await caught(() => tw.getToken("c1"));
-    expect(issued).toBe(1); // the server answered...
-    // ...the write is what failed, and says so.
-    expect(error).toMatchObject({
-      code: "storage_error",
-      message: "the database is unreachable (ECONNREFUSED)",
-    });
+    // The server answered: its token (and the refresh token it rotated) is not lost.
+    expect((await tw.getToken("c1")).accessToken).toBe("issued-1");
+    expect(issued).toBe(1);
+    expect(events.map((e) => [e.outcome, e.errorCode, e.errorDescription])).toEqual([
+      [
+        "success",
+        "storage_error",
+        "the database is unavailable: the new token is kept in memory and written when it returns",
+      ],
+    ]);
+    expect((await real.getConnection("c1"))?.token).toBeUndefined();
+    // The database returns: the token is written, with no second token request.
+    writesFail = false;
+    let written = await real.getConnection("c1");
+    for (let tries = 0; tries < 200 && written?.token === undefined; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      written = await real.getConnection("c1");
+    }
+    expect(written?.token?.accessToken).toBe("issued-1");
+    expect(written?.token?.refreshToken).toBe("rotated-1");
+    expect(written?.state.status).toBe("active");
+    expect(issued).toBe(1);
   } finally {
     await tw.close();
     await real.close();
