@@ -4,17 +4,10 @@ import { hostname } from "node:os";
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Clock, systemClock } from "../core/clock.js";
-import {
-  CONNECTION_SECRET_FIELDS,
-  type Connection,
-  type ConnectionState,
-  type ConnectionStatus,
-  checkConnectionAgainst,
-  parseConnection,
-} from "../core/connection.js";
+import type { ConnectionStatus } from "../core/connection.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import type { EventAction, EventTrigger, TokenEvent } from "../core/events.js";
-import { type Integration, parseIntegration } from "../core/integration.js";
+import type { Integration } from "../core/integration.js";
 import {
   backoffMs,
   canRenewUnattended,
@@ -37,6 +30,7 @@ import {
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { ConnectionFilter, StatePatch, Store, StoredConnection } from "../store/store.js";
 import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
+import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
 import { asTokenwardenError, classifyFailure, summarize } from "./failure.js";
 import { runRefreshHook } from "./refresh-hook.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
@@ -172,31 +166,14 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   // Integrations ------------------------------------------------------------------
 
   /**
-   * Creates or replaces an integration. A client secret left out keeps the stored one
-   * (secrets are write-only, so an editor cannot send it back); `null` removes it.
+   * Creates or replaces an integration (catalogue.ts): a secret left out keeps the
+   * stored one, `null` removes it; a move to a new destination must carry the secrets.
    */
-  async putIntegration(input: unknown): Promise<IntegrationView> {
-    const { value, cleared } = withoutNullSecrets(input, ["clientSecret"]);
-    const parsed = parseIntegration(value);
-    const existing = await this.store.getIntegration(parsed.key);
-    const integration =
-      parsed.clientSecret === undefined &&
-      !cleared.has("clientSecret") &&
-      existing?.integration.clientSecret
-        ? { ...parsed, clientSecret: existing.integration.clientSecret }
-        : parsed;
-    if (existing !== undefined) {
-      // Every connection must still resolve under the new settings.
-      for (const { connection } of await this.store.listConnections({ integration: parsed.key })) {
-        prefixed(`connection ${connection.id}`, () => resolveIntegration(integration, connection));
-      }
-    }
-    await this.store.putIntegration(integration, this.clock.now());
-    if (existing !== undefined) {
-      await this.#afterConfigChange({ integration: parsed.key });
-      await this.#publish(`integration:${parsed.key}`);
-    }
-    return this.getIntegration(parsed.key);
+  async putIntegration(
+    input: unknown,
+    options: PutIntegrationOptions = {},
+  ): Promise<IntegrationView> {
+    return this.writeCatalogue((catalogue) => catalogue.putIntegration(input, options));
   }
 
   async getIntegration(key: string): Promise<IntegrationView> {
@@ -218,49 +195,32 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
 
   // Connections -------------------------------------------------------------------
 
-  /**
-   * Creates or replaces a connection. As with integrations, secrets left out are
-   * kept and `null` removes one. Validated against its integration before anything
-   * is written.
-   */
+  /** Creates or replaces a connection (catalogue.ts), validated against its integration. */
   async putConnection(input: unknown): Promise<ConnectionView> {
-    const { value, cleared } = withoutNullSecrets(input, CONNECTION_SECRET_FIELDS);
-    const parsed = parseConnection(value);
-    const storedIntegration = await this.store.getIntegration(parsed.integration);
-    if (storedIntegration === undefined) {
-      throw invalidConfig("integration", `${parsed.integration} does not exist`);
-    }
-    const integration = storedIntegration.integration;
-    const existing = await this.store.getConnection(parsed.id);
-    const connection: Connection = { ...parsed };
-    for (const field of CONNECTION_SECRET_FIELDS) {
-      const kept = existing?.connection[field];
-      if (connection[field] === undefined && !cleared.has(field) && kept !== undefined)
-        connection[field] = kept;
-    }
-    checkConnectionAgainst(integration, connection);
-    resolveIntegration(integration, connection);
+    return this.writeCatalogue((catalogue) => catalogue.putConnection(input));
+  }
 
-    const now = this.clock.now();
-    const initial = this.#initialState(integration, now);
-    let patch: StatePatch = {};
-    if (existing !== undefined) {
-      if (existing.connection.integration !== connection.integration) {
-        patch = { ...initial, token: null };
-      } else if (
-        integration.grantType === "refresh_token" &&
-        connection.refreshToken !== existing.connection.refreshToken
-      ) {
-        // A new starting refresh token: forget what the old one produced.
-        patch = { ...initial, token: null };
-      } else {
-        patch = this.#resetAfterChange(integration, existing, now);
-      }
+  /**
+   * Catalogue writes in one transaction (an import file): all of them land or none.
+   * Caches are dropped and other processes told only after the commit.
+   */
+  async writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T> {
+    let changes: CatalogueChanges | undefined;
+    const result = await this.store.transaction(async (store) => {
+      const catalogue = new CatalogueWriter(store, this.clock);
+      changes = catalogue.changes;
+      return fn(catalogue);
+    });
+    for (const id of changes?.connections ?? []) {
+      this.#cache.delete(id);
+      await this.#publish(`connection:${id}`);
     }
-    await this.store.putConnection(connection, now, initial, patch);
-    this.#cache.delete(connection.id);
-    await this.#publish(`connection:${connection.id}`);
-    return this.getConnection(connection.id);
+    for (const key of changes?.integrations ?? []) {
+      for (const [id, entry] of this.#cache)
+        if (entry.integration.key === key) this.#cache.delete(id);
+      await this.#publish(`integration:${key}`);
+    }
+    return result;
   }
 
   async getConnection(id: string): Promise<ConnectionView> {
@@ -896,49 +856,6 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
     }
   }
 
-  #initialState(integration: Integration, now: number): ConnectionState {
-    const needsPerson = integration.grantType === "authorization_code";
-    return {
-      status: needsPerson ? "pending_authorization" : "active",
-      expiresAt: null,
-      nextRefreshAt: needsPerson ? null : now,
-      lastRefreshAt: null,
-      failureCount: 0,
-      lastError: null,
-      scope: null,
-      tokenVersion: 0,
-    };
-  }
-
-  /**
-   * After a person changed the configuration, a connection stuck in `needs_reauth` or
-   * `error` deserves a new try: the change may be the fix.
-   */
-  #resetAfterChange(integration: Integration, existing: StoredConnection, now: number): StatePatch {
-    const { status } = existing.state;
-    if (status !== "needs_reauth" && status !== "error") return {};
-    const renewable = canRenewUnattended(integration.grantType, existing.token, {
-      session: integration.session,
-      hasRefreshHook: integration.refreshHook !== undefined,
-    });
-    if (!renewable) return {};
-    return { status: "active", nextRefreshAt: now, failureCount: 0, lastError: null };
-  }
-
-  async #afterConfigChange(filter: { integration: string }): Promise<void> {
-    const storedIntegration = await this.store.getIntegration(filter.integration);
-    if (storedIntegration === undefined) return;
-    const now = this.clock.now();
-    for (const summary of await this.store.listConnections(filter)) {
-      this.#cache.delete(summary.connection.id);
-      const existing = await this.store.getConnection(summary.connection.id);
-      if (existing === undefined) continue;
-      const patch = this.#resetAfterChange(storedIntegration.integration, existing, now);
-      if (Object.keys(patch).length > 0)
-        await this.store.updateState(summary.connection.id, patch, now);
-    }
-  }
-
   async #record(
     loaded: Loaded,
     trigger: EventTrigger,
@@ -986,38 +903,6 @@ function fail(code: TokenwardenError["code"], message: string): Decision {
 
 function notFound(id: string): TokenwardenError {
   return new TokenwardenError("not_found", `connection ${id} does not exist`);
-}
-
-/** Runs `fn`, prefixing the message of an `invalid_config` it throws. */
-function prefixed<T>(prefix: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    if (error instanceof TokenwardenError && error.code === "invalid_config") {
-      throw new TokenwardenError("invalid_config", `${prefix}: ${error.message}`, {
-        ...(error.field === undefined ? {} : { field: error.field }),
-      });
-    }
-    throw error;
-  }
-}
-
-/** Splits `{ secret: null }` ("remove it") from an input before it is validated. */
-function withoutNullSecrets(
-  input: unknown,
-  fields: readonly string[],
-): { value: unknown; cleared: Set<string> } {
-  const cleared = new Set<string>();
-  if (input === null || typeof input !== "object" || Array.isArray(input))
-    return { value: input, cleared };
-  const value: Record<string, unknown> = { ...(input as Record<string, unknown>) };
-  for (const field of fields) {
-    if (value[field] === null) {
-      cleared.add(field);
-      delete value[field];
-    }
-  }
-  return { value, cleared };
 }
 
 export type { ConnectionStatus };
