@@ -77,9 +77,13 @@ export class SqlStore implements Store {
   async transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
     if (this.#scope !== undefined) return fn(this); // already in one: join it
     const scope: TransactionScope = { published: [] };
-    const result = await this.#db
-      .transaction()
-      .execute((trx) => fn(new SqlStore(trx, this.dialect, this.#sealer, undefined, scope)));
+    const result = await this.#db.transaction().execute(async (trx) => {
+      // SQLite: take the write lock first (as BEGIN IMMEDIATE would), so a write by
+      // another process waits its turn instead of failing a snapshot that went stale.
+      if (this.dialect === "sqlite")
+        await sql`update tw_sealing_keys set key_id = key_id where 1 = 0`.execute(trx);
+      return fn(new SqlStore(trx, this.dialect, this.#sealer, undefined, scope));
+    });
     // Other processes hear of the change only once it is there to be read.
     for (const topic of scope.published) await this.publishChange(topic);
     return result;
