@@ -202,7 +202,8 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
 
   /**
    * Catalogue writes in one transaction (an import file): all of them land or none.
-   * Caches are dropped and other processes told only after the commit.
+   * Caches are dropped and other processes told only after the commit. `fn` must go
+   * through the catalogue it is given: on SQLite anything else waits for the commit.
    */
   async writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T> {
     let changes: CatalogueChanges | undefined;
