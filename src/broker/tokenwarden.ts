@@ -3,25 +3,17 @@ import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import { Readable } from "node:stream";
 import { type Clock, systemClock } from "../core/clock.js";
-import {
-  CONNECTION_SECRET_FIELDS,
-  type Connection,
-  type ConnectionStatus,
-  checkConnectionAgainst,
-  parseConnection,
-} from "../core/connection.js";
+import type { ConnectionStatus } from "../core/connection.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
 import { asTokenwardenError, summarize } from "../core/failure.js";
-import { parseIntegration } from "../core/integration.js";
-import { resolveIntegration } from "../core/resolve.js";
-import { afterConfigChange, initialState, type StatePatch } from "../core/state.js";
 import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
 import { closeDispatchers } from "../oauth/http.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
 import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
+import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
 import { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
@@ -144,31 +136,14 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   // Integrations ------------------------------------------------------------------
 
   /**
-   * Creates or replaces an integration. A client secret left out keeps the stored one
-   * (secrets are write-only, so an editor cannot send it back); `null` removes it.
+   * Creates or replaces an integration (catalogue.ts): a secret left out keeps the
+   * stored one, `null` removes it; a move to a new destination must carry the secrets.
    */
-  async putIntegration(input: unknown): Promise<IntegrationView> {
-    const { value, cleared } = withoutNullSecrets(input, ["clientSecret"]);
-    const parsed = parseIntegration(value);
-    const existing = await this.store.getIntegration(parsed.key);
-    const integration =
-      parsed.clientSecret === undefined &&
-      !cleared.has("clientSecret") &&
-      existing?.integration.clientSecret
-        ? { ...parsed, clientSecret: existing.integration.clientSecret }
-        : parsed;
-    if (existing !== undefined) {
-      // Every connection must still resolve under the new settings.
-      for (const { connection } of await this.store.listConnections({ integration: parsed.key })) {
-        prefixed(`connection ${connection.id}`, () => resolveIntegration(integration, connection));
-      }
-    }
-    await this.store.putIntegration(integration, this.clock.now());
-    if (existing !== undefined) {
-      await this.#afterConfigChange({ integration: parsed.key });
-      await this.#publish(`integration:${parsed.key}`);
-    }
-    return this.getIntegration(parsed.key);
+  async putIntegration(
+    input: unknown,
+    options: PutIntegrationOptions = {},
+  ): Promise<IntegrationView> {
+    return this.writeCatalogue((catalogue) => catalogue.putIntegration(input, options));
   }
 
   async getIntegration(key: string): Promise<IntegrationView> {
@@ -190,37 +165,32 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
 
   // Connections -------------------------------------------------------------------
 
-  /**
-   * Creates or replaces a connection. As with integrations, secrets left out are
-   * kept and `null` removes one. Validated against its integration before anything
-   * is written.
-   */
+  /** Creates or replaces a connection (catalogue.ts), validated against its integration. */
   async putConnection(input: unknown): Promise<ConnectionView> {
-    const { value, cleared } = withoutNullSecrets(input, CONNECTION_SECRET_FIELDS);
-    const parsed = parseConnection(value);
-    const storedIntegration = await this.store.getIntegration(parsed.integration);
-    if (storedIntegration === undefined) {
-      throw invalidConfig("integration", `${parsed.integration} does not exist`);
-    }
-    const integration = storedIntegration.integration;
-    const existing = await this.store.getConnection(parsed.id);
-    const connection: Connection = { ...parsed };
-    for (const field of CONNECTION_SECRET_FIELDS) {
-      const kept = existing?.connection[field];
-      if (connection[field] === undefined && !cleared.has(field) && kept !== undefined)
-        connection[field] = kept;
-    }
-    checkConnectionAgainst(integration, connection);
-    resolveIntegration(integration, connection);
+    return this.writeCatalogue((catalogue) => catalogue.putConnection(input));
+  }
 
-    const now = this.clock.now();
-    const initial = initialState(integration, now);
-    const patch: StatePatch =
-      existing === undefined ? {} : afterConfigChange(integration, existing, connection, now);
-    await this.store.putConnection(connection, now, initial, patch);
-    this.#tokens.forget(connection.id);
-    await this.#publish(`connection:${connection.id}`);
-    return this.getConnection(connection.id);
+  /**
+   * Catalogue writes in one transaction (an import file): all of them land or none.
+   * Caches are dropped and other processes told only after the commit. `fn` must go
+   * through the catalogue it is given: on SQLite anything else waits for the commit.
+   */
+  async writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T> {
+    let changes: CatalogueChanges | undefined;
+    const result = await this.store.transaction(async (store) => {
+      const catalogue = new CatalogueWriter(store, this.clock);
+      changes = catalogue.changes;
+      return fn(catalogue);
+    });
+    for (const id of changes?.connections ?? []) {
+      this.#tokens.forget(id);
+      await this.#publish(`connection:${id}`);
+    }
+    for (const key of changes?.integrations ?? []) {
+      this.#tokens.forgetIntegration(key);
+      await this.#publish(`integration:${key}`);
+    }
+    return result;
   }
 
   async getConnection(id: string): Promise<ConnectionView> {
@@ -487,57 +457,6 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   #onResubscribed(): void {
     this.#tokens.forgetAll();
   }
-
-  async #afterConfigChange(filter: { integration: string }): Promise<void> {
-    const storedIntegration = await this.store.getIntegration(filter.integration);
-    if (storedIntegration === undefined) return;
-    const now = this.clock.now();
-    this.#tokens.forgetIntegration(filter.integration);
-    for (const summary of await this.store.listConnections(filter)) {
-      const existing = await this.store.getConnection(summary.connection.id);
-      if (existing === undefined) continue;
-      const patch = afterConfigChange(
-        storedIntegration.integration,
-        existing,
-        existing.connection,
-        now,
-      );
-      if (Object.keys(patch).length > 0)
-        await this.store.updateState(summary.connection.id, patch, now);
-    }
-  }
-}
-
-/** Runs `fn`, prefixing the message of an `invalid_config` it throws. */
-function prefixed<T>(prefix: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    if (error instanceof TokenwardenError && error.code === "invalid_config") {
-      throw new TokenwardenError("invalid_config", `${prefix}: ${error.message}`, {
-        ...(error.field === undefined ? {} : { field: error.field }),
-      });
-    }
-    throw error;
-  }
-}
-
-/** Splits `{ secret: null }` ("remove it") from an input before it is validated. */
-function withoutNullSecrets(
-  input: unknown,
-  fields: readonly string[],
-): { value: unknown; cleared: Set<string> } {
-  const cleared = new Set<string>();
-  if (input === null || typeof input !== "object" || Array.isArray(input))
-    return { value: input, cleared };
-  const value: Record<string, unknown> = { ...(input as Record<string, unknown>) };
-  for (const field of fields) {
-    if (value[field] === null) {
-      cleared.add(field);
-      delete value[field];
-    }
-  }
-  return { value, cleared };
 }
 
 export type { ConnectionStatus };

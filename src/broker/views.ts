@@ -1,5 +1,6 @@
 import type { Connection, ConnectionState, ErrorSummary } from "../core/connection.js";
 import type { Integration } from "../core/integration.js";
+import { INTEGRATION_SECRET_PATHS, secretFlags } from "../core/secrets.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { ConnectionSummary, StoredIntegration } from "../store/store.js";
 
@@ -12,8 +13,9 @@ export interface SecretFlag {
   set: boolean;
 }
 
-export type IntegrationView = Omit<Integration, "clientSecret"> & {
+export type IntegrationView = Omit<Integration, "clientSecret" | "tls"> & {
   clientSecret: SecretFlag;
+  tls: Omit<Integration["tls"], "key"> & { key: SecretFlag };
   createdAt: string;
   updatedAt: string;
 };
@@ -50,10 +52,10 @@ export interface AccessToken {
 const STANDARD_FIELDS = ["access_token", "token_type", "expires_in", "refresh_token", "scope"];
 
 export function integrationView(stored: StoredIntegration): IntegrationView {
-  const { clientSecret, ...rest } = stored.integration;
+  // Every secret path becomes { set }, so a private key added to the list is hidden too.
+  const flagged = secretFlags(stored.integration, INTEGRATION_SECRET_PATHS);
   return {
-    ...rest,
-    clientSecret: { set: clientSecret !== undefined },
+    ...(flagged as unknown as Omit<IntegrationView, "createdAt" | "updatedAt">),
     createdAt: iso(stored.createdAt),
     updatedAt: iso(stored.updatedAt),
   };
@@ -129,10 +131,20 @@ function deletePath(body: Record<string, unknown>, path: string): void {
     delete (current as Record<string, unknown>)[parts.at(-1) as string];
 }
 
+/** The largest time a Date holds (ECMA-262 §21.4.1.1). */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * A stored time as ISO 8601. A view never throws: a number out of a Date's range
+ * (stored by an older version, or by hand) shows as the nearest representable time,
+ * and one that is not a number at all as the epoch.
+ */
 function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  const n = Number(ms);
+  const bounded = Number.isNaN(n) ? 0 : Math.max(-MAX_DATE_MS, Math.min(MAX_DATE_MS, n));
+  return new Date(bounded).toISOString();
 }
 
 function isoOrNull(ms: number | null): string | null {
-  return ms === null ? null : iso(ms);
+  return ms === null || Number.isNaN(Number(ms)) ? null : iso(ms);
 }

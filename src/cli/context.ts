@@ -19,6 +19,7 @@ export async function withTokenwarden<T>(
   const tw = await Tokenwarden.open({
     database: settings.database,
     ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
+    previousSecretKeys: settings.previousSecretKeys,
     scheduler: false,
   });
   try {

@@ -10,6 +10,7 @@ import { registerApiKeyCommands } from "./commands/apikey.js";
 import { registerAuthorizeCommand } from "./commands/authorize.js";
 import { registerConnectionCommands } from "./commands/connection.js";
 import { registerIntegrationCommands } from "./commands/integration.js";
+import { registerKeyCommands } from "./commands/key.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerTokenCommands } from "./commands/tokens.js";
 
@@ -49,7 +50,8 @@ Examples:
   $ tokenwarden serve
 
 The master key is TOKENWARDEN_SECRET_KEY (32 bytes, base64), or for SQLite a key file
-beside the database. Exit status: 0 on success, 1 with "error <code>: <message>".`,
+beside the database; TOKENWARDEN_PREVIOUS_SECRET_KEYS (comma-separated) opens values
+sealed under older keys (see "key rotate"). Exit status: 0 on success, 1 with "error <code>: <message>".`,
     );
   registerServeCommand(program);
   registerIntegrationCommands(program);
@@ -57,6 +59,7 @@ beside the database. Exit status: 0 on success, 1 with "error <code>: <message>"
   registerTokenCommands(program);
   registerAuthorizeCommand(program);
   registerApiKeyCommands(program);
+  registerKeyCommands(program);
   return program;
 }
 

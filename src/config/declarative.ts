@@ -2,15 +2,17 @@ import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
-import { parseConnection } from "../core/connection.js";
+import { CONNECTION_SECRET_FIELDS, parseConnection } from "../core/connection.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { parseIntegration } from "../core/integration.js";
 
 /**
  * `tokenwarden.yaml` (or `.json`): integrations and connections upserted before a
  * command runs. Any string may be `${ENV_VAR}`; a missing variable or an unknown field
- * is an error naming it. Everything is validated before anything is written, so a bad
- * file changes nothing.
+ * is an error naming it. Everything is validated first, then written in one
+ * transaction: a file refused as a whole (an entry invalid against its integration, a
+ * secret sent to a new destination without being sent again, a database error
+ * midway) changes nothing.
  */
 export interface DeclarativeConfig {
   integrations: unknown[];
@@ -94,7 +96,7 @@ export async function loadDeclarativeFile(
   return parseDeclarative(text, path, env);
 }
 
-/** Validates every entry (naming it in errors), then upserts them in order. */
+/** Validates every entry (naming it in errors), then upserts them in order, in one transaction. */
 export async function applyDeclarative(
   tw: Tokenwarden,
   config: DeclarativeConfig,
@@ -105,11 +107,24 @@ export async function applyDeclarative(
   for (const [i, item] of config.connections.entries()) {
     located(`connections[${i}]`, () => parseConnection(item));
   }
-  for (const item of config.integrations) await tw.putIntegration(item);
-  for (const [i, item] of config.connections.entries()) {
-    await located(`connections[${i}]`, () => tw.putConnection(item));
+  // An integration moving to a new destination may keep its connections' secrets when
+  // this file sends them again: they are written later in the same transaction.
+  const resentConnectionSecrets = new Map<string, Set<string>>();
+  for (const item of config.connections as Array<Record<string, unknown>>) {
+    const fields = CONNECTION_SECRET_FIELDS.filter((f) => typeof item[f] === "string");
+    if (typeof item.id === "string") resentConnectionSecrets.set(item.id, new Set(fields));
   }
-  return { integrations: config.integrations.length, connections: config.connections.length };
+  return tw.writeCatalogue(async (catalogue) => {
+    for (const [i, item] of config.integrations.entries()) {
+      await located(`integrations[${i}]`, () =>
+        catalogue.putIntegration(item, { resentConnectionSecrets }),
+      );
+    }
+    for (const [i, item] of config.connections.entries()) {
+      await located(`connections[${i}]`, () => catalogue.putConnection(item));
+    }
+    return { integrations: config.integrations.length, connections: config.connections.length };
+  });
 }
 
 function located<T>(where: string, fn: () => T): T {

@@ -1,4 +1,5 @@
 import { invalidConfig } from "../core/errors.js";
+import { splitKeyList } from "../store/master-key.js";
 import { DEFAULT_DATABASE_URL } from "../store/open.js";
 
 /**
@@ -12,6 +13,8 @@ export interface Settings {
   /** Base of the redirect URL `<publicUrl>/oauth/callback`, without a trailing slash. */
   publicUrl: string;
   secretKey: string | undefined;
+  /** Older keys that open values sealed before a rotation (`TOKENWARDEN_PREVIOUS_SECRET_KEYS`). */
+  previousSecretKeys: string[];
   /** Keys accepted besides the stored ones (`TOKENWARDEN_API_KEYS`, comma-separated). */
   apiKeys: string[];
   config: string | undefined;
@@ -58,6 +61,7 @@ export function resolveSettings(
     port,
     publicUrl,
     secretKey: env.TOKENWARDEN_SECRET_KEY === "" ? undefined : env.TOKENWARDEN_SECRET_KEY,
+    previousSecretKeys: splitKeyList(env.TOKENWARDEN_PREVIOUS_SECRET_KEYS),
     apiKeys: (env.TOKENWARDEN_API_KEYS ?? "")
       .split(",")
       .map((k) => k.trim())

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_LIFETIME_SECONDS } from "./refresh-policy.js";
 import { placeholdersDeep, placeholdersIn, TOKEN_PLACEHOLDER } from "./template.js";
 import { parseOrThrow } from "./validation.js";
 
@@ -154,8 +155,8 @@ const integrationObjectSchema = z.strictObject({
     .strictObject({ headers: stringRecord.default({}), query: stringRecord.default({}) })
     .prefault({}),
   session: z.enum(SESSION_MODES).default("auto"),
-  fixedTtlSeconds: z.number().int().positive().default(3600),
-  refreshAheadSeconds: z.number().int().nonnegative().default(60),
+  fixedTtlSeconds: z.number().int().positive().max(MAX_LIFETIME_SECONDS).default(3600),
+  refreshAheadSeconds: z.number().int().nonnegative().max(MAX_LIFETIME_SECONDS).default(60),
   retryOn: z.array(z.number().int().min(100).max(599)).default([401, 403]),
   expiredBodyPattern: z.string().refine(isRegExp, "must be a valid regular expression").optional(),
   refreshHook: z

@@ -13,6 +13,15 @@ export interface RefreshSettings {
   refreshAheadSeconds: number;
 }
 
+/**
+ * The longest lifetime taken as meant: ten years. A server (or a hook, or a response
+ * map) saying more (`1e308`, a 23-digit string, a date in the year 200000) is treated
+ * as having said nothing, as when `expires_in` is absent: `auto` falls back to
+ * `fixedTtlSeconds`, `none` keeps no expiry. Every stored time then stays well inside
+ * what a Date, a PostgreSQL bigint and an ISO 8601 string can hold.
+ */
+export const MAX_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
+
 /** What the server said about the lifetime, before the session mode is applied. */
 export interface ServerExpiry {
   /** `expires_in`, seconds from the response. */
@@ -25,20 +34,28 @@ export interface ServerExpiry {
  * The expiry to store: `fixed` ignores the server, `auto` uses it and falls back to
  * `fixedTtlSeconds`, `none` keeps what the server said (for display) but the token is
  * never refreshed. A lifetime of zero or less is treated as unknown: honouring it
- * would make the token stale before anyone could use it.
+ * would make the token stale before anyone could use it; so is one beyond
+ * MAX_LIFETIME_SECONDS.
  */
 export function expiryFor(
   server: ServerExpiry,
   settings: RefreshSettings,
   issuedAt: number,
 ): number | null {
-  const fixed = issuedAt + settings.fixedTtlSeconds * 1000;
+  const longest = issuedAt + MAX_LIFETIME_SECONDS * 1000;
+  // The schema bounds fixedTtlSeconds; a document stored before that bound existed is not re-read through it.
+  const fixed = Math.min(issuedAt + settings.fixedTtlSeconds * 1000, longest);
   if (settings.session === "fixed") return fixed;
   let fromServer: number | null = null;
-  if (server.expiresAtMs !== undefined && server.expiresAtMs > issuedAt)
-    fromServer = server.expiresAtMs;
-  else if (server.expiresInSeconds !== undefined && server.expiresInSeconds > 0) {
-    fromServer = issuedAt + server.expiresInSeconds * 1000;
+  const { expiresAtMs, expiresInSeconds } = server;
+  if (expiresAtMs !== undefined && expiresAtMs > issuedAt && expiresAtMs <= longest)
+    fromServer = expiresAtMs;
+  else if (
+    expiresInSeconds !== undefined &&
+    expiresInSeconds > 0 &&
+    expiresInSeconds <= MAX_LIFETIME_SECONDS
+  ) {
+    fromServer = issuedAt + expiresInSeconds * 1000;
   }
   if (settings.session === "none") return fromServer;
   return fromServer ?? fixed;

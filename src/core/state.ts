@@ -114,6 +114,12 @@ export function afterRevoke(): StatePatch {
   };
 }
 
+/** The token forgotten and the state as for a new connection. */
+export function startOver(integration: Integration, now: number): StatePatch {
+  const { tokenVersion: _version, ...initial } = initialState(integration, now);
+  return { ...initial, token: null };
+}
+
 /**
  * After a person changed the configuration. A connection moved to another
  * integration, or given a new starting refresh token, starts over; one stuck in
@@ -129,10 +135,7 @@ export function afterConfigChange(
     before.connection.integration !== after.integration ||
     (integration.grantType === "refresh_token" &&
       after.refreshToken !== before.connection.refreshToken);
-  if (startsOver) {
-    const { tokenVersion: _version, ...initial } = initialState(integration, now);
-    return { ...initial, token: null };
-  }
+  if (startsOver) return startOver(integration, now);
   const { status } = before.state;
   if (status !== "needs_reauth" && status !== "error") return {};
   if (!canRenewUnattended(integration, before.token, after.refreshToken)) return {};

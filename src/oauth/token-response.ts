@@ -150,23 +150,37 @@ export function numberOf(value: unknown): number | undefined {
   return undefined;
 }
 
-/** An absolute time as epoch seconds, epoch milliseconds or an ISO 8601 string. */
+/**
+ * An absolute time as epoch seconds, epoch milliseconds or an ISO 8601 string; one
+ * a Date cannot hold is no time at all. (expiryFor then bounds it to a sane lifetime.)
+ */
 export function absoluteTimeOf(value: unknown): number | undefined {
   const n = numberOf(value);
-  if (n !== undefined) return n > 1e11 ? n : n * 1000; // 1e11 s is the year 5138; 1e11 ms is 1973
-  if (typeof value === "string") {
+  let ms: number | undefined;
+  if (n !== undefined)
+    ms = n > 1e11 ? n : n * 1000; // 1e11 s is the year 5138; 1e11 ms is 1973
+  else if (typeof value === "string") {
     const parsed = Date.parse(value);
-    return Number.isNaN(parsed) ? undefined : parsed;
+    ms = Number.isNaN(parsed) ? undefined : parsed;
   }
-  return undefined;
+  return ms !== undefined && Math.abs(ms) <= MAX_DATE_MS ? ms : undefined;
 }
 
-/** RFC 9110 §10.2.3: delay-seconds or an HTTP date. */
+/** The largest time a Date holds (ECMA-262 §21.4.1.1). */
+const MAX_DATE_MS = 8.64e15;
+/** A server asking to wait longer than a day is waited on for a day, then asked again. */
+export const MAX_RETRY_AFTER_SECONDS = 24 * 3600;
+
+/** RFC 9110 §10.2.3: delay-seconds or an HTTP date, at most MAX_RETRY_AFTER_SECONDS. */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+  let seconds: number | undefined;
+  if (/^\d+$/.test(value.trim())) seconds = Number(value.trim());
+  else {
+    const date = Date.parse(value);
+    seconds = Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+  }
+  return seconds === undefined ? undefined : Math.min(seconds, MAX_RETRY_AFTER_SECONDS);
 }
 
 function scopeOf(value: unknown): string | undefined {

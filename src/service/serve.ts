@@ -31,6 +31,7 @@ export async function startService(
   const tw = await Tokenwarden.open({
     database: settings.database,
     ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
+    previousSecretKeys: settings.previousSecretKeys,
     ...(options.scheduler === undefined ? {} : { scheduler: options.scheduler }),
   });
   try {

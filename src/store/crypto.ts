@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
+import { chmod, link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 
@@ -11,6 +11,10 @@ import { invalidConfig, TokenwardenError } from "../core/errors.js";
  * into another row or column does not open.
  *
  * Format: `tw1.<key id>.<iv>.<tag>.<ciphertext>`, base64url parts.
+ *
+ * A value that does not open at run time (unknown key, tampered, moved) is a
+ * `storage_error`: the configuration was accepted at start (master-key.ts checks the
+ * key ids in use), so what failed is the stored data, not the caller's input.
  */
 const FORMAT = "tw1";
 
@@ -34,6 +38,11 @@ export class Sealer {
     return this.#currentId;
   }
 
+  /** Ids of every configured key: the current one and the previous ones. */
+  get keyIds(): ReadonlySet<string> {
+    return new Set(this.#keys.keys());
+  }
+
   seal(plaintext: string, context: string): string {
     const iv = randomBytes(12);
     const cipher = createCipheriv("aes-256-gcm", this.#keys.get(this.#currentId) as Buffer, iv);
@@ -52,14 +61,14 @@ export class Sealer {
       ciphertext === undefined
     ) {
       throw new TokenwardenError(
-        "invalid_config",
+        "storage_error",
         `a stored secret (${context}) is not in a known format`,
       );
     }
     const key = this.#keys.get(id);
     if (key === undefined) {
       throw new TokenwardenError(
-        "invalid_config",
+        "storage_error",
         `a stored secret (${context}) was sealed with key ${id}, which is not configured`,
       );
     }
@@ -73,7 +82,7 @@ export class Sealer {
       ]).toString("utf8");
     } catch (error) {
       throw new TokenwardenError(
-        "invalid_config",
+        "storage_error",
         `a stored secret (${context}) failed authentication`,
         {
           cause: error,
@@ -103,6 +112,28 @@ export function parseMasterKey(encoded: string, field = "TOKENWARDEN_SECRET_KEY"
   return key;
 }
 
+/** The id of the key a sealed value names, without opening it. */
+export function sealedKeyId(sealed: string): string | undefined {
+  const [format, id] = sealed.split(".", 2);
+  return format === FORMAT && id !== undefined && id !== "" ? id : undefined;
+}
+
+/**
+ * Reads the key file beside a SQLite database, or `undefined` when there is none. A
+ * file left readable by others (an older version, a copy) is made private again.
+ */
+export async function readKeyFile(path: string): Promise<Buffer | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  await makePrivate(path);
+  return parseMasterKey(text, path);
+}
+
 /**
  * The embedded default's key file: created on first run with mode 0600 beside the
  * database, read on every later run. The key is written to a private temporary file
@@ -110,18 +141,15 @@ export function parseMasterKey(encoded: string, field = "TOKENWARDEN_SECRET_KEY"
  * starting together agree on one complete key, never a half-written one.
  */
 export async function loadOrCreateKeyFile(path: string): Promise<Buffer> {
-  try {
-    return parseMasterKey(await readFile(path, "utf8"), path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  }
-  await mkdir(dirname(path), { recursive: true });
+  const existing = await readKeyFile(path);
+  if (existing !== undefined) return existing;
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const temporary = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  await writeFile(temporary, `${randomBytes(32).toString("base64")}\n`, {
-    mode: 0o600,
-    flag: "wx",
-  });
+  await writeFile(temporary, `${generateMasterKey()}\n`, { mode: 0o600, flag: "wx" });
   try {
+    // The mode given to open() is narrowed by the umask, never widened; chmod makes
+    // it exactly 0600 whatever the umask was.
+    await chmod(temporary, 0o600);
     await link(temporary, path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
@@ -129,6 +157,21 @@ export async function loadOrCreateKeyFile(path: string): Promise<Buffer> {
     await unlink(temporary);
   }
   return parseMasterKey(await readFile(path, "utf8"), path);
+}
+
+/** A new random master key, base64 (`tokenwarden key generate`). */
+export function generateMasterKey(): string {
+  return randomBytes(32).toString("base64");
+}
+
+async function makePrivate(path: string): Promise<void> {
+  try {
+    await chmod(path, 0o600);
+  } catch (error) {
+    // Not ours to change (another user's file, read-only mount): reading it is enough.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "EPERM" && code !== "EROFS") throw error;
+  }
 }
 
 function b64(buf: Buffer): string {

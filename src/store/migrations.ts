@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
 import { TokenwardenError } from "../core/errors.js";
 import type { Database } from "./schema.js";
 
@@ -101,8 +101,38 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0004_sealed_secrets_and_key_ids": {
+      async up(db: Kysely<unknown>) {
+        // Every integration secret (client secret, tls.key, later private keys) in one
+        // sealed JSON; rows written before keep sealed_client_secret and a tls.key in
+        // the clear until the store seals them (SqlStore.sealLegacySecrets).
+        await db.schema.alterTable("tw_integrations").addColumn("sealed_secrets", "text").execute();
+        // The ids of the keys values are sealed under, so that opening with a wrong
+        // key is refused at start without reading every row (master-key.ts).
+        await db.schema
+          .createTable("tw_sealing_keys")
+          .addColumn("key_id", "text", (c) => c.primaryKey())
+          .execute();
+        for (const [table, column] of SEALED_COLUMNS) {
+          // `tw1.` is 4 characters and a key id 12: substr is the same on both dialects.
+          await sql`
+            insert into tw_sealing_keys (key_id)
+            select distinct substr(${sql.ref(column)}, 5, 12) from ${sql.table(table)}
+            where ${sql.ref(column)} like 'tw1.%'
+            on conflict (key_id) do nothing`.execute(db);
+        }
+      },
+    },
   };
 }
+
+/** Every column that holds a sealed value (crypto.ts), as of migration 0004. */
+export const SEALED_COLUMNS = [
+  ["tw_integrations", "sealed_client_secret"],
+  ["tw_connections", "sealed_secrets"],
+  ["tw_connections", "sealed_token"],
+  ["tw_pending_authorizations", "sealed_code_verifier"],
+] as const;
 
 export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): Promise<void> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };

@@ -1,11 +1,11 @@
-import { mkdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
 import pg from "pg";
 import { invalidConfig } from "../core/errors.js";
-import { loadOrCreateKeyFile, parseMasterKey, Sealer } from "./crypto.js";
-import { migrateToLatest } from "./migrations.js";
+import { preparePrivateDatabaseFile } from "./files.js";
+import { keyIdsInUse, masterKeysFrom, sealerFor } from "./master-key.js";
+import { type Dialect, migrateToLatest } from "./migrations.js";
 import { PgChangeNotifier } from "./pg-notifier.js";
 import type { Database } from "./schema.js";
 import { SqlStore } from "./sql-store.js";
@@ -17,7 +17,11 @@ export const DEFAULT_DATABASE_URL = "sqlite:./data/tokenwarden.db";
 export interface OpenStoreOptions {
   /** `sqlite:<path>` or `postgres://...` (also `postgresql://`). */
   database?: string;
-  /** Master key, 32 bytes base64; for SQLite a key file beside the database is the default. */
+  /**
+   * Master key, 32 bytes base64. Left out: `TOKENWARDEN_SECRET_KEY` (and
+   * `TOKENWARDEN_PREVIOUS_SECRET_KEYS`) from the environment, else for SQLite a key
+   * file beside the database.
+   */
   secretKey?: string;
   /** Older keys that still open values sealed before a rotation. */
   previousSecretKeys?: string[];
@@ -54,20 +58,23 @@ export function parseDatabaseUrl(database: string): DatabaseLocation {
   throw invalidConfig("database", "must be sqlite:<path> or postgres://...");
 }
 
-/** Opens (and migrates) the store the URL names. */
+/**
+ * Opens (and migrates) the store the URL names, then checks the master key against
+ * the key ids the database's sealed values need (master-key.ts): a wrong key is
+ * refused here, before anything is served or sealed.
+ */
 export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
   const location = parseDatabaseUrl(options.database ?? DEFAULT_DATABASE_URL);
-  const sealer = await sealerFor(location, options);
+  const keys = masterKeysFrom(options);
   if (location.kind === "sqlite") {
-    if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true });
+    if (location.path !== ":memory:") preparePrivateDatabaseFile(location.path);
     const db = new Kysely<Database>({
       dialect: new SqliteDialect({
         database: async () =>
           openSqlite(location.path, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS),
       }),
     });
-    await migrate(db, "sqlite");
-    return guardStore(new SqlStore(db, "sqlite", sealer));
+    return checked(db, "sqlite", location, keys);
   }
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
@@ -97,9 +104,13 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   pool.on("error", () => undefined);
   pool.on("connect", (client) => client.on("error", () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  await migrate(db, "postgres");
-  const notifier = new PgChangeNotifier(pool, location.url, { connectTimeoutMs });
-  return guardStore(new SqlStore(db, "postgres", sealer, notifier));
+  return checked(
+    db,
+    "postgres",
+    location,
+    keys,
+    () => new PgChangeNotifier(pool, location.url, { connectTimeoutMs }),
+  );
 }
 
 function openSqlite(path: string, busyTimeoutMs: number): BetterSqlite3.Database {
@@ -116,25 +127,25 @@ function openSqlite(path: string, busyTimeoutMs: number): BetterSqlite3.Database
   }
 }
 
-/** Migrates, or closes what was opened and fails with a storage_error. */
-async function migrate(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Promise<void> {
+/**
+ * Migrates, checks the key, seals what older versions left in the clear; on failure
+ * closes what was opened and fails with a storage_error (or the key's own refusal).
+ */
+async function checked(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  location: DatabaseLocation,
+  keys: ReturnType<typeof masterKeysFrom>,
+  notifier?: () => PgChangeNotifier,
+): Promise<Store> {
   try {
     await migrateToLatest(db, dialect);
+    const sealer = await sealerFor(location, keys, await keyIdsInUse(db));
+    const store = new SqlStore(db, dialect, sealer, notifier?.());
+    await store.sealLegacySecrets();
+    return guardStore(store);
   } catch (error) {
     await db.destroy().catch(() => undefined);
     throw toStorageError(error);
   }
-}
-
-async function sealerFor(location: DatabaseLocation, options: OpenStoreOptions): Promise<Sealer> {
-  const previous = (options.previousSecretKeys ?? []).map((k) => parseMasterKey(k));
-  if (options.secretKey !== undefined)
-    return new Sealer([parseMasterKey(options.secretKey), ...previous]);
-  if (location.kind === "postgres") {
-    throw invalidConfig("TOKENWARDEN_SECRET_KEY", "is required with PostgreSQL (32 bytes, base64)");
-  }
-  if (location.path === ":memory:") {
-    throw invalidConfig("TOKENWARDEN_SECRET_KEY", "is required for an in-memory database");
-  }
-  return new Sealer([await loadOrCreateKeyFile(`${location.path}.key`), ...previous]);
 }

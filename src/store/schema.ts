@@ -7,9 +7,12 @@ import type { Generated } from "kysely";
  */
 export interface IntegrationsTable {
   key: string;
-  /** The integration as JSON, without its client secret. */
+  /** The integration as JSON, without its secrets (rows from before 0004 may hold tls.key). */
   document: string;
+  /** Before migration 0004: the client secret alone, sealed. Written as null since. */
   sealed_client_secret: string | null;
+  /** `{ clientSecret?, "tls.key"? }` (INTEGRATION_SECRET_PATHS), sealed. */
+  sealed_secrets: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -76,6 +79,11 @@ export interface ApiKeysTable {
   created_at: number;
 }
 
+/** The ids of the keys that sealed the values stored here (master-key.ts). */
+export interface SealingKeysTable {
+  key_id: string;
+}
+
 export interface Database {
   tw_integrations: IntegrationsTable;
   tw_connections: ConnectionsTable;
@@ -83,4 +91,5 @@ export interface Database {
   tw_events: EventsTable;
   tw_pending_authorizations: PendingAuthorizationsTable;
   tw_api_keys: ApiKeysTable;
+  tw_sealing_keys: SealingKeysTable;
 }

@@ -17,8 +17,11 @@ import type {
 import type { Integration } from "../core/integration.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { Sealer } from "./crypto.js";
+import { keyIdsInUse, missingKeyIds, recordKeyId } from "./master-key.js";
 import { type Dialect, migrationsComplete } from "./migrations.js";
+import { type RotationReport, rotateSealedValues, sealLegacyIntegrations } from "./rotation.js";
 import type { ConnectionsTable, Database, EventsTable } from "./schema.js";
+import { integrationColumns, integrationFromColumns, sealingContext } from "./sealed-rows.js";
 import type {
   ConnectionFilter,
   ConnectionSummary,
@@ -39,6 +42,11 @@ export interface ChangeNotifier {
   close(): Promise<void>;
 }
 
+/** Inside `transaction`: the topics to publish once it has committed. */
+interface TransactionScope {
+  published: string[];
+}
+
 /**
  * The store on Kysely: one implementation for SQLite and PostgreSQL, since the SQL
  * they need here (upserts with RETURNING, conditional upserts for leases) is the same.
@@ -49,41 +57,81 @@ export class SqlStore implements Store {
   readonly #db: Kysely<Database>;
   readonly #sealer: Sealer;
   readonly #notifier: ChangeNotifier | undefined;
+  readonly #scope: TransactionScope | undefined;
+  /** Whether this process has recorded its sealing key id (master-key.ts). */
+  #keyRecorded = false;
 
-  constructor(db: Kysely<Database>, dialect: Dialect, sealer: Sealer, notifier?: ChangeNotifier) {
+  constructor(
+    db: Kysely<Database>,
+    dialect: Dialect,
+    sealer: Sealer,
+    notifier?: ChangeNotifier,
+    scope?: TransactionScope,
+  ) {
     this.#db = db;
     this.dialect = dialect;
     this.#sealer = sealer;
     this.#notifier = notifier;
+    this.#scope = scope;
+  }
+
+  // Transactions and keys ---------------------------------------------------------
+
+  async transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+    if (this.#scope !== undefined) return fn(this); // already in one: join it
+    const scope: TransactionScope = { published: [] };
+    const result = await this.#db.transaction().execute(async (trx) => {
+      // SQLite: take the write lock first (as BEGIN IMMEDIATE would), so a write by
+      // another process waits its turn instead of failing a snapshot that went stale.
+      if (this.dialect === "sqlite")
+        await sql`update tw_sealing_keys set key_id = key_id where 1 = 0`.execute(trx);
+      return fn(new SqlStore(trx, this.dialect, this.#sealer, undefined, scope));
+    });
+    // Other processes hear of the change only once it is there to be read.
+    for (const topic of scope.published) await this.publishChange(topic);
+    return result;
+  }
+
+  /** Runs `fn` in a transaction, or in the one this store is bound to. */
+  #atomically<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.#scope === undefined ? this.#db.transaction().execute(fn) : fn(this.#db);
+  }
+
+  /**
+   * Records the current key id before a value sealed under it is written, so a later
+   * start with another key is refused (master-key.ts). Once per process outside a
+   * transaction; every time inside one, since a rollback would take the record along.
+   */
+  async #recordKey(): Promise<void> {
+    if (this.#keyRecorded) return;
+    await recordKeyId(this.#db, this.#sealer.currentKeyId);
+    if (this.#scope === undefined) this.#keyRecorded = true;
+  }
+
+  async rotateKeys(): Promise<RotationReport> {
+    const report = await rotateSealedValues(this.#db, this.dialect, this.#sealer);
+    this.#keyRecorded = false;
+    return report;
+  }
+
+  /** Seals what integrations written before migration 0004 kept the old way (open.ts). */
+  async sealLegacySecrets(): Promise<number> {
+    return sealLegacyIntegrations(this.#db, this.#sealer);
   }
 
   // Integrations ------------------------------------------------------------------
 
   async putIntegration(integration: Integration, now: number): Promise<{ created: boolean }> {
-    const { clientSecret, ...document } = integration;
-    const row = {
-      key: integration.key,
-      document: JSON.stringify(document),
-      sealed_client_secret: this.#sealer.sealOptional(
-        clientSecret,
-        `integration:${integration.key}:clientSecret`,
-      ),
-      created_at: now,
-      updated_at: now,
-    };
+    const { sealedAny, ...columns } = integrationColumns(integration, this.#sealer);
+    if (sealedAny) await this.#recordKey();
+    const row = { key: integration.key, ...columns, created_at: now, updated_at: now };
     const result = await this.#db
       .insertInto("tw_integrations")
       .values(row)
-      .onConflict((oc) =>
-        oc.column("key").doUpdateSet({
-          document: row.document,
-          sealed_client_secret: row.sealed_client_secret,
-          updated_at: now,
-        }),
-      )
+      .onConflict((oc) => oc.column("key").doUpdateSet({ ...columns, updated_at: now }))
       .returning("created_at")
       .executeTakeFirstOrThrow();
-    return { created: result.created_at === now };
+    return { created: Number(result.created_at) === now };
   }
 
   async getIntegration(key: string): Promise<StoredIntegration | undefined> {
@@ -101,7 +149,7 @@ export class SqlStore implements Store {
   }
 
   async deleteIntegration(key: string): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#atomically(async (trx) => {
       const used = await trx
         .selectFrom("tw_connections")
         .select(({ fn }) => fn.countAll<number>().as("n"))
@@ -122,13 +170,8 @@ export class SqlStore implements Store {
   }
 
   #integrationFrom(row: Selectable<Database["tw_integrations"]>): StoredIntegration {
-    const document = JSON.parse(row.document) as Integration;
-    const clientSecret = this.#sealer.openOptional(
-      row.sealed_client_secret,
-      `integration:${row.key}:clientSecret`,
-    );
     return {
-      integration: clientSecret === undefined ? document : { ...document, clientSecret },
+      integration: integrationFromColumns(row, this.#sealer),
       createdAt: Number(row.created_at),
       updatedAt: Number(row.updated_at),
     };
@@ -150,12 +193,16 @@ export class SqlStore implements Store {
       environment: connection.environment,
       document: JSON.stringify(document),
       sealed_secrets: hasSecrets
-        ? this.#sealer.seal(JSON.stringify(secrets), `connection:${connection.id}:secrets`)
+        ? this.#sealer.seal(
+            JSON.stringify(secrets),
+            sealingContext.connectionSecrets(connection.id),
+          )
         : null,
       updated_at: now,
     };
     const patchColumns = this.#stateColumns(connection.id, statePatch);
     const insertColumns = this.#stateColumns(connection.id, { ...initialState, ...statePatch });
+    if (hasSecrets || insertColumns.sealed_token != null) await this.#recordKey();
     const result = await this.#db
       .insertInto("tw_connections")
       .values({
@@ -192,7 +239,9 @@ export class SqlStore implements Store {
     const token =
       row.sealed_token === null
         ? undefined
-        : (JSON.parse(this.#sealer.open(row.sealed_token, `connection:${id}:token`)) as TokenSet);
+        : (JSON.parse(
+            this.#sealer.open(row.sealed_token, sealingContext.connectionToken(id)),
+          ) as TokenSet);
     return { ...this.#summaryFrom(row), token };
   }
 
@@ -208,7 +257,7 @@ export class SqlStore implements Store {
   }
 
   async deleteConnection(id: string): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#atomically(async (trx) => {
       await trx.deleteFrom("tw_leases").where("connection_id", "=", id).execute();
       await trx.deleteFrom("tw_pending_authorizations").where("connection_id", "=", id).execute();
       const result = await trx.deleteFrom("tw_connections").where("id", "=", id).executeTakeFirst();
@@ -234,7 +283,7 @@ export class SqlStore implements Store {
       row.sealed_secrets === null
         ? {}
         : (JSON.parse(
-            this.#sealer.open(row.sealed_secrets, `connection:${row.id}:secrets`),
+            this.#sealer.open(row.sealed_secrets, sealingContext.connectionSecrets(row.id)),
           ) as Partial<Connection>);
     const connection: Connection = { ...document };
     if (secrets.clientSecret !== undefined) connection.clientSecret = secrets.clientSecret;
@@ -273,7 +322,7 @@ export class SqlStore implements Store {
       columns.sealed_token =
         patch.token === null
           ? null
-          : this.#sealer.seal(JSON.stringify(patch.token), `connection:${id}:token`);
+          : this.#sealer.seal(JSON.stringify(patch.token), sealingContext.connectionToken(id));
     }
     return columns;
   }
@@ -285,6 +334,7 @@ export class SqlStore implements Store {
     expectedVersion?: number,
   ): Promise<number | undefined> {
     const columns = this.#stateColumns(id, patch);
+    if (columns.sealed_token != null) await this.#recordKey();
     let query = this.#db
       .updateTable("tw_connections")
       .set({
@@ -432,7 +482,8 @@ export class SqlStore implements Store {
   // Change notifications ----------------------------------------------------------
 
   async publishChange(topic: string): Promise<void> {
-    await this.#notifier?.publish(topic);
+    if (this.#scope !== undefined) this.#scope.published.push(topic);
+    else await this.#notifier?.publish(topic);
   }
 
   async subscribeChanges(
@@ -501,6 +552,7 @@ export class SqlStore implements Store {
   // Pending authorizations --------------------------------------------------------
 
   async putPendingAuthorization(pending: PendingAuthorization): Promise<void> {
+    if (pending.codeVerifier !== undefined) await this.#recordKey();
     await this.#db
       .insertInto("tw_pending_authorizations")
       .values({
@@ -508,7 +560,7 @@ export class SqlStore implements Store {
         connection_id: pending.connectionId,
         sealed_code_verifier: this.#sealer.sealOptional(
           pending.codeVerifier,
-          `authorization:${pending.connectionId}:codeVerifier`,
+          sealingContext.codeVerifier(pending.connectionId),
         ),
         redirect_uri: pending.redirectUri,
         expires_at: pending.expiresAt,
@@ -533,7 +585,7 @@ export class SqlStore implements Store {
       connectionId: row.connection_id,
       codeVerifier: this.#sealer.openOptional(
         row.sealed_code_verifier,
-        `authorization:${row.connection_id}:codeVerifier`,
+        sealingContext.codeVerifier(row.connection_id),
       ),
       redirectUri: row.redirect_uri,
       expiresAt: Number(row.expires_at),
@@ -545,13 +597,17 @@ export class SqlStore implements Store {
   async ping(): Promise<boolean> {
     try {
       await sql`select 1`.execute(this.#db);
-      return await migrationsComplete(this.#db, this.dialect);
+      if (!(await migrationsComplete(this.#db, this.dialect))) return false;
+      // Not ready while something is sealed under a key this process lacks (a
+      // rotation by another process it was not given the new key for).
+      return missingKeyIds(await keyIdsInUse(this.#db), this.#sealer).length === 0;
     } catch {
       return false;
     }
   }
 
   async close(): Promise<void> {
+    if (this.#scope !== undefined) return; // the transaction's owner closes the database
     await this.#notifier?.close();
     await this.#db.destroy();
   }

@@ -3,6 +3,7 @@ import type { NewTokenEvent, TokenEvent } from "../core/events.js";
 import type { Integration } from "../core/integration.js";
 import type { StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
+import type { RotationReport } from "./rotation.js";
 
 /**
  * Everything Tokenwarden keeps, behind one interface. The drivers seal secrets on the
@@ -48,6 +49,21 @@ export interface ConnectionFilter {
 
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
+
+  /**
+   * Runs `fn` in one transaction with a store bound to it: everything `fn` writes
+   * through that store lands together or not at all. Changes it publishes are sent
+   * after the commit (and dropped on a rollback). Inside a transaction, this joins it.
+   * On SQLite the database has one connection: `fn` must use the store it is given,
+   * never this one, or it waits for itself.
+   */
+  transaction<T>(fn: (store: Store) => Promise<T>): Promise<T>;
+
+  /**
+   * Re-seals every sealed value under the current key in one transaction (`tokenwarden
+   * key rotate`); afterwards previous keys are no longer needed.
+   */
+  rotateKeys(): Promise<RotationReport>;
 
   putIntegration(integration: Integration, now: number): Promise<{ created: boolean }>;
   getIntegration(key: string): Promise<StoredIntegration | undefined>;

@@ -1,0 +1,49 @@
+import type { Command } from "commander";
+import { generateMasterKey } from "../../store/crypto.js";
+import { type GlobalFlags, withTokenwarden } from "../context.js";
+import { printJson } from "../output.js";
+
+/** `tokenwarden key generate | rotate`: the master key (PRODUCT.md security rule 8). */
+export function registerKeyCommands(program: Command): void {
+  const key = program.command("key").description("the master key that seals secrets at rest");
+
+  key
+    .command("generate")
+    .description("print a new random master key (32 bytes, base64); nothing is stored")
+    .addHelpText(
+      "after",
+      "\nExample:\n  $ export TOKENWARDEN_SECRET_KEY=$(tokenwarden key generate)",
+    )
+    .action((_flags: GlobalFlags, command: Command) => {
+      const flags = command.optsWithGlobals<GlobalFlags>();
+      const generated = generateMasterKey();
+      if (flags.json === true) printJson({ key: generated });
+      else process.stdout.write(`${generated}\n`);
+    });
+
+  key
+    .command("rotate")
+    .description(
+      "re-seal every stored secret under TOKENWARDEN_SECRET_KEY, in one transaction; old keys come from TOKENWARDEN_PREVIOUS_SECRET_KEYS",
+    )
+    .addHelpText(
+      "after",
+      `
+Example:
+  $ TOKENWARDEN_PREVIOUS_SECRET_KEYS=$OLD TOKENWARDEN_SECRET_KEY=$NEW tokenwarden key rotate
+
+Give every running process the new key (with the old one as previous) first; after
+the rotation the old key can be dropped from the environment.`,
+    )
+    .action(async (_flags: GlobalFlags, command: Command) => {
+      const flags = command.optsWithGlobals<GlobalFlags>();
+      await withTokenwarden(flags, async (tw) => {
+        const report = await tw.store.rotateKeys();
+        if (flags.json === true) printJson(report);
+        else
+          process.stdout.write(
+            `re-sealed under key ${report.keyId}: ${report.integrations} integration(s), ${report.connectionSecrets} connection secret set(s), ${report.tokens} token set(s), ${report.pendingAuthorizations} pending authorization(s)\n`,
+          );
+      });
+    });
+}
