@@ -1,7 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import BetterSqlite3 from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import { invalidConfig } from "../core/errors.js";
 import { loadOrCreateKeyFile, parseMasterKey, Sealer } from "./crypto.js";
@@ -9,6 +8,7 @@ import { migrateToLatest } from "./migrations.js";
 import { PgChangeNotifier } from "./pg-notifier.js";
 import type { Database } from "./schema.js";
 import { SqlStore } from "./sql-store.js";
+import { sqliteDialect } from "./sqlite-driver.js";
 import type { Store } from "./store.js";
 
 export const DEFAULT_DATABASE_URL = "sqlite:./data/tokenwarden.db";
@@ -46,14 +46,7 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   const sealer = await sealerFor(location, options);
   if (location.kind === "sqlite") {
     if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true });
-    const sqlite = new BetterSqlite3(location.path);
-    // WAL lets readers in other processes go on while one writes; the busy timeout
-    // makes a writer wait for another process's write instead of failing.
-    sqlite.pragma("journal_mode = WAL");
-    sqlite.pragma("busy_timeout = 10000");
-    sqlite.pragma("synchronous = NORMAL");
-    sqlite.pragma("foreign_keys = ON");
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Database>({ dialect: await sqliteDialect(location.path) });
     await migrateToLatest(db, "sqlite");
     return new SqlStore(db, "sqlite", sealer);
   }
