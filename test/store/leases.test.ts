@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { openStore, type Store } from "../../src/store/index.js";
 import { openSqlite } from "../../src/store/sqlite-driver.js";
-import { DRIVERS, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 
-describe.each(DRIVERS)("leases and the schedule index on $name", ({ create }) => {
+await describeEachDriver("leases and the schedule index on $name", ({ create }) => {
   let db: TestDatabase;
   let store: Store;
   beforeAll(async () => {
