@@ -17,14 +17,23 @@ export interface OpenedSqlite {
 export interface OpenSqliteOptions {
   /** Use this engine instead of the preferred one (for tests and comparisons). */
   driver?: SqliteDriverName;
+  /** How long a write waits for another process's lock before SQLITE_BUSY (ms). */
+  busyTimeoutMs?: number;
 }
 
 /** The Kysely dialect for the SQLite file at `path` (or `:memory:`). */
-export async function sqliteDialect(path: string): Promise<SqliteDialect> {
-  const { database } = await openSqlite(path);
+export async function sqliteDialect(
+  path: string,
+  options: OpenSqliteOptions = {},
+): Promise<SqliteDialect> {
+  const { database } = await openSqlite(path, options);
   return new SqliteDialect({ database });
 }
 
+/**
+ * Opens and configures the database. Failures from either engine carry better-sqlite3's
+ * `code` ("SQLITE_BUSY", "SQLITE_FULL"...), so callers tell them apart the same way.
+ */
 export async function openSqlite(
   path: string,
   options: OpenSqliteOptions = {},
@@ -33,7 +42,7 @@ export async function openSqlite(
   let opened: OpenedSqlite;
   if (nodeSqlite !== undefined) {
     opened = {
-      database: adaptNodeSqlite(new nodeSqlite.DatabaseSync(path)),
+      database: adaptNodeSqlite(nodeSqliteCall(() => new nodeSqlite.DatabaseSync(path))),
       driver: "node:sqlite",
     };
   } else if (options.driver === "node:sqlite") {
@@ -44,7 +53,12 @@ export async function openSqlite(
   } else {
     opened = { database: await openBetterSqlite3(path), driver: "better-sqlite3" };
   }
-  configure(opened.database);
+  try {
+    configure(opened.database, options.busyTimeoutMs ?? 10_000);
+  } catch (error) {
+    opened.database.close();
+    throw error;
+  }
   return opened;
 }
 
@@ -52,10 +66,10 @@ export async function openSqlite(
  * WAL lets readers in other processes go on while one writes; the busy timeout makes a
  * writer wait for another process's write instead of failing.
  */
-function configure(database: SqliteDatabase): void {
+function configure(database: SqliteDatabase, busyTimeoutMs: number): void {
   for (const pragma of [
     "journal_mode = WAL",
-    "busy_timeout = 10000",
+    `busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`,
     "synchronous = NORMAL",
     "foreign_keys = ON",
   ]) {
@@ -113,17 +127,72 @@ function adaptNodeSqlite(db: NodeSqliteDatabase): SqliteDatabase {
   return {
     close: () => db.close(),
     prepare(sql: string): SqliteStatement {
-      const statement = db.prepare(sql);
+      const statement = nodeSqliteCall(() => db.prepare(sql));
       return {
         // better-sqlite3 says whether a statement returns rows; here its columns tell.
         reader: statement.columns().length > 0,
         // better-sqlite3 takes the parameters as one array, node:sqlite as arguments.
-        all: (parameters) => statement.all(...parameters),
-        run: (parameters) => statement.run(...parameters),
-        iterate: (parameters) => statement.iterate(...parameters),
+        all: (parameters) => nodeSqliteCall(() => statement.all(...parameters)),
+        run: (parameters) => nodeSqliteCall(() => statement.run(...parameters)),
+        iterate: (parameters) => nodeSqliteCall(() => statement.iterate(...parameters)),
       };
     },
   };
+}
+
+/** An SQLite failure as better-sqlite3 reports it: the result code's name in `code`. */
+export class SqliteError extends Error {
+  readonly code: string;
+  constructor(message: string, code: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SqliteError";
+    this.code = code;
+  }
+}
+
+/** SQLite's primary result codes (https://sqlite.org/rescode.html), by number. */
+const RESULT_CODES = [
+  "OK",
+  "ERROR",
+  "INTERNAL",
+  "PERM",
+  "ABORT",
+  "BUSY",
+  "LOCKED",
+  "NOMEM",
+  "READONLY",
+  "INTERRUPT",
+  "IOERR",
+  "CORRUPT",
+  "NOTFOUND",
+  "FULL",
+  "CANTOPEN",
+  "PROTOCOL",
+  "EMPTY",
+  "SCHEMA",
+  "TOOBIG",
+  "CONSTRAINT",
+  "MISMATCH",
+  "MISUSE",
+  "NOLFS",
+  "AUTH",
+  "FORMAT",
+  "RANGE",
+  "NOTADB",
+  "NOTICE",
+  "WARNING",
+];
+
+/** node:sqlite reports `code: "ERR_SQLITE_ERROR"` and the (extended) number in `errcode`. */
+function nodeSqliteCall<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    const errcode = (error as { errcode?: unknown }).errcode;
+    if (!(error instanceof Error) || typeof errcode !== "number") throw error;
+    const name = RESULT_CODES[errcode & 0xff] ?? String(errcode);
+    throw new SqliteError(error.message, `SQLITE_${name}`, { cause: error });
+  }
 }
 
 async function openBetterSqlite3(path: string): Promise<SqliteDatabase> {

@@ -61,6 +61,21 @@ function roundTrip(driver: SqliteDriverName) {
         { id: 1, name: "a" },
         { id: 2, name: "c" },
       ]);
+      await expect(
+        db.insertInto("t").values({ id: 1, name: "again" }).execute(),
+      ).rejects.toMatchObject({ code: expect.stringMatching(/^SQLITE_CONSTRAINT/) });
+      // While this connection holds the write lock, another one with no busy timeout
+      // fails at once with SQLITE_BUSY, named as better-sqlite3 names it.
+      const other = await openSqlite(file.files[0] as string, { driver, busyTimeoutMs: 0 });
+      await sql`BEGIN IMMEDIATE`.execute(db);
+      try {
+        expect(() => other.database.prepare("BEGIN IMMEDIATE").run([])).toThrow(
+          expect.objectContaining({ code: expect.stringMatching(/^SQLITE_BUSY/) }),
+        );
+      } finally {
+        await sql`ROLLBACK`.execute(db);
+        other.database.close();
+      }
       const pragmas = await sql<{ v: string | number }>`
         select journal_mode as v from pragma_journal_mode
         union all select timeout from pragma_busy_timeout
