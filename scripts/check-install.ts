@@ -13,7 +13,7 @@
  * /readyz, the API with a key and the admin page, then stop cleanly on SIGTERM.
  * Child processes run on this script's Node.js (process.execPath, and first on PATH).
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -52,7 +52,20 @@ async function checkTarball(work: string): Promise<void> {
   const app = join(work, "app");
   mkdirSync(app);
   step(`npm install ${tarball} into the empty ${app}`);
-  run("npm", ["install", "--no-audit", "--no-fund", tarball], app);
+  const install = spawnSync("npm", ["install", "--no-audit", "--no-fund", tarball], {
+    cwd: app,
+    env: childEnv,
+    encoding: "utf8",
+  });
+  process.stdout.write(install.stdout);
+  process.stderr.write(install.stderr);
+  if (install.status !== 0) throw new Error(`npm install exited ${install.status}`);
+  // Without this project's lock and overrides, a dependency's newest version may need a
+  // newer Node.js than this one; npm only warns, so the check must look.
+  if (install.stderr.includes("EBADENGINE"))
+    throw new Error(
+      `npm install pulled a package that does not support Node.js ${process.version}`,
+    );
 
   const report = "console.log(typeof tw.Tokenwarden, typeof tw.parseIntegration)";
   writeFileSync(join(app, "load.cjs"), `const tw = require("tokenwarden");\n${report};\n`);
