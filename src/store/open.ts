@@ -1,6 +1,5 @@
 import { resolve } from "node:path";
-import BetterSqlite3 from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import { invalidConfig } from "../core/errors.js";
 import { preparePrivateDatabaseFile } from "./files.js";
@@ -9,6 +8,7 @@ import { type Dialect, migrateToLatest } from "./migrations.js";
 import { PgChangeNotifier } from "./pg-notifier.js";
 import type { Database } from "./schema.js";
 import { SqlStore } from "./sql-store.js";
+import { sqliteDialect } from "./sqlite-driver.js";
 import { guardStore, toStorageError } from "./storage-errors.js";
 import type { Store } from "./store.js";
 
@@ -68,13 +68,15 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   const keys = masterKeysFrom(options);
   if (location.kind === "sqlite") {
     if (location.path !== ":memory:") preparePrivateDatabaseFile(location.path);
-    const db = new Kysely<Database>({
-      dialect: new SqliteDialect({
-        database: async () =>
-          openSqlite(location.path, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS),
-      }),
-    });
-    return checked(db, "sqlite", location, keys);
+    let dialect: Awaited<ReturnType<typeof sqliteDialect>>;
+    try {
+      dialect = await sqliteDialect(location.path, {
+        busyTimeoutMs: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+      });
+    } catch (error) {
+      throw toStorageError(error);
+    }
+    return checked(new Kysely<Database>({ dialect }), "sqlite", location, keys);
   }
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
@@ -111,20 +113,6 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
     keys,
     () => new PgChangeNotifier(pool, location.url, { connectTimeoutMs }),
   );
-}
-
-function openSqlite(path: string, busyTimeoutMs: number): BetterSqlite3.Database {
-  try {
-    const sqlite = new BetterSqlite3(path, { timeout: busyTimeoutMs });
-    // WAL lets readers in other processes go on while one writes; the busy timeout
-    // makes a writer wait for another process's write instead of failing at once.
-    sqlite.pragma("journal_mode = WAL");
-    sqlite.pragma("synchronous = NORMAL");
-    sqlite.pragma("foreign_keys = ON");
-    return sqlite;
-  } catch (error) {
-    throw toStorageError(error);
-  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { ManualClock, type TokenEvent, Tokenwarden } from "../../src/index.js";
-import { DRIVERS, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   BASIC_CLIENT_ID,
@@ -89,7 +89,7 @@ function waitForEvent(
   });
 }
 
-describe.each(DRIVERS)("broker on $name", ({ create }) => {
+await describeEachDriver("broker on $name", ({ create }) => {
   let db: TestDatabase;
   const open: Tokenwarden[] = [];
   async function openTw(options: Parameters<typeof Tokenwarden.open>[0] = {}) {

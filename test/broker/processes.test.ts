@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/index.js";
-import { DRIVERS, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   BASIC_CLIENT_ID,
@@ -29,7 +29,7 @@ afterAll(async () => {
   await quirk.close();
 });
 
-describe.each(DRIVERS)("processes on $name", ({ create }) => {
+await describeEachDriver("processes on $name", ({ create }) => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await create();

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock, type TokenEvent, Tokenwarden } from "../../src/index.js";
-import { DRIVERS, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   BASIC_CLIENT_ID,
@@ -45,7 +45,7 @@ afterAll(async () => {
   await api.close();
 });
 
-describe.each(DRIVERS)("triggers on $name", ({ create }) => {
+await describeEachDriver("triggers on $name", ({ create }) => {
   let db: TestDatabase;
   const clock = new ManualClock(Date.now());
   const open: Tokenwarden[] = [];

@@ -6,7 +6,7 @@ import type { Tokenwarden } from "../../src/broker/tokenwarden.js";
 import { applyDeclarative, parseDeclarative } from "../../src/config/declarative.js";
 import { runCli } from "../fixtures/cli.js";
 import {
-  DRIVERS,
+  describeEachDriver,
   postgresDatabase as postgresDatabaseOnly,
   sqliteDatabase,
   type TestDatabase,
@@ -41,7 +41,7 @@ async function snapshot(db: TestDatabase): Promise<string> {
   return JSON.stringify({ integrations, connections });
 }
 
-describe.each(DRIVERS)("atomic imports on $name", ({ create }) => {
+await describeEachDriver("atomic imports on $name", ({ create }) => {
   let db: TestDatabase;
   let tw: Tokenwarden;
   beforeAll(async () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/broker/tokenwarden.js";
 import { keyId, Sealer } from "../../src/store/crypto.js";
 import { runCli } from "../fixtures/cli.js";
-import { DRIVERS, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
+import { describeEachDriver, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { caught } from "../helpers.js";
 import { newKey, openTw, rawQuery, startTestService, tokenSet } from "./support.js";
 
@@ -64,7 +64,7 @@ async function expectReadable(tw: Tokenwarden): Promise<void> {
   expect(c1?.token?.refreshToken).toBe("rt-1");
 }
 
-describe.each(DRIVERS)("the master key on $name", ({ create }) => {
+await describeEachDriver("the master key on $name", ({ create }) => {
   let db: TestDatabase;
   const keyA = newKey();
   const keyB = newKey();

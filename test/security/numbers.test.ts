@@ -7,7 +7,7 @@ import {
   parseRetryAfter,
   tokenSetFromBody,
 } from "../../src/oauth/token-response.js";
-import { DRIVERS, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
+import { describeEachDriver, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 import {
   newKey,
@@ -112,7 +112,7 @@ describe("server lifetimes", () => {
   });
 });
 
-describe.each(DRIVERS)("stored numbers on $name", ({ name, create }) => {
+await describeEachDriver("stored numbers on $name", ({ name, create }) => {
   let db: TestDatabase;
   let tw: Tokenwarden;
   let server: QuirkServer;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tokenwarden } from "../../src/broker/tokenwarden.js";
-import { DRIVERS, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
+import { describeEachDriver, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { caught, type LooseJson } from "../helpers.js";
 import {
   CERT_PEM,
@@ -18,7 +18,7 @@ import {
  * Secrets are write-only and sealed at rest, tls.key included, and stay bound to the
  * destinations they were stored for (PRODUCT.md security rules 3 and 8).
  */
-describe.each(DRIVERS)("secrets on $name", ({ create }) => {
+await describeEachDriver("secrets on $name", ({ create }) => {
   let db: TestDatabase;
   let tw: Tokenwarden;
   const key = newKey();

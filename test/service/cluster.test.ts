@@ -12,10 +12,12 @@ import {
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
 import { freePort } from "../fixtures/ports.js";
+import { requirePostgres } from "../fixtures/prerequisites.js";
 import type { LooseJson } from "../helpers.js";
 
 /** Two `serve` processes' worth of service on one PostgreSQL database. */
 const API_KEY = "cluster-api-key-0123456789";
+const postgres = await requirePostgres();
 let op: OidcFixture;
 let db: TestDatabase;
 let a: RunningService;
@@ -79,7 +81,7 @@ afterAll(async () => {
   await db.drop();
 });
 
-describe("two services on one PostgreSQL", () => {
+describe.skipIf(postgres.skip)("two services on one PostgreSQL", () => {
   it("share one refresh of a stale token", async () => {
     await call(a, "PUT", "/v1/connections/shared", { integration: "cc" });
     const first = await call(b, "GET", "/v1/connections/shared/token");

@@ -5,7 +5,7 @@ import { resolveSettings } from "../../src/config/settings.js";
 import type { TokenEvent } from "../../src/core/events.js";
 import { settledPrefix } from "../../src/service/event-stream.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
-import { DRIVERS, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { freePort } from "../fixtures/ports.js";
 
 /**
@@ -61,7 +61,7 @@ async function openStream(
 
 const idsOf = (stream: OpenStream) => stream.messages.map((m) => Number(m.id));
 
-describe.each(DRIVERS)("the event stream on $name", (driver) => {
+await describeEachDriver("the event stream on $name", (driver) => {
   let db: TestDatabase;
   let service: RunningService;
   /** Another instance on the same database: another process of the cluster. */

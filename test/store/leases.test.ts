@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { openStore, type Store } from "../../src/store/index.js";
-import { DRIVERS, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { openSqlite } from "../../src/store/sqlite-driver.js";
+import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 
-describe.each(DRIVERS)("leases and the schedule index on $name", ({ create }) => {
+await describeEachDriver("leases and the schedule index on $name", ({ create }) => {
   let db: TestDatabase;
   let store: Store;
   beforeAll(async () => {
@@ -27,13 +28,12 @@ describe.each(DRIVERS)("leases and the schedule index on $name", ({ create }) =>
 
   it("finds due connections through the next-refresh index, not a table scan", async () => {
     if (store.dialect !== "sqlite") return; // PostgreSQL's planner prefers a scan on tiny tables
-    const Database = (await import("better-sqlite3")).default;
-    const raw = new Database(db.url.slice("sqlite:".length), { readonly: true });
+    const { database: raw } = await openSqlite(db.url.slice("sqlite:".length));
     const plan = raw
       .prepare(
         "EXPLAIN QUERY PLAN select id, next_refresh_at from tw_connections where next_refresh_at <= ? order by next_refresh_at limit ?",
       )
-      .all(0, 10) as Array<{ detail: string }>;
+      .all([0, 10]) as Array<{ detail: string }>;
     raw.close();
     expect(plan.map((p) => p.detail).join(" ")).toContain(
       "USING INDEX tw_connections_next_refresh",
