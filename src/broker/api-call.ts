@@ -1,10 +1,12 @@
 import { Readable } from "node:stream";
 import { request } from "undici";
-import { invalidConfig } from "../core/errors.js";
-import { isHttpUrl } from "../core/integration.js";
+import { compileLinearPattern } from "../core/linear-pattern.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
 import { dispatcherFor, transportError } from "../oauth/http.js";
+import { apiUrl } from "./api-url.js";
+
+export { apiUrl } from "./api-url.js";
 
 /**
  * An API call with the token in place (seed 003's token parameter and request
@@ -15,7 +17,10 @@ export type HeaderMap = Record<string, string | string[] | undefined>;
 
 export interface ApiRequest {
   method: string;
-  /** A path (with its query) under `apiBaseUrl`, or an absolute http(s) URL. */
+  /**
+   * A path (with its query, as sent: percent-encoding kept) under `apiBaseUrl`, or an
+   * absolute URL on its origin or one of `allowedApiOrigins` (api-url.ts).
+   */
   path: string;
   headers: HeaderMap;
   /** A stream cannot be sent twice: a call with one is never retried. */
@@ -31,26 +36,16 @@ export interface ApiResponse {
 /** Asks the broker for a token other than the one the API refused (the same one if none can be had). */
 export type RenewAfterRejection = (rejected: TokenSet) => Promise<TokenSet>;
 
+export interface CallOptions {
+  /**
+   * Told when a stored `expiredBodyPattern` is one RE2 refuses (written by an older
+   * version): it is then never run, and counts as no match.
+   */
+  onUnusablePattern?: (reason: string) => void;
+}
+
 /** The most of a body read to test `expiredBodyPattern`; a bigger body is not an error page. */
 const PATTERN_BODY_LIMIT = 64 * 1024;
-
-export function apiUrl(
-  config: Pick<ResolvedIntegration, "apiBaseUrl" | "requestParams">,
-  path: string,
-): URL {
-  let url: URL;
-  if ((path.startsWith("http://") || path.startsWith("https://")) && isHttpUrl(path)) {
-    url = new URL(path);
-  } else {
-    if (config.apiBaseUrl === undefined)
-      throw invalidConfig("apiBaseUrl", "is needed to call a relative path");
-    const base = config.apiBaseUrl.endsWith("/") ? config.apiBaseUrl : `${config.apiBaseUrl}/`;
-    url = new URL(path.replace(/^\/+/, ""), base);
-  }
-  for (const [name, value] of Object.entries(config.requestParams.query))
-    url.searchParams.set(name, value);
-  return url;
-}
 
 /** Places the token (header or query) and the integration's request headers. */
 export function placeToken(
@@ -107,6 +102,7 @@ export function forwardableResponseHeaders(headers: HeaderMap): HeaderMap {
 async function refusal(
   config: Pick<ResolvedIntegration, "retryOn" | "expiredBodyPattern">,
   res: ApiResponse,
+  options: CallOptions,
 ): Promise<{ refused: boolean; response: ApiResponse }> {
   if (config.retryOn.includes(res.status)) return { refused: true, response: res };
   if (config.expiredBodyPattern === undefined) return { refused: false, response: res };
@@ -130,7 +126,10 @@ async function refusal(
     }
   }
   const text = Buffer.concat(chunks);
-  const refused = new RegExp(config.expiredBodyPattern).test(text.toString("utf8"));
+  // Linear time in the body whatever the pattern (linear-pattern.ts); never RegExp.
+  const compiled = compileLinearPattern(config.expiredBodyPattern);
+  if (!compiled.ok) options.onUnusablePattern?.(compiled.reason);
+  const refused = compiled.ok && compiled.pattern.test(text.toString("utf8"));
   return { refused, response: { ...res, body: Readable.from([text]) } };
 }
 
@@ -160,10 +159,11 @@ export async function callApi(
   token: TokenSet,
   req: ApiRequest,
   renew: RenewAfterRejection,
+  options: CallOptions = {},
 ): Promise<ApiResponse> {
   const first = await send(config, token, req);
   if (req.body instanceof Readable) return first;
-  const { refused, response } = await refusal(config, first);
+  const { refused, response } = await refusal(config, first, options);
   if (!refused) return response;
   let next: TokenSet;
   try {

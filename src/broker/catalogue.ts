@@ -7,13 +7,14 @@ import {
   parseConnection,
 } from "../core/connection.js";
 import { type FieldIssue, invalidConfig, TokenwardenError } from "../core/errors.js";
-import { type Integration, parseIntegration } from "../core/integration.js";
+import { type Integration, isUrlHook, parseIntegration } from "../core/integration.js";
 import { newDestinations, secretDestinations } from "../core/origins.js";
 import { canRenewUnattended } from "../core/refresh-policy.js";
 import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
 import { INTEGRATION_SECRET_PATHS, mergeSecretInput, secretsOf } from "../core/secrets.js";
 import { afterConfigChange, initialState, type StatePatch, startOver } from "../core/state.js";
 import type { Store, StoredConnection } from "../store/store.js";
+import { confineModuleHook, type ModuleHookPolicy } from "./hook-policy.js";
 import {
   type ConnectionView,
   connectionView,
@@ -45,6 +46,11 @@ export interface PutIntegrationOptions {
    * file): connection id to field names.
    */
   resentConnectionSecrets?: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * Through the service: a new module `refreshHook` must lie in this folder
+   * (hook-policy.ts) and is stored as its real path; one left as it was is kept.
+   */
+  moduleHooks?: ModuleHookPolicy;
 }
 
 export interface CatalogueChanges {
@@ -79,6 +85,16 @@ export class CatalogueWriter {
       existing === undefined ? {} : secretsOf(existing.integration, INTEGRATION_SECRET_PATHS);
     const { value, resent } = mergeSecretInput(input, INTEGRATION_SECRET_PATHS, stored);
     const integration = parseIntegration(value);
+    const hook = integration.refreshHook;
+    if (
+      options.moduleHooks !== undefined &&
+      hook !== undefined &&
+      !isUrlHook(hook) &&
+      hook !== existing?.integration.refreshHook
+    ) {
+      // Before the destinations are compared: the real path is where it will run.
+      integration.refreshHook = await confineModuleHook(hook, options.moduleHooks);
+    }
     const now = this.#clock.now();
     const patches = new Map<string, StatePatch>();
     if (existing !== undefined) {

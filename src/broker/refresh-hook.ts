@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { TokenwardenError } from "../core/errors.js";
+import { isLoopbackHost, isUrlHook } from "../core/integration.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
 import { sendHttpRequest } from "../oauth/http.js";
@@ -32,7 +33,7 @@ export async function runRefreshHook(
 ): Promise<TokenSet> {
   const hook = config.refreshHook;
   if (hook === undefined) throw new TokenwardenError("invalid_config", "refreshHook: is not set");
-  const output = /^https?:\/\//.test(hook)
+  const output = isUrlHook(hook)
     ? await callEndpoint(hook, config, input)
     : await callModule(hook, config, input);
   if (output === null || typeof output !== "object" || Array.isArray(output)) {
@@ -130,10 +131,23 @@ async function callEndpoint(
   config: ResolvedIntegration,
   input: RefreshHookInput,
 ): Promise<unknown> {
+  // Checked again on the final URL: the input carries the client secret.
+  const target = URL.canParse(url) ? new URL(url) : undefined;
+  const allowed =
+    target !== undefined &&
+    (target.protocol === "https:" ||
+      (target.protocol === "http:" && isLoopbackHost(target.hostname)));
+  if (!allowed) {
+    throw new TokenwardenError(
+      "invalid_config",
+      "refreshHook: must be an https:// URL, or an http:// URL on loopback",
+      { field: "refreshHook" },
+    );
+  }
   const res = await sendHttpRequest(
     {
       method: "POST",
-      url: new URL(url),
+      url: target,
       headers: { "content-type": "application/json", accept: "application/json" },
       body: JSON.stringify(input),
     },

@@ -7,6 +7,7 @@ import type { ConnectionStatus } from "../core/connection.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
 import { asTokenwardenError, summarize } from "../core/failure.js";
+import type { Integration } from "../core/integration.js";
 import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
 import { closeDispatchers } from "../oauth/http.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
@@ -18,6 +19,7 @@ import { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
+import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
 import { type CacheEntry, TokenSource } from "./token-source.js";
 import {
   type AccessToken,
@@ -55,6 +57,13 @@ export interface GetTokenOptions {
   minTtlSeconds?: number;
 }
 
+/** Something a person should know that is not an attempt (events are attempts). */
+export interface TokenwardenWarning {
+  code: "unusable_pattern";
+  integration: string;
+  message: string;
+}
+
 /** Extra time on top of `timeoutMs` before a revoke's lease lapses (two requests). */
 const REVOKE_LEASE_MARGIN_MS = 2000;
 
@@ -63,7 +72,10 @@ const REVOKE_LEASE_MARGIN_MS = 2000;
  * the store. Library users hold one of these; the service and the CLI are thin
  * adapters over it.
  */
-export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
+export class Tokenwarden extends EventEmitter<{
+  event: [TokenEvent];
+  warning: [TokenwardenWarning];
+}> {
   readonly store: Store;
   readonly clock: Clock;
   readonly holderId: string;
@@ -75,6 +87,15 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   readonly #renewer: Renewer;
   readonly #tokens: TokenSource;
   readonly #scheduler: Scheduler | undefined;
+  /** Which integration and environment each connection is in, for API key limits. */
+  readonly #scopes = new ScopeCache(async (id) => {
+    const stored = await this.store.getConnection(id);
+    return stored === undefined
+      ? undefined
+      : { integration: stored.connection.integration, environment: stored.connection.environment };
+  });
+  /** Warnings already given, so each is said once per process. */
+  readonly #warned = new Set<string>();
   #closed = false;
   #unsubscribe: (() => Promise<void>) | undefined;
 
@@ -184,6 +205,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
     });
     for (const id of changes?.connections ?? []) {
       this.#tokens.forget(id);
+      this.#scopes.forget(id);
       await this.#publish(`connection:${id}`);
     }
     for (const key of changes?.integrations ?? []) {
@@ -205,8 +227,16 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
 
   async deleteConnection(id: string): Promise<void> {
     this.#tokens.forget(id);
+    this.#scopes.forget(id);
     if (!(await this.store.deleteConnection(id))) throw connectionNotFound(id);
     await this.#publish(`connection:${id}`);
+  }
+
+  /** The connection's integration and environment (for API key limits), cached. */
+  async connectionScope(id: string): Promise<ConnectionScope> {
+    const scope = await this.#scopes.get(id);
+    if (scope === undefined) throw connectionNotFound(id);
+    return scope;
   }
 
   async listEvents(
@@ -310,13 +340,31 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   /** The streaming form of `fetch`, for the service's proxy. */
   async forward(id: string, request: ApiRequest): Promise<ApiResponse> {
     const entry = await this.#entry(id, this.#minTtlSeconds);
-    return callApi(entry.resolved, entry.token, request, async (rejected) => {
-      const renewed = await this.#tokens.token(id, {
-        trigger: "retry",
-        minTtlSeconds: this.#minTtlSeconds,
-        rejectedAccessToken: rejected.accessToken,
-      });
-      return renewed.token;
+    return callApi(
+      entry.resolved,
+      entry.token,
+      request,
+      async (rejected) => {
+        const renewed = await this.#tokens.token(id, {
+          trigger: "retry",
+          minTtlSeconds: this.#minTtlSeconds,
+          rejectedAccessToken: rejected.accessToken,
+        });
+        return renewed.token;
+      },
+      { onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason) },
+    );
+  }
+
+  /** A stored pattern from an older version that RE2 refuses: never run; said once. */
+  #unusablePattern(integration: Integration, reason: string): void {
+    const seen = `pattern|${integration.key}|${integration.expiredBodyPattern}`;
+    if (this.#warned.has(seen)) return;
+    this.#warned.add(seen);
+    this.emit("warning", {
+      code: "unusable_pattern",
+      integration: integration.key,
+      message: `integration ${integration.key}: expiredBodyPattern is not run (RE2 refuses it: ${reason}); it counts as no match until it is rewritten`,
     });
   }
 
@@ -448,6 +496,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
     const topic = message.slice(separator + 1);
     if (topic.startsWith("connection:")) {
       this.#tokens.forget(topic.slice("connection:".length));
+      this.#scopes.forget(topic.slice("connection:".length));
     } else if (topic.startsWith("integration:")) {
       this.#tokens.forgetIntegration(topic.slice("integration:".length));
     }
@@ -456,6 +505,7 @@ export class Tokenwarden extends EventEmitter<{ event: [TokenEvent] }> {
   /** The change channel was down (the database went away): what it missed is unknown. */
   #onResubscribed(): void {
     this.#tokens.forgetAll();
+    this.#scopes.forgetAll();
   }
 }
 

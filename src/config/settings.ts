@@ -19,6 +19,11 @@ export interface Settings {
   apiKeys: string[];
   config: string | undefined;
   logLevel: string;
+  /**
+   * The folder module refresh hooks set through the service must lie in
+   * (`TOKENWARDEN_HOOKS_DIR`); without it the service refuses module hooks.
+   */
+  hooksDir: string | undefined;
 }
 
 export interface SettingFlags {
@@ -28,6 +33,7 @@ export interface SettingFlags {
   publicUrl?: string;
   config?: string;
   logLevel?: string;
+  hooksDir?: string;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -68,5 +74,10 @@ export function resolveSettings(
       .filter((k) => k !== ""),
     config: flags.config ?? env.TOKENWARDEN_CONFIG,
     logLevel,
+    hooksDir: nonEmpty(flags.hooksDir) ?? nonEmpty(env.TOKENWARDEN_HOOKS_DIR),
   };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { invalidConfig } from "./errors.js";
 import { type Integration, idSchema } from "./integration.js";
+import { CONTROL_CHARACTERS } from "./url-template.js";
 import { parseOrThrow } from "./validation.js";
 
 export const CONNECTION_STATUSES = [
@@ -16,7 +17,13 @@ export const connectionSchema = z.strictObject({
   id: idSchema,
   integration: idSchema,
   environment: z.string().max(64).default(""),
-  parameters: z.record(z.string(), z.string()).default({}),
+  // Values land in URLs and headers: a control character (CR, LF) is never data there.
+  parameters: z
+    .record(
+      z.string(),
+      z.string().refine((v) => !CONTROL_CHARACTERS.test(v), "must not hold control characters"),
+    )
+    .default({}),
   clientId: z.string().min(1, "must not be empty").optional(),
   clientSecret: z.string().min(1, "must not be empty").optional(),
   username: z.string().min(1, "must not be empty").optional(),

@@ -1,6 +1,8 @@
 import { z } from "zod";
+import { compileLinearPattern, MAX_PATTERN_LENGTH } from "./linear-pattern.js";
 import { MAX_LIFETIME_SECONDS } from "./refresh-policy.js";
 import { placeholdersDeep, placeholdersIn, TOKEN_PLACEHOLDER } from "./template.js";
+import { CONTROL_CHARACTERS, misplacedPlaceholder, splitUrlTemplate } from "./url-template.js";
 import { parseOrThrow } from "./validation.js";
 
 /** Integration keys and connection ids (PRODUCT.md). */
@@ -30,15 +32,47 @@ export const idSchema = z
 
 /**
  * A URL that may hold `{parameter}` placeholders: it must be an absolute http(s) URL
- * once each placeholder is replaced by a plausible value.
+ * once each placeholder is replaced by a plausible value, and hold placeholders only
+ * where a value can be fitted (url-template.ts): host, port, path, query.
  */
-export const urlTemplateSchema = z.string().refine(isHttpUrlTemplate, {
-  message: "must be an absolute http(s) URL",
-});
+export const urlTemplateSchema = z
+  .string()
+  .refine(isHttpUrlTemplate, { message: "must be an absolute http(s) URL" })
+  .superRefine((value, ctx) => {
+    const misplaced = misplacedPlaceholder(value);
+    if (misplaced !== undefined) ctx.addIssue({ code: "custom", message: misplaced });
+  });
 
 export function isHttpUrlTemplate(value: string): boolean {
-  return isHttpUrl(value.replace(/\{[A-Za-z_][A-Za-z0-9_.-]*\}/g, "x"));
+  const pieces = splitUrlTemplate(value);
+  if (pieces === undefined) return false;
+  const plausible = pieces
+    .map(({ part, text }) =>
+      text.replace(/\{[A-Za-z_][A-Za-z0-9_.-]*\}/g, part === "port" ? "1" : "x"),
+    )
+    .join("");
+  return isHttpUrl(plausible);
 }
+
+/** Text that goes into an HTTP header: a control character (CR, LF above all) would split it. */
+const headerTextSchema = z
+  .string()
+  .refine((v) => !CONTROL_CHARACTERS.test(v), "must not hold control characters");
+/** RFC 9110 §5.1 field name. */
+const headerNameSchema = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be a header name (RFC 9110 token)");
+const headerRecord = z.record(headerNameSchema, headerTextSchema);
+
+/** An origin (`https://api.example.com`, `http://127.0.0.1:8080`), kept in its normal form. */
+const originSchema = z
+  .string()
+  .refine((v) => {
+    if (!isHttpUrl(v)) return false;
+    const url = new URL(v);
+    return `${url.origin}/` === url.href || url.origin === v;
+  }, "must be an origin: scheme, host and port only, such as https://api.example.com")
+  .transform((v) => new URL(v).origin);
 
 export function isHttpUrl(value: string): boolean {
   if (!URL.canParse(value)) return false;
@@ -59,8 +93,8 @@ const scopesSchema = z
 const tokenPlacementSchema = z
   .strictObject({
     in: z.enum(["header", "query"]).default("header"),
-    name: z.string().min(1, "must not be empty").optional(),
-    template: z.string().optional(),
+    name: headerTextSchema.min(1, "must not be empty").optional(),
+    template: headerTextSchema.optional(),
   })
   .transform((p) => ({
     in: p.in,
@@ -139,7 +173,7 @@ const integrationObjectSchema = z.strictObject({
   authorizationParams: stringRecord.default({}),
   tokenParams: stringRecord.default({}),
   refreshParams: stringRecord.default({}),
-  tokenHeaders: stringRecord.default({}),
+  tokenHeaders: headerRecord.default({}),
   parameters: z
     .array(
       z
@@ -150,21 +184,36 @@ const integrationObjectSchema = z.strictObject({
     .refine((names) => new Set(names).size === names.length, "must not repeat a name")
     .default([]),
   apiBaseUrl: urlTemplateSchema.optional(),
+  /** Origins besides apiBaseUrl's where the library's fetch may send the token. */
+  allowedApiOrigins: z.array(originSchema).default([]),
   tokenPlacement: tokenPlacementSchema.prefault({}),
   requestParams: z
-    .strictObject({ headers: stringRecord.default({}), query: stringRecord.default({}) })
+    .strictObject({ headers: headerRecord.default({}), query: stringRecord.default({}) })
     .prefault({}),
   session: z.enum(SESSION_MODES).default("auto"),
   fixedTtlSeconds: z.number().int().positive().max(MAX_LIFETIME_SECONDS).default(3600),
   refreshAheadSeconds: z.number().int().nonnegative().max(MAX_LIFETIME_SECONDS).default(60),
   retryOn: z.array(z.number().int().min(100).max(599)).default([401, 403]),
-  expiredBodyPattern: z.string().refine(isRegExp, "must be a valid regular expression").optional(),
+  expiredBodyPattern: z
+    .string()
+    .max(MAX_PATTERN_LENGTH)
+    .superRefine((pattern, ctx) => {
+      const compiled = compileLinearPattern(pattern);
+      if (!compiled.ok) {
+        ctx.addIssue({
+          code: "custom",
+          message: `must be a pattern RE2 accepts (no backreferences or lookaround): ${compiled.reason}`,
+        });
+      }
+    })
+    .optional(),
   refreshHook: z
     .string()
-    .refine(
-      (v) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(v) || v.startsWith("https://") || isLoopbackHttp(v),
-      "must be a module path or an https:// URL",
-    )
+    .min(1, "must not be empty")
+    .superRefine((hook, ctx) => {
+      const problem = refreshHookProblem(hook);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    })
     .optional(),
   tls: tlsSchema.prefault({}),
   proxyUrl: z.string().refine(isHttpUrl, "must be an absolute http(s) URL").optional(),
@@ -172,8 +221,8 @@ const integrationObjectSchema = z.strictObject({
   responseMap: responseMapSchema.default({}),
 });
 
-/** Paths whose strings are not templates: a regular expression and PEM blocks. */
-export const NON_TEMPLATE_FIELDS = ["expiredBodyPattern", "tls"] as const;
+/** Paths whose strings are not templates: a regular expression, PEM blocks, origins. */
+export const NON_TEMPLATE_FIELDS = ["expiredBodyPattern", "tls", "allowedApiOrigins"] as const;
 
 export const integrationSchema = integrationObjectSchema.superRefine((integration, ctx) => {
   if (
@@ -210,18 +259,33 @@ export function parseIntegration(input: unknown): Integration {
   return parseOrThrow(integrationSchema, input);
 }
 
-function isRegExp(pattern: string): boolean {
-  try {
-    new RegExp(pattern);
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * A refresh hook is a URL (it has a scheme) or a module path (it has none). A URL is
+ * `https://`, or `http://` on this machine only (a sidecar); any other scheme
+ * (`file:`, `data:`, `node:`) is refused. A module path is a file name, not a template.
+ */
+export function isUrlHook(hook: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:/.test(hook);
 }
 
-/** Plain http is allowed for a hook on this machine only (a sidecar); anywhere else, https. */
-function isLoopbackHttp(value: string): boolean {
-  if (!URL.canParse(value)) return false;
-  const url = new URL(value);
-  return url.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+function refreshHookProblem(hook: string): string | undefined {
+  if (!isUrlHook(hook)) {
+    return placeholdersIn(hook).length > 0
+      ? "a module path may not hold {placeholders}"
+      : undefined;
+  }
+  const usable = "must be a module path, an https:// URL, or an http:// URL on loopback";
+  if (!URL.canParse(hook.replace(/\{[A-Za-z_][A-Za-z0-9_.-]*\}/g, "x"))) return usable;
+  if (!isHttpUrlTemplate(hook)) return usable;
+  const misplaced = misplacedPlaceholder(hook);
+  if (misplaced !== undefined) return misplaced;
+  const url = new URL(hook.replace(/\{[A-Za-z_][A-Za-z0-9_.-]*\}/g, "x"));
+  if (url.protocol === "https:") return undefined;
+  if (url.protocol === "http:" && isLoopbackHost(url.hostname)) return undefined;
+  return usable;
+}
+
+/** Loopback, as the URL parser normalized it (`127.1` and `0x7f.0.0.1` are 127.0.0.1). */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }

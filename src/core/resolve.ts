@@ -1,7 +1,8 @@
 import { type Connection, checkConnectionAgainst } from "./connection.js";
 import { invalidConfig } from "./errors.js";
-import { type Integration, isHttpUrl, NON_TEMPLATE_FIELDS } from "./integration.js";
+import { type Integration, isHttpUrl, isUrlHook, NON_TEMPLATE_FIELDS } from "./integration.js";
 import { expandTemplatesDeep, TOKEN_PLACEHOLDER } from "./template.js";
+import { expandUrlTemplate } from "./url-template.js";
 
 /**
  * An integration as one connection sees it: every `{parameter}` replaced by the
@@ -10,23 +11,38 @@ import { expandTemplatesDeep, TOKEN_PLACEHOLDER } from "./template.js";
  */
 export type ResolvedIntegration = Integration & { readonly clientId: string };
 
-const URL_FIELDS = ["authorizationUrl", "tokenUrl", "revocationUrl", "apiBaseUrl"] as const;
+/** Fields that are URLs: their values are fitted to the URL part they land in. */
+const URL_FIELDS = [
+  "authorizationUrl",
+  "tokenUrl",
+  "revocationUrl",
+  "apiBaseUrl",
+  "proxyUrl",
+] as const;
 
 export function resolveIntegration(
   integration: Integration,
   connection: Connection,
 ): ResolvedIntegration {
   checkConnectionAgainst(integration, connection);
-  const expanded = expandTemplatesDeep(integration, connection.parameters, {
+  const values = connection.parameters;
+  const expanded = expandTemplatesDeep(integration, values, {
     keep: [TOKEN_PLACEHOLDER],
-    skip: NON_TEMPLATE_FIELDS,
+    skip: [...NON_TEMPLATE_FIELDS, ...URL_FIELDS, "refreshHook"],
   });
   for (const field of URL_FIELDS) {
-    const value = expanded[field];
-    if (value !== undefined && !isHttpUrl(value)) {
+    const template = integration[field];
+    if (template === undefined) continue;
+    const value = expandUrlTemplate(template, values, field);
+    if (!isHttpUrl(value)) {
       throw invalidConfig(field, "must be an absolute http(s) URL once parameters are filled in");
     }
+    expanded[field] = value;
   }
+  const hook = integration.refreshHook;
+  // A module path is not a template (the schema refuses placeholders in it).
+  if (hook !== undefined && isUrlHook(hook))
+    expanded.refreshHook = expandUrlTemplate(hook, values, "refreshHook");
   // checkConnectionAgainst has made sure one of the two is set.
   const clientId = (connection.clientId ?? integration.clientId) as string;
   return {

@@ -3,6 +3,7 @@ import { TokenwardenError } from "../core/errors.js";
 import type { ResponseMap } from "../core/integration.js";
 import { expiryFor, type RefreshSettings } from "../core/refresh-policy.js";
 import type { TokenSet } from "../core/token-set.js";
+import { CONTROL_CHARACTERS } from "../core/url-template.js";
 import { type HttpResponse, headerValue } from "./http.js";
 
 /**
@@ -119,6 +120,19 @@ export function tokenSetFromBody(
   }
   const tokenType = textOf(valueAtPath(body, map.tokenType ?? "token_type"));
   const refreshToken = textOf(valueAtPath(body, map.refreshToken ?? "refresh_token"));
+  // These go into headers (`Authorization: Bearer ...`): CR or LF would split them.
+  for (const [name, value] of [
+    [map.accessToken ?? "access_token", accessToken],
+    [map.tokenType ?? "token_type", tokenType],
+    [map.refreshToken ?? "refresh_token", refreshToken],
+  ] as const) {
+    if (value !== undefined && CONTROL_CHARACTERS.test(value)) {
+      throw new TokenwardenError(
+        "token_response_invalid",
+        `${what} answered a ${name} holding control characters`,
+      );
+    }
+  }
   const scope = scopeOf(valueAtPath(body, map.scope ?? "scope"));
   const expiresInSeconds = numberOf(valueAtPath(body, map.expiresIn ?? "expires_in"));
   const expiresAtMs =

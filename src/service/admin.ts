@@ -5,13 +5,15 @@
  * in sessionStorage), and what it must know about the model (secret fields, each
  * grant's fields, the statuses and what each allows) comes from `GET /v1/schemas`
  * (admin-schemas.ts). The files sit in `public/admin/`, two levels up from this
- * module in `src/` and `dist/` alike.
+ * module in `src/` and `dist/` alike. They are public: they hold no data, and the page
+ * asks for a key before it calls anything.
  */
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { PUBLIC } from "./access.js";
 import { escapeHtml } from "./pages.js";
 
 const ASSETS = new URL("../../public/admin/", import.meta.url);
@@ -60,16 +62,17 @@ export function registerAdminPage(app: FastifyInstance, publicUrl: string): void
   for (const name of readdirSync(ASSETS)) {
     if (name.endsWith(".js")) files[`/admin/${name}`] = { body: read(name), type: script };
   }
-  app.get("/", { schema: { hide: true } }, async (_request, reply) => {
+  app.get("/", { config: PUBLIC, schema: { hide: true } }, async (_request, reply) => {
     reply
       .header("content-type", "text/html; charset=utf-8")
       .header("content-security-policy", csp)
-      .header("x-content-type-options", "nosniff")
+      // Keeps the opener link to the authorization popup (its callback page posts back).
+      .header("cross-origin-opener-policy", "same-origin-allow-popups")
       .header("referrer-policy", "no-referrer");
     return index;
   });
   for (const [path, file] of Object.entries(files)) {
-    app.get(path, { schema: { hide: true } }, async (_request, reply) => {
+    app.get(path, { config: PUBLIC, schema: { hide: true } }, async (_request, reply) => {
       reply.header("content-type", file.type).header("x-content-type-options", "nosniff");
       return file.body;
     });

@@ -226,6 +226,8 @@ export function registerEventStream(
         "cache-control": "no-store",
         connection: "keep-alive",
         "x-accel-buffering": "no",
+        // A hijacked reply skips the onSend hook that sets this everywhere else.
+        "x-content-type-options": "nosniff",
       });
       // `retry` tells an EventSource how long to wait before it reconnects and resumes.
       res.write("retry: 2000\n: connected\n\n");

@@ -1,9 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { STORAGE_RETRY_AFTER_SECONDS } from "../store/storage-errors.js";
+import { PUBLIC } from "./access.js";
 import type { ServiceMetrics } from "./metrics.js";
 
-/** `/healthz` (the process answers), `/readyz` (the database too), `/metrics`. */
+/**
+ * `/healthz` (the process answers), `/readyz` (the database too), `/metrics`. All
+ * public: probes and scrapers carry no key, and none of them tells a secret (metrics
+ * are counts by status and durations, never ids or names).
+ */
 export function registerOperations(
   app: FastifyInstance,
   tw: Tokenwarden,
@@ -11,7 +16,7 @@ export function registerOperations(
 ): void {
   app.get(
     "/healthz",
-    { schema: { summary: "The process is up", tags: ["operations"] } },
+    { config: PUBLIC, schema: { summary: "The process is up", tags: ["operations"] } },
     async () => ({
       status: "ok",
     }),
@@ -19,6 +24,7 @@ export function registerOperations(
   app.get(
     "/readyz",
     {
+      config: PUBLIC,
       schema: { summary: "The database answers and every migration has run", tags: ["operations"] },
     },
     async (_request, reply) => {
@@ -30,7 +36,7 @@ export function registerOperations(
   );
   app.get(
     "/metrics",
-    { schema: { summary: "Prometheus metrics", tags: ["operations"] } },
+    { config: PUBLIC, schema: { summary: "Prometheus metrics", tags: ["operations"] } },
     async (_request, reply) => {
       reply.header("content-type", metrics.registry.contentType);
       return metrics.registry.metrics();

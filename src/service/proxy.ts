@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ApiRequest } from "../broker/api-call.js";
 import { forwardableRequestHeaders, forwardableResponseHeaders } from "../broker/api-call.js";
+import { checkRelativePath } from "../broker/api-url.js";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
-import { invalidConfig } from "../core/errors.js";
+import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { ID_PATTERN } from "../core/integration.js";
+import { assertConnectionAllowed, CLIENT } from "./access.js";
 import type { ServiceMetrics } from "./metrics.js";
 
 /**
@@ -11,6 +13,10 @@ import type { ServiceMetrics } from "./metrics.js";
  * streaming both ways. A body small enough to hold (known length up to 1 MiB) is
  * held so that a refused token can be refreshed and the call sent again; a bigger or
  * chunked body streams straight through and is not retried.
+ *
+ * The path forwarded is the one the client sent, percent-encoding and all, not the
+ * router's decoded `*`: decoding it once here and once more upstream is how `%252e`
+ * becomes `..`. It must stay under `apiBaseUrl` (api-url.ts).
  */
 const REPLAYABLE_BODY_LIMIT = 1024 * 1024;
 
@@ -28,6 +34,7 @@ export function registerProxy(
     scope.route({
       method: [...METHODS],
       url: "/v1/proxy/:id/*",
+      config: CLIENT,
       schema: {
         summary:
           "Forward to the API with the token placed; one refresh and retry on a retryOn status",
@@ -44,13 +51,15 @@ async function forward(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const { id, "*": rest } = request.params as { id: string; "*": string };
+  const { id, "*": decodedRest } = request.params as { id: string; "*": string };
   if (!ID_PATTERN.test(id)) throw invalidConfig("id", "is not a valid connection id");
-  const queryAt = request.url.indexOf("?");
-  const path = `/${rest}${queryAt === -1 ? "" : request.url.slice(queryAt)}`;
+  const { rest, query } = rawRest(request.url, decodedRest);
+  // Refused before anything else happens (no token is read, no refresh is started).
+  checkRelativePath(`/${rest}`);
+  await assertConnectionAllowed(request, tw, id);
   const apiRequest: ApiRequest = {
     method: request.method,
-    path,
+    path: `/${rest}${query}`,
     headers: forwardableRequestHeaders(request.headers),
     body: await bodyOf(request),
   };
@@ -58,6 +67,44 @@ async function forward(
   metrics.proxyRequests.inc({ status: String(res.status) });
   reply.code(res.status).headers(forwardableResponseHeaders(res.headers));
   return reply.send(res.body);
+}
+
+/**
+ * The part of the request target after `/v1/proxy/<id>/`, as sent, and the query.
+ * The route matched, so the target is `/<v1>/<proxy>/<id>/<rest>` in some spelling
+ * of each of the first three segments, none holding a `/` (an encoded one does not
+ * split a segment); an absolute-form target (`http://host/v1/...`) is first cut to
+ * its path, as the router does. The router's decoded `*` must agree.
+ */
+function rawRest(url: string, decodedRest: string): { rest: string; query: string } {
+  let target = url;
+  if (!target.startsWith("/")) {
+    const origin = /^https?:\/\/[^/]*/.exec(target);
+    if (origin === null) throw badPath("the request target is not a path");
+    target = target.slice(origin[0].length);
+  }
+  if (target.includes("#")) throw badPath("the request target holds a #");
+  const queryAt = target.indexOf("?");
+  const path = queryAt === -1 ? target : target.slice(0, queryAt);
+  const query = queryAt === -1 ? "" : target.slice(queryAt);
+  const segments = path.split("/");
+  const rest = segments.slice(4).join("/");
+  let decoded: string | undefined;
+  try {
+    decoded = decodeURIComponent(rest);
+  } catch {
+    decoded = undefined;
+  }
+  if (segments.length < 5 || decoded !== decodedRest)
+    throw badPath("the proxied path could not be read unambiguously");
+  // An absolute URL or another host in place of a path is never meant for apiBaseUrl.
+  if (/^(https?:|[/\\])/i.test(decoded))
+    throw badPath("the proxied path must be a path under apiBaseUrl, not a URL");
+  return { rest, query };
+}
+
+function badPath(message: string): TokenwardenError {
+  return new TokenwardenError("invalid_request", message, { field: "path" });
 }
 
 async function bodyOf(request: FastifyRequest): Promise<ApiRequest["body"]> {

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { parseOrThrow } from "../core/validation.js";
+import type { RouteAccess } from "./access.js";
 
 /**
  * One route, one set of zod schemas: they validate the request (with Tokenwarden's
@@ -10,6 +11,8 @@ import { parseOrThrow } from "../core/validation.js";
 export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
   method: "GET" | "PUT" | "POST" | "DELETE";
   url: string;
+  /** Who may call it (access.ts); left out, admin keys only. */
+  access?: RouteAccess;
   summary: string;
   tags: string[];
   params?: P;
@@ -45,6 +48,7 @@ export function defineRoute<
   app.route({
     method: spec.method,
     url: spec.url,
+    config: { access: spec.access ?? "admin" },
     schema: {
       summary: spec.summary,
       tags: spec.tags,

@@ -1,9 +1,10 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { CONNECTION_STATUSES, connectionSchema } from "../core/connection.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { idSchema, integrationSchema } from "../core/integration.js";
+import { assertConnectionAllowed, PUBLIC, withinLimits } from "./access.js";
 import { adminSchemas } from "./admin-schemas.js";
 import { registerEventStream } from "./event-stream.js";
 import { callbackPage } from "./pages.js";
@@ -17,6 +18,8 @@ export interface RouteContext {
   tw: Tokenwarden;
   /** Base of the redirect URL, e.g. http://127.0.0.1:4180. */
   publicUrl: string;
+  /** The folder module refresh hooks must lie in (hook-policy.ts); none: refused. */
+  hooksDir: string | undefined;
 }
 
 const keyParams = z.strictObject({ key: idSchema });
@@ -44,6 +47,8 @@ function registerResource(
     params: typeof keyParams | typeof idParams;
     documentedBody: z.ZodType;
     exists: (id: string) => Promise<boolean>;
+    /** Given, client keys may read one too, once this lets them (it throws `forbidden`). */
+    clientRead?: (request: FastifyRequest, id: string) => Promise<void>;
     get: (id: string) => Promise<unknown>;
     put: (body: unknown) => Promise<unknown>;
     remove: (id: string) => Promise<void>;
@@ -58,7 +63,11 @@ function registerResource(
     summary: `Show a ${spec.noun} (secrets only as { set })`,
     tags,
     params: spec.params,
-    handler: async ({ params }) => spec.get(idOf(params)),
+    ...(spec.clientRead === undefined ? {} : { access: "client" as const }),
+    handler: async ({ params }, request) => {
+      await spec.clientRead?.(request, idOf(params));
+      return spec.get(idOf(params));
+    },
   });
   defineRoute(app, {
     method: "PUT",
@@ -101,7 +110,10 @@ function withPathId(body: unknown, field: "key" | "id", value: string): unknown 
   return { ...record, [field]: value };
 }
 
-export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteContext): void {
+export function registerRoutes(
+  app: FastifyInstance,
+  { tw, publicUrl, hooksDir }: RouteContext,
+): void {
   const redirectUri = `${publicUrl}/oauth/callback`;
 
   // Integrations ------------------------------------------------------------------
@@ -120,7 +132,7 @@ export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteCon
     documentedBody: integrationSchema,
     exists: async (key) => (await tw.store.getIntegration(key)) !== undefined,
     get: (key) => tw.getIntegration(key),
-    put: (body) => tw.putIntegration(body),
+    put: (body) => tw.putIntegration(body, { moduleHooks: { dir: hooksDir } }),
     remove: (key) => tw.deleteIntegration(key),
     deleteSummary: "Delete an integration that no connection uses",
   });
@@ -131,13 +143,18 @@ export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteCon
     url: "/v1/connections",
     summary: "List connections (?integration=, ?status=, ?environment=)",
     tags: ["connections"],
+    access: "client",
     query: connectionFilter,
-    handler: async ({ query }) => ({
-      connections: await tw.listConnections({
-        ...(query.integration === undefined ? {} : { integration: query.integration }),
-        ...(query.status === undefined ? {} : { status: query.status }),
-        ...(query.environment === undefined ? {} : { environment: query.environment }),
-      }),
+    handler: async ({ query }, request) => ({
+      // A client key sees only the connections within its limits.
+      connections: withinLimits(
+        request,
+        await tw.listConnections({
+          ...(query.integration === undefined ? {} : { integration: query.integration }),
+          ...(query.status === undefined ? {} : { status: query.status }),
+          ...(query.environment === undefined ? {} : { environment: query.environment }),
+        }),
+      ),
     }),
   });
   registerResource(app, {
@@ -147,6 +164,7 @@ export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteCon
     params: idParams,
     documentedBody: connectionSchema,
     exists: async (id) => (await tw.store.getConnection(id)) !== undefined,
+    clientRead: (request, id) => assertConnectionAllowed(request, tw, id),
     get: (id) => tw.getConnection(id),
     put: (body) => tw.putConnection(body),
     remove: (id) => tw.deleteConnection(id),
@@ -159,9 +177,11 @@ export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteCon
     url: "/v1/connections/:id/token",
     summary: "A valid access token, with the header to send",
     tags: ["tokens"],
+    access: "client",
     params: idParams,
     query: tokenQuery,
-    handler: async ({ params, query }, _request, reply) => {
+    handler: async ({ params, query }, request, reply) => {
+      await assertConnectionAllowed(request, tw, params.id);
       reply.header("cache-control", "no-store");
       return tw.getToken(
         params.id,
@@ -190,9 +210,11 @@ export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteCon
     url: "/v1/connections/:id/events",
     summary: "The event history, newest first; page with ?before=<id of the last event seen>",
     tags: ["tokens"],
+    access: "client",
     params: idParams,
     query: eventsQuery,
-    handler: async ({ params, query }) => {
+    handler: async ({ params, query }, request) => {
+      await assertConnectionAllowed(request, tw, params.id);
       await tw.getConnection(params.id); // 404 for an unknown connection, not an empty page
       const events = await tw.listEvents(params.id, {
         limit: query.limit,
@@ -238,7 +260,9 @@ export function registerRoutes(app: FastifyInstance, { tw, publicUrl }: RouteCon
 
   app.get(
     "/oauth/callback",
-    { schema: { summary: "The redirect URL", tags: ["authorization"] } },
+    // Public: the browser comes back from the authorization server without a key; the
+    // one-time state (bound server-side to one connection) is what it must carry.
+    { config: PUBLIC, schema: { summary: "The redirect URL", tags: ["authorization"] } },
     async (request, reply) => {
       const query = new URLSearchParams(request.query as Record<string, string>);
       const openerOrigin = new URL(publicUrl).origin;

@@ -43,6 +43,7 @@ export async function startService(
       tw,
       keys,
       publicUrl: settings.publicUrl,
+      hooksDir: settings.hooksDir,
       logger: options.logger === undefined ? { level: settings.logLevel } : options.logger,
     });
     await app.listen({ host: settings.host, port: settings.port });

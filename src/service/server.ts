@@ -1,7 +1,12 @@
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
-import type { Tokenwarden } from "../broker/tokenwarden.js";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from "fastify";
+import type { Tokenwarden, TokenwardenWarning } from "../broker/tokenwarden.js";
 import { TokenwardenError } from "../core/errors.js";
+import { authenticate, PUBLIC } from "./access.js";
 import { registerAdminPage } from "./admin.js";
 import type { ApiKeyRing } from "./api-keys.js";
 import {
@@ -20,6 +25,8 @@ export interface ServerOptions {
   tw: Tokenwarden;
   keys: ApiKeyRing;
   publicUrl: string;
+  /** The folder module hooks set through the API must lie in; none: refused. */
+  hooksDir?: string | undefined;
   /** A pino logger configuration, or `false` for none. */
   logger?: FastifyServerOptions["logger"];
 }
@@ -58,6 +65,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     bodyLimit: 1024 * 1024,
     // Route schemas are validated with zod (route.ts) and only documented here.
     ajv: { customOptions: { strict: false } },
+    // A URL that cannot be decoded (`/%zz`) matches no route: say so in our shape.
+    frameworkErrors: (_error, _request, reply) => {
+      // Its generic reply type has no status codes in it; ours is the plain one.
+      badUrl(reply as unknown as FastifyReply);
+    },
   });
   app.setValidatorCompiler(() => () => true);
 
@@ -77,6 +89,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   const metrics = new ServiceMetrics(tw);
+  // The broker's warnings (a stored pattern it will not run) go to the service log.
+  const onWarning = (warning: TokenwardenWarning) =>
+    app.log.warn({ code: warning.code, integration: warning.integration }, warning.message);
+  tw.on("warning", onWarning);
+  app.addHook("onClose", async () => {
+    tw.off("warning", onWarning);
+  });
 
   // A graceful close waits for requests in flight; their keep-alive connections must
   // then end with them, or the close would wait for the clients to hang up.
@@ -89,36 +108,20 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // request when the answer is known at once (the common case).
   app.addHook("onSend", (_request, reply, payload, done) => {
     if (closing) reply.header("connection", "close");
+    // No response is ever to be read as another type than the one it says (the
+    // callback page and error bodies echo request data).
+    reply.header("x-content-type-options", "nosniff");
+    const type = reply.getHeader("content-type");
+    if (typeof type === "string" && type.startsWith("text/html")) {
+      // Defaults for every page; each page's own CSP says more.
+      if (!reply.hasHeader("x-frame-options")) reply.header("x-frame-options", "DENY");
+      if (!reply.hasHeader("referrer-policy")) reply.header("referrer-policy", "no-referrer");
+    }
     done(null, payload);
   });
 
-  app.addHook("onRequest", (request, reply, done) => {
-    if (!request.url.startsWith("/v1/")) return done();
-    const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? "");
-    const refuse = () => {
-      reply
-        .code(401)
-        .header("www-authenticate", 'Bearer realm="tokenwarden"')
-        .send(
-          errorBody(
-            new TokenwardenError(
-              "unauthorized",
-              match === null
-                ? "send an API key as Authorization: Bearer <key>"
-                : "this API key is not valid",
-            ),
-          ),
-        );
-    };
-    if (match === null) return refuse();
-    const verdict = keys.verify(match[1] as string);
-    if (verdict === true) return done();
-    if (verdict === false) return refuse();
-    verdict.then(
-      (ok) => (ok ? done() : refuse()),
-      (error: unknown) => done(error as Error),
-    );
-  });
+  app.decorateRequest("apiKey", null);
+  app.addHook("onRequest", authenticate(keys));
 
   app.setErrorHandler((error, request, reply) => {
     const known =
@@ -153,10 +156,19 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       );
   });
 
-  registerRoutes(app, { tw, publicUrl });
+  registerRoutes(app, { tw, publicUrl, hooksDir: options.hooksDir });
   registerProxy(app, tw, metrics);
   registerOperations(app, tw, metrics);
-  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  // Public: it describes the interface this open-source package ships, and nothing
+  // configured in this instance (no integration, connection or key).
+  app.get("/openapi.json", { config: PUBLIC, schema: { hide: true } }, async () => app.swagger());
   registerAdminPage(app, publicUrl);
   return app;
+}
+
+function badUrl(reply: FastifyReply): void {
+  reply
+    .code(400)
+    .header("x-content-type-options", "nosniff")
+    .send(errorBody(new TokenwardenError("invalid_request", "the request URL is not valid")));
 }

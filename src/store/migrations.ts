@@ -101,6 +101,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0003_api_key_roles": {
+      async up(db: Kysely<unknown>) {
+        // Every key made before roles existed could do everything: it stays admin.
+        await db.schema
+          .alterTable("tw_api_keys")
+          .addColumn("role", "text", (c) => c.notNull().defaultTo("admin"))
+          .execute();
+        // JSON lists; NULL means no limit.
+        await db.schema.alterTable("tw_api_keys").addColumn("integrations", "text").execute();
+        await db.schema.alterTable("tw_api_keys").addColumn("environments", "text").execute();
+      },
+    },
     "0004_sealed_secrets_and_key_ids": {
       async up(db: Kysely<unknown>) {
         // Every integration secret (client secret, tls.key, later private keys) in one
@@ -141,6 +153,9 @@ export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): P
     provider,
     migrationTableName: "tw_migrations",
     migrationLockTableName: "tw_migrations_lock",
+    // 0003 and 0004 were written side by side and touch different tables: a database
+    // that got 0004 first still takes 0003 after it.
+    allowUnorderedMigrations: true,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {

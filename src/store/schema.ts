@@ -77,6 +77,12 @@ export interface ApiKeysTable {
   /** SHA-256 of the key, base64url: the key itself is shown once and never stored. */
   hash: string;
   created_at: number;
+  /** `admin` or `client` (0003_api_key_roles). */
+  role: string;
+  /** A client key's integrations, as a JSON list; NULL for all. */
+  integrations: string | null;
+  /** A client key's environments, as a JSON list; NULL for all. */
+  environments: string | null;
 }
 
 /** The ids of the keys that sealed the values stored here (master-key.ts). */

@@ -25,9 +25,11 @@ import { integrationColumns, integrationFromColumns, sealingContext } from "./se
 import type {
   ConnectionFilter,
   ConnectionSummary,
+  NewStoredApiKey,
   PendingAuthorization,
   StatePatch,
   Store,
+  StoredApiKey,
   StoredConnection,
   StoredIntegration,
 } from "./store.js";
@@ -451,16 +453,22 @@ export class SqlStore implements Store {
 
   // API keys ----------------------------------------------------------------------
 
-  async createApiKey(key: { id: string; name: string; hash: string }, now: number): Promise<void> {
+  async createApiKey(key: NewStoredApiKey, now: number): Promise<void> {
     await this.#db
       .insertInto("tw_api_keys")
-      .values({ ...key, created_at: now })
+      .values({
+        id: key.id,
+        name: key.name,
+        hash: key.hash,
+        role: key.role ?? "admin",
+        integrations: listColumn(key.integrations),
+        environments: listColumn(key.environments),
+        created_at: now,
+      })
       .execute();
   }
 
-  async listApiKeys(): Promise<
-    Array<{ id: string; name: string; hash: string; createdAt: number }>
-  > {
+  async listApiKeys(): Promise<StoredApiKey[]> {
     const rows = await this.#db
       .selectFrom("tw_api_keys")
       .selectAll()
@@ -470,6 +478,10 @@ export class SqlStore implements Store {
       id: r.id,
       name: r.name,
       hash: r.hash,
+      // Anything but a known role is read as the narrower one.
+      role: r.role === "admin" ? "admin" : "client",
+      integrations: listOfColumn(r.integrations),
+      environments: listOfColumn(r.environments),
       createdAt: Number(r.created_at),
     }));
   }
@@ -635,4 +647,16 @@ function numberOrNull(value: number | null): number | null {
 
 function hashState(state: string): string {
   return createHash("sha256").update(state).digest("base64url");
+}
+
+/** A list limit as a JSON column; `null` (no limit) stays NULL. */
+function listColumn(list: readonly string[] | null | undefined): string | null {
+  return list === undefined || list === null ? null : JSON.stringify(list);
+}
+
+function listOfColumn(value: string | null): string[] | null {
+  if (value === null) return null;
+  const parsed: unknown = JSON.parse(value);
+  // A limit that cannot be read limits to nothing rather than to everything.
+  return Array.isArray(parsed) ? parsed.filter((v): v is string => typeof v === "string") : [];
 }

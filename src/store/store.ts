@@ -47,6 +47,32 @@ export interface ConnectionFilter {
   environment?: string;
 }
 
+export type ApiKeyRole = "admin" | "client";
+
+/**
+ * An API key as stored: its hash, never the key. A `client` key may be limited to some
+ * integrations and environments (`null`: no limit); an `admin` key never is.
+ */
+export interface NewStoredApiKey {
+  id: string;
+  name: string;
+  hash: string;
+  /** Default `admin`. */
+  role?: ApiKeyRole;
+  integrations?: string[] | null;
+  environments?: string[] | null;
+}
+
+export interface StoredApiKey {
+  id: string;
+  name: string;
+  hash: string;
+  role: ApiKeyRole;
+  integrations: string[] | null;
+  environments: string[] | null;
+  createdAt: number;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
 
@@ -134,8 +160,8 @@ export interface Store {
   /** Removes and returns it: a state can be used once. */
   takePendingAuthorization(state: string, now: number): Promise<PendingAuthorization | undefined>;
 
-  createApiKey(key: { id: string; name: string; hash: string }, now: number): Promise<void>;
-  listApiKeys(): Promise<Array<{ id: string; name: string; hash: string; createdAt: number }>>;
+  createApiKey(key: NewStoredApiKey, now: number): Promise<void>;
+  listApiKeys(): Promise<StoredApiKey[]>;
   deleteApiKey(id: string): Promise<boolean>;
 
   /**

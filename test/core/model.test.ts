@@ -131,7 +131,7 @@ describe("connections and templating", () => {
   const integration = parseIntegration({
     ...base,
     parameters: ["server", "tenant"],
-    tokenUrl: "https://{server}/{tenant}/token",
+    tokenUrl: "https://{server}.acme.example/{tenant}/token",
     tokenParams: { audience: "api://{tenant}", literal: "{{not a param}}" },
     tokenPlacement: { template: "Token {token} for {tenant}" },
     expiredBodyPattern: "\\d{3} {expired}",
@@ -143,7 +143,7 @@ describe("connections and templating", () => {
       parseConnection({
         id: "c1",
         integration: "acme",
-        parameters: { server: "eu.acme.example", tenant: "t1" },
+        parameters: { server: "eu", tenant: "t1" },
       }),
     );
     expect(resolved.tokenUrl).toBe("https://eu.acme.example/t1/token");
@@ -175,7 +175,7 @@ describe("connections and templating", () => {
     expect(unknown.field).toBe("parameters.zone");
   });
 
-  it("rejects a URL that is not one after filling in", () => {
+  it("rejects a value that does not fit the URL part it fills, naming the parameter", () => {
     const e = rejection(() =>
       resolveIntegration(
         integration,
@@ -186,7 +186,8 @@ describe("connections and templating", () => {
         }),
       ),
     );
-    expect(e.field).toBe("tokenUrl");
+    // A host value is one host label (PRODUCT.md "Security rules" 5).
+    expect(e.field).toBe("parameters.server");
   });
 
   it("lets a connection override the client and requires what the grant needs", () => {

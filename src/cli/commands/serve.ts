@@ -22,6 +22,12 @@ export function registerServeCommand(program: Command): void {
     )
     .addOption(
       new Option(
+        "--hooks-dir <dir>",
+        "folder that module refresh hooks set through the API must lie in [env TOKENWARDEN_HOOKS_DIR] (default: none, such hooks are refused)",
+      ),
+    )
+    .addOption(
+      new Option(
         "--log-level <level>",
         "fatal|error|warn|info|debug|trace|silent [env TOKENWARDEN_LOG_LEVEL]",
       ),

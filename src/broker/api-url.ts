@@ -1,0 +1,97 @@
+import { invalidConfig, TokenwardenError } from "../core/errors.js";
+import type { ResolvedIntegration } from "../core/resolve.js";
+
+/**
+ * Where an API call goes (PRODUCT.md "Security rules" 4). The access token travels
+ * with it, so the answer is decided on the final parsed URL: a relative path lands
+ * under `apiBaseUrl`'s path on its origin, and an absolute URL is taken only on that
+ * origin or one of `allowedApiOrigins`. Spellings that some upstream would read as
+ * another path (encoded slashes, backslashes, dot segments at any depth of encoding)
+ * are refused before that, since the URL parser here would keep them as they are.
+ */
+export type ApiUrlConfig = Pick<
+  ResolvedIntegration,
+  "apiBaseUrl" | "allowedApiOrigins" | "requestParams"
+>;
+
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
+/** How many rounds of percent-decoding are looked through; deeper is refused. */
+const MAX_DECODING_DEPTH = 3;
+
+export function apiUrl(config: ApiUrlConfig, path: string): URL {
+  const url = SCHEME.test(path) ? absoluteUrl(config, path) : underBase(config, path);
+  for (const [name, value] of Object.entries(config.requestParams.query))
+    url.searchParams.set(name, value);
+  return url;
+}
+
+function absoluteUrl(config: ApiUrlConfig, href: string): URL {
+  if (!URL.canParse(href)) throw refused("is not a valid URL");
+  const url = new URL(href);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw refused(`uses ${url.protocol}, not http(s)`);
+  if (url.username !== "" || url.password !== "") throw refused("must not carry credentials");
+  const allowed = new Set(config.allowedApiOrigins);
+  if (config.apiBaseUrl !== undefined) allowed.add(new URL(config.apiBaseUrl).origin);
+  if (!allowed.has(url.origin)) {
+    throw refused(
+      `is on ${url.origin}, which is neither apiBaseUrl's origin nor in allowedApiOrigins`,
+    );
+  }
+  return url;
+}
+
+function underBase(config: ApiUrlConfig, path: string): URL {
+  if (config.apiBaseUrl === undefined)
+    throw invalidConfig("apiBaseUrl", "is needed to call a relative path");
+  const base = new URL(config.apiBaseUrl);
+  const end = path.search(/[?#]/);
+  const rawPath = end === -1 ? path : path.slice(0, end);
+  checkRelativePath(rawPath);
+  const prefix = base.pathname.endsWith("/") ? base.pathname : `${base.pathname}/`;
+  const url = new URL(
+    `${prefix}${rawPath.startsWith("/") ? rawPath.slice(1) : rawPath}${path.slice(rawPath.length)}`,
+    base.origin,
+  );
+  // The decision itself, on what will really be requested.
+  const under = url.pathname === prefix.slice(0, -1) || url.pathname.startsWith(prefix);
+  if (url.origin !== base.origin || !under) throw refused(`leaves ${base.origin}${prefix}`);
+  return url;
+}
+
+/**
+ * Refuses a relative path that a server on the way could read as another one: a
+ * leading `//` (another host), a backslash, an encoded `/` or `\`, a control
+ * character, or a `.`/`..` segment (also as `..;x`), at any depth of percent-encoding
+ * (`%2e%2e`, `%252e%252e`).
+ */
+export function checkRelativePath(rawPath: string): void {
+  if (rawPath.startsWith("//")) throw refused("starts with //, which names another host");
+  let level = rawPath;
+  for (let depth = 0; ; depth++) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+    if (/[\\\u0000-\u001f\u007f-\u009f]/.test(level))
+      throw refused("holds a backslash or a control character");
+    if (/%(2f|5c)/i.test(level)) throw refused("holds an encoded / or \\");
+    for (const segment of level.split("/")) {
+      const name = segment.split(";")[0];
+      if (name === "." || name === "..") throw refused("holds a dot segment");
+    }
+    if (!level.includes("%")) return;
+    const next = decodeAscii(level);
+    if (next === level) return;
+    if (depth === MAX_DECODING_DEPTH) throw refused("is percent-encoded too many times");
+    level = next;
+  }
+}
+
+/** One round of percent-decoding, ASCII only: what matters here (`.` `/` `\` `%`) is ASCII. */
+function decodeAscii(text: string): string {
+  return text.replace(/%([0-7][0-9A-Fa-f])/g, (_whole, hex: string) =>
+    String.fromCharCode(Number.parseInt(hex, 16)),
+  );
+}
+
+function refused(reason: string): TokenwardenError {
+  return new TokenwardenError("invalid_request", `the API path ${reason}`, { field: "path" });
+}
