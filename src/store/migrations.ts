@@ -181,3 +181,22 @@ export async function migrationsComplete(db: Kysely<Database>, dialect: Dialect)
   const all = await migrator.getMigrations();
   return all.every((m) => m.executedAt !== undefined);
 }
+
+/**
+ * Migrates up to and including `name` only: for tests that build a database as an
+ * older version left it, and check that this one opens it.
+ */
+export async function migrateUpTo(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  name: string,
+): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations(dialect) },
+    migrationTableName: "tw_migrations",
+    migrationLockTableName: "tw_migrations_lock",
+  });
+  const { error } = await migrator.migrateTo(name);
+  if (error !== undefined) throw error;
+}
