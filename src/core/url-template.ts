@@ -146,7 +146,8 @@ function expandPiece(
 
 /**
  * One path segment: every value percent-encoded (`/`, `?`, `#`, `%` included), and
- * the segment must not become a dot segment or vanish, which would move the path.
+ * the segment must not become a dot segment (in any encoding) or vanish, which would
+ * move the path.
  */
 function expandSegment(
   segment: string,
@@ -162,7 +163,9 @@ function expandSegment(
     encoded[name] = encodeURIComponent(value);
   }
   const expanded = expandTemplate(segment, encoded, field);
-  const plain = expanded.replace(/%2e/gi, ".");
+  // Looked at as a server would after decoding it, even more than once (`%252e`).
+  let plain = expanded;
+  for (let round = 0; round < 4; round++) plain = plain.replace(/%2e/gi, ".").replace(/%25/g, "%");
   if (plain === "" || plain === "." || plain === "..") {
     throw invalidConfig(
       `parameters.${names[0]}`,
