@@ -103,8 +103,12 @@ function expandPiece(
     case "scheme":
     case "userinfo":
     case "fragment": {
+      // Refused when the integration is written; an older stored one is refused here.
       const name = placeholdersIn(text)[0];
-      if (name !== undefined) throw invalidConfig(field, misplacedPlaceholder(text) ?? "");
+      if (name !== undefined) {
+        const where = part === "userinfo" ? "credentials" : part;
+        throw invalidConfig(field, `may not hold {${name}} in its ${where}`);
+      }
       return expandTemplate(text, {}, field);
     }
     case "host":

@@ -106,10 +106,10 @@ const ESCAPES = () => [
 describe("the proxy stays under apiBaseUrl", () => {
   it("refuses every way out with 400 invalid_request, and forwards nothing", async () => {
     const tokens = api.seen.filter((r) => r.target === "/token").length;
-    for (const escape of ESCAPES()) {
-      const res = await tw.raw(`/v1/proxy/c1/${escape}`);
-      expect(res.status, `${escape} answered ${res.status}: ${res.text}`).toBe(400);
-      expect(res.json.error.code, escape).toBe("invalid_request");
+    for (const way of ESCAPES()) {
+      const res = await tw.raw(`/v1/proxy/c1/${way}`);
+      expect(res.status, `${way} answered ${res.status}: ${res.text}`).toBe(400);
+      expect(res.json.error.code, way).toBe("invalid_request");
     }
     expect(attacker.seen).toEqual([]);
     expect(apiRequestsOutsideBase()).toEqual([]);
