@@ -8,7 +8,6 @@ import {
   ADMIN_KEY,
   type Recorder,
   type SecurityService,
-  sendJson,
   startRecorder,
   startSecurityService,
   tokenEndpoint,
