@@ -16,7 +16,10 @@ export function registerOperations(
 ): void {
   app.get(
     "/healthz",
-    { config: PUBLIC, schema: { summary: "The process is up", tags: ["operations"] } },
+    {
+      config: PUBLIC,
+      schema: { summary: "The process is up", tags: ["operations"], security: [] },
+    },
     async () => ({
       status: "ok",
     }),
@@ -25,7 +28,11 @@ export function registerOperations(
     "/readyz",
     {
       config: PUBLIC,
-      schema: { summary: "The database answers and every migration has run", tags: ["operations"] },
+      schema: {
+        summary: "The database answers and every migration has run",
+        tags: ["operations"],
+        security: [],
+      },
     },
     async (_request, reply) => {
       const ready = await tw.store.ping();
@@ -36,7 +43,10 @@ export function registerOperations(
   );
   app.get(
     "/metrics",
-    { config: PUBLIC, schema: { summary: "Prometheus metrics", tags: ["operations"] } },
+    {
+      config: PUBLIC,
+      schema: { summary: "Prometheus metrics", tags: ["operations"], security: [] },
+    },
     async (_request, reply) => {
       reply.header("content-type", metrics.registry.contentType);
       return metrics.registry.metrics();

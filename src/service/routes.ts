@@ -262,7 +262,10 @@ export function registerRoutes(
     "/oauth/callback",
     // Public: the browser comes back from the authorization server without a key; the
     // one-time state (bound server-side to one connection) is what it must carry.
-    { config: PUBLIC, schema: { summary: "The redirect URL", tags: ["authorization"] } },
+    {
+      config: PUBLIC,
+      schema: { summary: "The redirect URL", tags: ["authorization"], security: [] },
+    },
     async (request, reply) => {
       const query = new URLSearchParams(request.query as Record<string, string>);
       const openerOrigin = new URL(publicUrl).origin;
