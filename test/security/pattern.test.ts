@@ -29,9 +29,15 @@ let api: Recorder;
 beforeAll(async () => {
   api = await startRecorder();
   tokenEndpoint(api);
+  // The answers are spread over about a second, so the service is evaluating one while
+  // /healthz is asked, again and again.
+  let served = 0;
   api.on("/api/hostile", (_req, res) => {
-    res.writeHead(200, { "content-type": "text/plain", "content-length": HOSTILE_BODY.length });
-    res.end(HOSTILE_BODY);
+    const delay = (served++ % 8) * 120;
+    setTimeout(() => {
+      res.writeHead(200, { "content-type": "text/plain", "content-length": HOSTILE_BODY.length });
+      res.end(HOSTILE_BODY);
+    }, delay);
   });
   api.on("/api/expired", (_req, res) => {
     res.writeHead(200, { "content-type": "text/plain" });

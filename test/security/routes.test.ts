@@ -186,7 +186,8 @@ describe("default deny on the matched route", () => {
       "/readyz",
       "/metrics",
       "/",
-      "/admin/app.js",
+      "/admin/main.js",
+      "/admin/vendor/eventsource-parser.js",
       "/admin/app.css",
       "/openapi.json",
     ]) {
@@ -249,7 +250,7 @@ describe("security headers", () => {
       await tw.raw("/%zz"), // undecodable
       await tw.raw("/oauth/callback?state=x", { key: null }),
       await tw.raw("/", { key: null }),
-      await tw.raw("/admin/app.js", { key: null }),
+      await tw.raw("/admin/main.js", { key: null }),
       await tw.raw("/metrics", { key: null }),
       await tw.raw("/openapi.json", { key: null }),
       await tw.raw("/v1/connections/c1/token"),
@@ -260,6 +261,9 @@ describe("security headers", () => {
         "nosniff",
       );
     }
+    expect(answers.map((a) => a.status)).toEqual([
+      200, 401, 403, 404, 400, 400, 200, 200, 200, 200, 200, 200,
+    ]);
     expect(answers[4]?.status).toBe(400);
     expect(answers[4]?.json.error.code).toBe("invalid_request");
   });
