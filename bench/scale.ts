@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { request } from "undici";
-import { openStore, parseMasterKey, Sealer } from "../src/index.js";
+import { openStore } from "../src/index.js";
+import { parseMasterKey, Sealer } from "../src/store/crypto.js";
 import {
   api,
   fmt,
