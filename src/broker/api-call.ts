@@ -2,6 +2,7 @@ import { Readable } from "node:stream";
 import { request } from "undici";
 import { compileLinearPattern } from "../core/linear-pattern.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
+import { fillTokenTemplate } from "../core/template.js";
 import type { TokenSet } from "../core/token-set.js";
 import { dispatcherFor, transportError } from "../oauth/http.js";
 import { apiUrl } from "./api-url.js";
@@ -57,7 +58,7 @@ export function placeToken(
   for (const [name, value] of Object.entries(config.requestParams.headers))
     headers[name.toLowerCase()] = value;
   const { in: where, name, template } = config.tokenPlacement;
-  const value = template.replaceAll("{token}", token.accessToken);
+  const value = fillTokenTemplate(template, token.accessToken);
   if (where === "header") headers[name.toLowerCase()] = value;
   else url.searchParams.set(name, value);
 }

@@ -1,6 +1,7 @@
 import type { Connection, ConnectionState, ErrorSummary } from "../core/connection.js";
 import type { Integration } from "../core/integration.js";
 import { INTEGRATION_SECRET_PATHS, secretFlags } from "../core/secrets.js";
+import { fillTokenTemplate } from "../core/template.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { ConnectionSummary, StoredIntegration } from "../store/store.js";
 
@@ -87,7 +88,7 @@ export function accessTokenView(
   settings: Pick<Integration, "tokenPlacement" | "responseMap">,
 ): AccessToken {
   const placement = settings.tokenPlacement;
-  const value = placement.template.replaceAll("{token}", token.accessToken);
+  const value = fillTokenTemplate(placement.template, token.accessToken);
   return {
     accessToken: token.accessToken,
     tokenType: token.tokenType,

@@ -61,11 +61,20 @@ export function expiryFor(
   return fromServer ?? fixed;
 }
 
+/**
+ * A duration no longer than half the token's lifetime: the one rule that lets servers
+ * issuing very short-lived tokens work (both the refresh lead and a caller's minimum
+ * remaining life are capped by it).
+ */
+function cappedAtHalfLife(token: TokenSet, ms: number): number {
+  if (token.expiresAt === null) return ms;
+  return Math.min(ms, Math.max(0, token.expiresAt - token.issuedAt) / 2);
+}
+
 /** How long before expiry the refresh window opens: `refreshAheadSeconds`, at most half the lifetime. */
 export function refreshLeadMs(token: TokenSet, settings: RefreshSettings): number {
   if (token.expiresAt === null) return 0;
-  const lifetime = Math.max(0, token.expiresAt - token.issuedAt);
-  return Math.min(settings.refreshAheadSeconds * 1000, lifetime / 2);
+  return cappedAtHalfLife(token, settings.refreshAheadSeconds * 1000);
 }
 
 /** When the refresh window opens (epoch ms), or `null` if this token is never refreshed. */
@@ -96,8 +105,7 @@ export function isUsable(
   minTtlSeconds: number,
 ): boolean {
   if (settings.session === "none" || token.expiresAt === null) return true;
-  const lifetime = Math.max(0, token.expiresAt - token.issuedAt);
-  const required = Math.min(minTtlSeconds * 1000, lifetime / 2);
+  const required = cappedAtHalfLife(token, minTtlSeconds * 1000);
   return token.expiresAt - now > required;
 }
 
