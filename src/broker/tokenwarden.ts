@@ -16,6 +16,7 @@ import type { ConnectionFilter, Store } from "../store/store.js";
 import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
 import { EventLog } from "./event-log.js";
+import { HostLimit } from "./host-limit.js";
 import { withLease } from "./lease.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
@@ -43,6 +44,11 @@ export interface TokenwardenOptions extends OpenStoreOptions {
   minTtlSeconds?: number;
   /** How long a started authorization waits for its callback. */
   authorizationTtlMs?: number;
+  /**
+   * Renewals at once per token endpoint host (default 64), whatever starts them: a
+   * storm of expiries does not flood one provider.
+   */
+  tokenEndpointConcurrency?: number;
 }
 
 /** What `fetch` accepts: the usual `RequestInit` fields. */
@@ -63,6 +69,8 @@ export interface TokenwardenWarning {
   integration: string;
   message: string;
 }
+
+const DEFAULT_TOKEN_ENDPOINT_CONCURRENCY = 64;
 
 /** Extra time on top of `timeoutMs` before a revoke's lease lapses (two requests). */
 const REVOKE_LEASE_MARGIN_MS = 2000;
@@ -135,6 +143,9 @@ export class Tokenwarden extends EventEmitter<{
       holderId: this.holderId,
       random: this.#random,
       renewer: this.#renewer,
+      hostLimit: new HostLimit(
+        options.tokenEndpointConcurrency ?? DEFAULT_TOKEN_ENDPOINT_CONCURRENCY,
+      ),
       publish,
     });
     if (options.scheduler !== false) {
