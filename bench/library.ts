@@ -90,7 +90,7 @@ export async function library(durationMs: number): Promise<string> {
       return `| ${t.name} | ${fmt(r.throughput.mean)} | ${(r.latency.p50 ?? 0).toFixed(3)} ms |`;
     });
     return [
-      "### 5. Library",
+      "### 6. Library",
       "",
       "| operation | ops/s | p50 |",
       "|---|---:|---:|",

@@ -16,11 +16,11 @@ const ADMIN_URL =
   process.env.TOKENWARDEN_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
 /**
- * 10,000 concurrent token reads spread over 4 service processes on one PostgreSQL,
+ * A stampede of reads on one stale token: 10,000 concurrent token reads spread over 4 service processes on one PostgreSQL,
  * arriving as the token expires. Goal: exactly 1 request reaches the authorization
  * server. Also the p99 wait of the reads.
  */
-export async function storm(): Promise<string> {
+export async function stampede(): Promise<string> {
   const name = `tw_bench_${randomBytes(5).toString("hex")}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
@@ -72,7 +72,7 @@ export async function storm(): Promise<string> {
     const p99 = Math.max(...results.map((r) => r.p99));
     const p50 = Math.max(...results.map((r) => r.p50));
     return [
-      "### 3. Refresh storm",
+      "### 5. Refresh stampede",
       "",
       `${fmt(all)} token reads at once, ${fmt(perService)} on each of 4 \`serve\` processes on one PostgreSQL database, sent the moment the token went stale (tokens of 20 s, stale with 10 s left; a token endpoint taking 50 ms). Baseline: without single flight and the lease, each read would be a token request: ${fmt(all)}.`,
       "",
