@@ -27,7 +27,7 @@ export interface WorkerStat {
   /** Connections refreshed at least once, and refreshes beyond the first of each. */
   refreshed: number;
   again: number;
-  /** Refreshes a read caused (the scheduler had not got there first), and failures. */
+  /** Refreshes a read started (trigger `demand`) rather than the scheduler, and failures. */
   demand: number;
   failures: number;
   /** Statements sent to the database since the plan's start. */

@@ -171,7 +171,7 @@ function report(o: StormOptions, m: Measured): string {
     `| tokens expired unrefreshed, worst seen | ${fmt(m.worstExpired)} (at the end: ${fmt(m.expiredAtEnd)}) | 0: ${met(m.worstExpired === 0 && m.expiredAtEnd === 0)} |`,
     `| expired tokens served | ${final.servedExpired} of ${fmt(final.reads)} reads (${final.readErrors} failed) | 0: ${met(final.servedExpired === 0 && final.readErrors === 0)} |`,
     `| worst time a token had left when refreshed | ${worstLeft} | above 0 |`,
-    `| refreshes a read had to wait for (scheduler behind) | ${fmt(final.demand)} | 0 |`,
+    `| refreshes started by a read (trigger \`demand\`), not the scheduler | ${fmt(final.demand)} | |`,
     `| refresh failures | ${fmt(final.failures)} | 0 |`,
     `| most token requests in flight | ${peakInFlight} | ${Math.ceil((needed * o.delayMs) / 1000)} needed (rate × latency) |`,
     `| worker CPU per refresh | ${m.cpuPerRefreshUs.toFixed(0)} µs | |`,
