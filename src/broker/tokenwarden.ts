@@ -12,9 +12,17 @@ import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/a
 import { closeDispatchers } from "../oauth/http.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
+import type { RotationReport } from "../store/rotation.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
 import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
+import { ApiKeys } from "./api-keys.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
+import {
+  type CatalogueDocument,
+  type CatalogueImportReport,
+  importCatalogue,
+  validateCatalogueDocument,
+} from "./catalogue-import.js";
 import { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
@@ -76,7 +84,9 @@ export class Tokenwarden extends EventEmitter<{
   event: [TokenEvent];
   warning: [TokenwardenWarning];
 }> {
-  readonly store: Store;
+  readonly #store: Store;
+  /** The service's API keys: create, list, delete, and the ring that checks them. */
+  readonly apiKeys: ApiKeys;
   readonly clock: Clock;
   readonly holderId: string;
   readonly #ownsStore: boolean;
@@ -89,7 +99,7 @@ export class Tokenwarden extends EventEmitter<{
   readonly #scheduler: Scheduler | undefined;
   /** Which integration and environment each connection is in, for API key limits. */
   readonly #scopes = new ScopeCache(async (id) => {
-    const stored = await this.store.getConnection(id);
+    const stored = await this.#store.getConnection(id);
     return stored === undefined
       ? undefined
       : { integration: stored.connection.integration, environment: stored.connection.environment };
@@ -111,7 +121,8 @@ export class Tokenwarden extends EventEmitter<{
 
   private constructor(store: Store, options: TokenwardenOptions, ownsStore: boolean) {
     super();
-    this.store = store;
+    this.#store = store;
+    this.apiKeys = new ApiKeys(store);
     this.#ownsStore = ownsStore;
     this.clock = options.clock ?? systemClock;
     this.holderId =
@@ -168,18 +179,18 @@ export class Tokenwarden extends EventEmitter<{
   }
 
   async getIntegration(key: string): Promise<IntegrationView> {
-    const stored = await this.store.getIntegration(key);
+    const stored = await this.#store.getIntegration(key);
     if (stored === undefined)
       throw new TokenwardenError("not_found", `integration ${key} does not exist`);
     return integrationView(stored);
   }
 
   async listIntegrations(): Promise<IntegrationView[]> {
-    return (await this.store.listIntegrations()).map(integrationView);
+    return (await this.#store.listIntegrations()).map(integrationView);
   }
 
   async deleteIntegration(key: string): Promise<void> {
-    if (!(await this.store.deleteIntegration(key))) {
+    if (!(await this.#store.deleteIntegration(key))) {
       throw new TokenwardenError("not_found", `integration ${key} does not exist`);
     }
   }
@@ -198,7 +209,7 @@ export class Tokenwarden extends EventEmitter<{
    */
   async writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T> {
     let changes: CatalogueChanges | undefined;
-    const result = await this.store.transaction(async (store) => {
+    const result = await this.#store.transaction(async (store) => {
       const catalogue = new CatalogueWriter(store, this.clock);
       changes = catalogue.changes;
       return fn(catalogue);
@@ -215,20 +226,41 @@ export class Tokenwarden extends EventEmitter<{
     return result;
   }
 
+  /**
+   * A declarative file's entries (config/declarative.ts), each validated first, then
+   * all written in one transaction: all of them land or none.
+   */
+  async applyDeclarative(document: CatalogueDocument): Promise<CatalogueImportReport> {
+    validateCatalogueDocument(document);
+    return this.writeCatalogue((catalogue) => importCatalogue(catalogue, document));
+  }
+
+  /** The integration, or `undefined` when there is none of that key. */
+  async findIntegration(key: string): Promise<IntegrationView | undefined> {
+    const stored = await this.#store.getIntegration(key);
+    return stored === undefined ? undefined : integrationView(stored);
+  }
+
+  /** The connection, or `undefined` when there is none of that id. */
+  async findConnection(id: string): Promise<ConnectionView | undefined> {
+    const stored = await this.#store.getConnection(id);
+    return stored === undefined ? undefined : connectionView(stored);
+  }
+
   async getConnection(id: string): Promise<ConnectionView> {
-    const stored = await this.store.getConnection(id);
+    const stored = await this.#store.getConnection(id);
     if (stored === undefined) throw connectionNotFound(id);
     return connectionView(stored);
   }
 
   async listConnections(filter: ConnectionFilter = {}): Promise<ConnectionView[]> {
-    return (await this.store.listConnections(filter)).map(connectionView);
+    return (await this.#store.listConnections(filter)).map(connectionView);
   }
 
   async deleteConnection(id: string): Promise<void> {
     this.#tokens.forget(id);
     this.#scopes.forget(id);
-    if (!(await this.store.deleteConnection(id))) throw connectionNotFound(id);
+    if (!(await this.#store.deleteConnection(id))) throw connectionNotFound(id);
     await this.#publish(`connection:${id}`);
   }
 
@@ -243,7 +275,7 @@ export class Tokenwarden extends EventEmitter<{
     id: string,
     options: { limit?: number; beforeId?: number } = {},
   ): Promise<TokenEvent[]> {
-    return this.store.listEvents(id, {
+    return this.#store.listEvents(id, {
       limit: Math.min(Math.max(options.limit ?? 50, 1), 500),
       ...(options.beforeId === undefined ? {} : { beforeId: options.beforeId }),
     });
@@ -251,12 +283,12 @@ export class Tokenwarden extends EventEmitter<{
 
   /** Every connection's events after `afterId`, oldest first (the live feed). */
   async eventsAfter(afterId: number, limit: number): Promise<TokenEvent[]> {
-    return this.store.listEventsAfter(afterId, Math.min(Math.max(limit, 1), 500));
+    return this.#store.listEventsAfter(afterId, Math.min(Math.max(limit, 1), 500));
   }
 
   /** The highest event id so far, 0 when there is none. */
   async lastEventId(): Promise<number> {
-    return this.store.lastEventId();
+    return this.#store.lastEventId();
   }
 
   // Tokens ------------------------------------------------------------------------
@@ -271,7 +303,7 @@ export class Tokenwarden extends EventEmitter<{
 
   /** Refreshes now, whatever the token's age (a person pressed "Refresh now"). */
   async refresh(id: string): Promise<ConnectionView> {
-    const stored = await this.store.getConnection(id);
+    const stored = await this.#store.getConnection(id);
     if (stored === undefined) throw connectionNotFound(id);
     await this.#tokens.token(id, {
       trigger: "manual",
@@ -287,16 +319,16 @@ export class Tokenwarden extends EventEmitter<{
    */
   async revoke(id: string): Promise<ConnectionView> {
     await this.#tokens.exclusive(id, async () => {
-      const loaded = await loadConnection(this.store, id);
+      const loaded = await loadConnection(this.#store, id);
       const leaseMs = loaded.resolved.timeoutMs * 2 + REVOKE_LEASE_MARGIN_MS;
       await withLease(
-        this,
+        { store: this.#store, clock: this.clock, holderId: this.holderId },
         id,
         leaseMs,
         async () => false,
         async () => {
           this.#tokens.forget(id);
-          await this.#renewer.revoke(await loadConnection(this.store, id));
+          await this.#renewer.revoke(await loadConnection(this.#store, id));
         },
       );
       this.#tokens.forget(id);
@@ -378,7 +410,7 @@ export class Tokenwarden extends EventEmitter<{
     id: string,
     options: { redirectUri: string },
   ): Promise<{ url: string; state: string; expiresAt: string }> {
-    const loaded = await loadConnection(this.store, id);
+    const loaded = await loadConnection(this.#store, id);
     if (loaded.integration.grantType !== "authorization_code") {
       throw invalidConfig(
         "grantType",
@@ -389,7 +421,7 @@ export class Tokenwarden extends EventEmitter<{
       redirectUri: options.redirectUri,
     });
     const expiresAt = this.clock.now() + this.#authorizationTtlMs;
-    await this.store.putPendingAuthorization({
+    await this.#store.putPendingAuthorization({
       state: request.state,
       connectionId: id,
       codeVerifier: request.codeVerifier,
@@ -411,7 +443,7 @@ export class Tokenwarden extends EventEmitter<{
     const state = query.get("state");
     if (state === null || state === "")
       throw invalidConfig("state", "is missing from the callback");
-    const pending = await this.store.takePendingAuthorization(state, this.clock.now());
+    const pending = await this.#store.takePendingAuthorization(state, this.clock.now());
     if (pending === undefined) {
       throw new TokenwardenError(
         "not_found",
@@ -419,7 +451,7 @@ export class Tokenwarden extends EventEmitter<{
         { field: "state" },
       );
     }
-    const loaded = await loadConnection(this.store, pending.connectionId);
+    const loaded = await loadConnection(this.#store, pending.connectionId);
     const started = performance.now();
     try {
       const { code } = readAuthorizationResponse(query, state);
@@ -430,7 +462,7 @@ export class Tokenwarden extends EventEmitter<{
       );
       await this.#tokens.exclusive(loaded.stored.connection.id, async () => {
         // The authorization replaces whatever token the connection held.
-        const current = await loadConnection(this.store, loaded.stored.connection.id);
+        const current = await loadConnection(this.#store, loaded.stored.connection.id);
         const after = await this.#renewer.store(current, token, {
           trigger: "authorize",
           action: "authorize",
@@ -448,7 +480,7 @@ export class Tokenwarden extends EventEmitter<{
         { error: failure },
       );
       if (failure.oauthError !== "access_denied") {
-        await this.store.updateState(
+        await this.#store.updateState(
           loaded.stored.connection.id,
           { lastError: summarize(failure, this.clock.now()) },
           this.clock.now(),
@@ -457,6 +489,26 @@ export class Tokenwarden extends EventEmitter<{
       throw failure;
     }
     return this.getConnection(pending.connectionId);
+  }
+
+  // Operations --------------------------------------------------------------------
+
+  /** Whether the database answers and every migration has run (`/readyz`). */
+  async ready(): Promise<{ ready: boolean; database: Store["dialect"] }> {
+    return { ready: await this.#store.ping(), database: this.#store.dialect };
+  }
+
+  /** How many connections are in each status (metrics). */
+  async countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>> {
+    return this.#store.countConnectionsByStatus();
+  }
+
+  /**
+   * Re-seals every stored secret under the current master key, in one transaction
+   * (`tokenwarden key rotate`); the old keys must be among `previousSecretKeys`.
+   */
+  async rotateKeys(): Promise<RotationReport> {
+    return this.#store.rotateKeys();
   }
 
   // Lifecycle ---------------------------------------------------------------------
@@ -468,7 +520,7 @@ export class Tokenwarden extends EventEmitter<{
     await this.#scheduler?.stop();
     await this.#tokens.close();
     await this.#unsubscribe?.();
-    if (this.#ownsStore) await this.store.close();
+    if (this.#ownsStore) await this.#store.close();
     await closeDispatchers();
   }
 
@@ -484,7 +536,7 @@ export class Tokenwarden extends EventEmitter<{
   /** Tells the other processes to drop what they cached about `topic`. */
   async #publish(topic: `connection:${string}` | `integration:${string}`): Promise<void> {
     try {
-      await this.store.publishChange(`${this.holderId}|${topic}`);
+      await this.#store.publishChange(`${this.holderId}|${topic}`);
     } catch {
       // Best effort: other processes' caches still end at the token's expiry.
     }

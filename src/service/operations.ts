@@ -35,10 +35,10 @@ export function registerOperations(
       },
     },
     async (_request, reply) => {
-      const ready = await tw.store.ping();
+      const { ready, database } = await tw.ready();
       reply.code(ready ? 200 : 503);
       if (!ready) reply.header("retry-after", String(STORAGE_RETRY_AFTER_SECONDS));
-      return { status: ready ? "ready" : "unavailable", database: tw.store.dialect };
+      return { status: ready ? "ready" : "unavailable", database };
     },
   );
   app.get(
