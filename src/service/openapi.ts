@@ -47,7 +47,8 @@ function componentSchemas(): Record<string, Json> {
   const schemas: Record<string, Json> = {};
   for (const [name, schema] of Object.entries(RESPONSE_COMPONENTS)) {
     const { $defs, ...rest } = jsonSchemaOf(schema, "output") as Json & { $defs?: Json };
-    schemas[name] = rest;
+    // A schema named by zod itself comes back as a reference to its own definition.
+    schemas[name] = rest.$ref === `#/$defs/${name}` ? ($defs?.[name] as Json) : rest;
     // Schemas zod names (`.meta({ id })`) become components of their own.
     for (const [id, def] of Object.entries($defs ?? {})) schemas[id] = def as Json;
   }

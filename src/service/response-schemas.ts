@@ -15,25 +15,27 @@ import { integrationSchema } from "../core/integration.js";
 const secretFlag = z.strictObject({ set: z.boolean() }).meta({ id: "SecretFlag" });
 const isoTime = z.string().describe("ISO 8601");
 
-export const integrationViewSchema = z.strictObject({
-  ...integrationSchema.shape,
-  clientSecret: secretFlag,
-  // Their output is built by a transform, which JSON Schema cannot follow: said here.
-  tokenPlacement: z.strictObject({
-    in: z.enum(["header", "query"]),
-    name: z.string(),
-    template: z.string(),
-  }),
-  allowedApiOrigins: z.array(z.string()),
-  tls: z.strictObject({
-    mode: z.enum(["verify", "trust", "off"]),
-    ca: z.string().optional(),
-    cert: z.string().optional(),
-    key: secretFlag,
-  }),
-  createdAt: isoTime,
-  updatedAt: isoTime,
-});
+export const integrationViewSchema = z
+  .strictObject({
+    ...integrationSchema.shape,
+    clientSecret: secretFlag,
+    // Their output is built by a transform, which JSON Schema cannot follow: said here.
+    tokenPlacement: z.strictObject({
+      in: z.enum(["header", "query"]),
+      name: z.string(),
+      template: z.string(),
+    }),
+    allowedApiOrigins: z.array(z.string()),
+    tls: z.strictObject({
+      mode: z.enum(["verify", "trust", "off"]),
+      ca: z.string().optional(),
+      cert: z.string().optional(),
+      key: secretFlag,
+    }),
+    createdAt: isoTime,
+    updatedAt: isoTime,
+  })
+  .meta({ id: "IntegrationView" });
 
 const errorSummary = z.strictObject({
   code: z.string(),
@@ -44,20 +46,22 @@ const errorSummary = z.strictObject({
   at: isoTime,
 });
 
-export const connectionViewSchema = z.strictObject({
-  ...connectionSchema.shape,
-  clientSecret: secretFlag,
-  password: secretFlag,
-  refreshToken: secretFlag,
-  status: z.enum(CONNECTION_STATUSES),
-  expiresAt: isoTime.nullable(),
-  scope: z.string().nullable(),
-  lastRefreshAt: isoTime.nullable(),
-  nextRefreshAt: isoTime.nullable(),
-  lastError: errorSummary.nullable(),
-  createdAt: isoTime,
-  updatedAt: isoTime,
-});
+export const connectionViewSchema = z
+  .strictObject({
+    ...connectionSchema.shape,
+    clientSecret: secretFlag,
+    password: secretFlag,
+    refreshToken: secretFlag,
+    status: z.enum(CONNECTION_STATUSES),
+    expiresAt: isoTime.nullable(),
+    scope: z.string().nullable(),
+    lastRefreshAt: isoTime.nullable(),
+    nextRefreshAt: isoTime.nullable(),
+    lastError: errorSummary.nullable(),
+    createdAt: isoTime,
+    updatedAt: isoTime,
+  })
+  .meta({ id: "ConnectionView" });
 
 export const accessTokenSchema = z.strictObject({
   accessToken: z.string(),
@@ -68,19 +72,21 @@ export const accessTokenSchema = z.strictObject({
   extra: z.record(z.string(), z.unknown()),
 });
 
-export const tokenEventSchema = z.strictObject({
-  id: z.number().int(),
-  at: isoTime,
-  connectionId: z.string(),
-  integration: z.string(),
-  trigger: z.enum(EVENT_TRIGGERS),
-  action: z.enum(["obtain", "refresh", "hook", "revoke", "authorize"]),
-  outcome: z.enum(["success", "failure"]),
-  httpStatus: z.number().int().nullable(),
-  errorCode: z.string().nullable(),
-  errorDescription: z.string().nullable(),
-  durationMs: z.number(),
-});
+export const tokenEventSchema = z
+  .strictObject({
+    id: z.number().int(),
+    at: isoTime,
+    connectionId: z.string(),
+    integration: z.string(),
+    trigger: z.enum(EVENT_TRIGGERS),
+    action: z.enum(["obtain", "refresh", "hook", "revoke", "authorize"]),
+    outcome: z.enum(["success", "failure"]),
+    httpStatus: z.number().int().nullable(),
+    errorCode: z.string().nullable(),
+    errorDescription: z.string().nullable(),
+    durationMs: z.number(),
+  })
+  .meta({ id: "TokenEvent" });
 
 /** `{ error: { code, message, ... } }`: every failure, never a secret (errors.ts). */
 export const errorBodySchema = z.strictObject({
