@@ -3,7 +3,7 @@ import { rm, stat, writeFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/broker/tokenwarden.js";
 import { keyId, Sealer } from "../../src/store/crypto.js";
-import { storeOf } from "../fixtures/broker.js";
+import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
 import { describeEachDriver, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { caught } from "../helpers.js";
@@ -129,7 +129,7 @@ await describeEachDriver("the master key on $name", ({ create }) => {
         TOKENWARDEN_PREVIOUS_SECRET_KEYS: `${newKey()}, ${keyB} ,`,
       },
       async () => {
-        const tw = await Tokenwarden.open({ database: db.url, scheduler: false });
+        const tw = await openBrokerWithStore({ database: db.url, scheduler: false });
         try {
           await expectReadable(tw);
           expect((await tw.rotateKeys()).keyId).toBe(idOf(keyC));
@@ -147,7 +147,7 @@ await describeEachDriver("the master key on $name", ({ create }) => {
     );
     // An explicit option wins over the environment.
     await withEnv({ TOKENWARDEN_SECRET_KEY: keyB }, async () => {
-      const tw = await Tokenwarden.open({ database: db.url, secretKey: keyC, scheduler: false });
+      const tw = await openBrokerWithStore({ database: db.url, secretKey: keyC, scheduler: false });
       await expectReadable(tw);
       await tw.close();
     });
@@ -224,7 +224,7 @@ describe("the SQLite key file", () => {
     const path = db.url.slice("sqlite:".length);
     try {
       await withEnv(NO_ENV_KEYS, async () => {
-        const tw = await Tokenwarden.open({ database: db.url, scheduler: false });
+        const tw = await openBrokerWithStore({ database: db.url, scheduler: false });
         await fill(tw);
         await tw.close();
         expect((await stat(`${path}.key`)).mode & 0o777).toBe(0o600);
@@ -243,7 +243,7 @@ describe("the SQLite key file", () => {
           (await caught(() => Tokenwarden.open({ database: db.url, scheduler: false }))).message,
         ).toContain(idOf(originalKey));
         await writeFile(`${path}.key`, `${originalKey}\n`, { mode: 0o644 });
-        const tw2 = await Tokenwarden.open({ database: db.url, scheduler: false });
+        const tw2 = await openBrokerWithStore({ database: db.url, scheduler: false });
         await expectReadable(tw2);
         await tw2.close();
         // A key file left readable by others is made private again.
