@@ -12,9 +12,17 @@ import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/a
 import { closeDispatchers } from "../oauth/http.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
+import type { RotationReport } from "../store/rotation.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
 import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
+import { ApiKeys } from "./api-keys.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
+import {
+  type CatalogueDocument,
+  type CatalogueImportReport,
+  importCatalogue,
+  validateCatalogueDocument,
+} from "./catalogue-import.js";
 import { EventLog } from "./event-log.js";
 import { HostLimit } from "./host-limit.js";
 import { withLease } from "./lease.js";
@@ -84,7 +92,9 @@ export class Tokenwarden extends EventEmitter<{
   event: [TokenEvent];
   warning: [TokenwardenWarning];
 }> {
-  readonly store: Store;
+  readonly #store: Store;
+  /** The service's API keys: create, list, delete, and the ring that checks them. */
+  readonly apiKeys: ApiKeys;
   readonly clock: Clock;
   readonly holderId: string;
   readonly #ownsStore: boolean;
@@ -97,7 +107,7 @@ export class Tokenwarden extends EventEmitter<{
   readonly #scheduler: Scheduler | undefined;
   /** Which integration and environment each connection is in, for API key limits. */
   readonly #scopes = new ScopeCache(async (id) => {
-    const stored = await this.store.getConnection(id);
+    const stored = await this.#store.getConnection(id);
     return stored === undefined
       ? undefined
       : { integration: stored.connection.integration, environment: stored.connection.environment };
@@ -119,7 +129,8 @@ export class Tokenwarden extends EventEmitter<{
 
   private constructor(store: Store, options: TokenwardenOptions, ownsStore: boolean) {
     super();
-    this.store = store;
+    this.#store = store;
+    this.apiKeys = new ApiKeys(store);
     this.#ownsStore = ownsStore;
     this.clock = options.clock ?? systemClock;
     this.holderId =
@@ -179,18 +190,18 @@ export class Tokenwarden extends EventEmitter<{
   }
 
   async getIntegration(key: string): Promise<IntegrationView> {
-    const stored = await this.store.getIntegration(key);
+    const stored = await this.#store.getIntegration(key);
     if (stored === undefined)
       throw new TokenwardenError("not_found", `integration ${key} does not exist`);
     return integrationView(stored);
   }
 
   async listIntegrations(): Promise<IntegrationView[]> {
-    return (await this.store.listIntegrations()).map(integrationView);
+    return (await this.#store.listIntegrations()).map(integrationView);
   }
 
   async deleteIntegration(key: string): Promise<void> {
-    if (!(await this.store.deleteIntegration(key))) {
+    if (!(await this.#store.deleteIntegration(key))) {
       throw new TokenwardenError("not_found", `integration ${key} does not exist`);
     }
   }
@@ -209,7 +220,7 @@ export class Tokenwarden extends EventEmitter<{
    */
   async writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T> {
     let changes: CatalogueChanges | undefined;
-    const result = await this.store.transaction(async (store) => {
+    const result = await this.#store.transaction(async (store) => {
       const catalogue = new CatalogueWriter(store, this.clock);
       changes = catalogue.changes;
       return fn(catalogue);
@@ -226,20 +237,41 @@ export class Tokenwarden extends EventEmitter<{
     return result;
   }
 
+  /**
+   * A declarative file's entries (config/declarative.ts), each validated first, then
+   * all written in one transaction: all of them land or none.
+   */
+  async applyDeclarative(document: CatalogueDocument): Promise<CatalogueImportReport> {
+    validateCatalogueDocument(document);
+    return this.writeCatalogue((catalogue) => importCatalogue(catalogue, document));
+  }
+
+  /** The integration, or `undefined` when there is none of that key. */
+  async findIntegration(key: string): Promise<IntegrationView | undefined> {
+    const stored = await this.#store.getIntegration(key);
+    return stored === undefined ? undefined : integrationView(stored);
+  }
+
+  /** The connection, or `undefined` when there is none of that id. */
+  async findConnection(id: string): Promise<ConnectionView | undefined> {
+    const stored = await this.#store.getConnection(id);
+    return stored === undefined ? undefined : connectionView(stored);
+  }
+
   async getConnection(id: string): Promise<ConnectionView> {
-    const stored = await this.store.getConnection(id);
+    const stored = await this.#store.getConnection(id);
     if (stored === undefined) throw connectionNotFound(id);
     return connectionView(stored);
   }
 
   async listConnections(filter: ConnectionFilter = {}): Promise<ConnectionView[]> {
-    return (await this.store.listConnections(filter)).map(connectionView);
+    return (await this.#store.listConnections(filter)).map(connectionView);
   }
 
   async deleteConnection(id: string): Promise<void> {
     this.#tokens.forget(id);
     this.#scopes.forget(id);
-    if (!(await this.store.deleteConnection(id))) throw connectionNotFound(id);
+    if (!(await this.#store.deleteConnection(id))) throw connectionNotFound(id);
     await this.#publish(`connection:${id}`);
   }
 
@@ -254,7 +286,7 @@ export class Tokenwarden extends EventEmitter<{
     id: string,
     options: { limit?: number; beforeId?: number } = {},
   ): Promise<TokenEvent[]> {
-    return this.store.listEvents(id, {
+    return this.#store.listEvents(id, {
       limit: Math.min(Math.max(options.limit ?? 50, 1), 500),
       ...(options.beforeId === undefined ? {} : { beforeId: options.beforeId }),
     });
@@ -262,12 +294,12 @@ export class Tokenwarden extends EventEmitter<{
 
   /** Every connection's events after `afterId`, oldest first (the live feed). */
   async eventsAfter(afterId: number, limit: number): Promise<TokenEvent[]> {
-    return this.store.listEventsAfter(afterId, Math.min(Math.max(limit, 1), 500));
+    return this.#store.listEventsAfter(afterId, Math.min(Math.max(limit, 1), 500));
   }
 
   /** The highest event id so far, 0 when there is none. */
   async lastEventId(): Promise<number> {
-    return this.store.lastEventId();
+    return this.#store.lastEventId();
   }
 
   // Tokens ------------------------------------------------------------------------
@@ -282,7 +314,7 @@ export class Tokenwarden extends EventEmitter<{
 
   /** Refreshes now, whatever the token's age (a person pressed "Refresh now"). */
   async refresh(id: string): Promise<ConnectionView> {
-    const stored = await this.store.getConnection(id);
+    const stored = await this.#store.getConnection(id);
     if (stored === undefined) throw connectionNotFound(id);
     await this.#tokens.token(id, {
       trigger: "manual",
@@ -298,16 +330,16 @@ export class Tokenwarden extends EventEmitter<{
    */
   async revoke(id: string): Promise<ConnectionView> {
     await this.#tokens.exclusive(id, async () => {
-      const loaded = await loadConnection(this.store, id);
+      const loaded = await loadConnection(this.#store, id);
       const leaseMs = loaded.resolved.timeoutMs * 2 + REVOKE_LEASE_MARGIN_MS;
       await withLease(
-        this,
+        { store: this.#store, clock: this.clock, holderId: this.holderId },
         id,
         leaseMs,
         async () => false,
         async () => {
           this.#tokens.forget(id);
-          await this.#renewer.revoke(await loadConnection(this.store, id));
+          await this.#renewer.revoke(await loadConnection(this.#store, id));
         },
       );
       this.#tokens.forget(id);
@@ -389,7 +421,7 @@ export class Tokenwarden extends EventEmitter<{
     id: string,
     options: { redirectUri: string },
   ): Promise<{ url: string; state: string; expiresAt: string }> {
-    const loaded = await loadConnection(this.store, id);
+    const loaded = await loadConnection(this.#store, id);
     if (loaded.integration.grantType !== "authorization_code") {
       throw invalidConfig(
         "grantType",
@@ -400,7 +432,7 @@ export class Tokenwarden extends EventEmitter<{
       redirectUri: options.redirectUri,
     });
     const expiresAt = this.clock.now() + this.#authorizationTtlMs;
-    await this.store.putPendingAuthorization({
+    await this.#store.putPendingAuthorization({
       state: request.state,
       connectionId: id,
       codeVerifier: request.codeVerifier,
@@ -422,7 +454,7 @@ export class Tokenwarden extends EventEmitter<{
     const state = query.get("state");
     if (state === null || state === "")
       throw invalidConfig("state", "is missing from the callback");
-    const pending = await this.store.takePendingAuthorization(state, this.clock.now());
+    const pending = await this.#store.takePendingAuthorization(state, this.clock.now());
     if (pending === undefined) {
       throw new TokenwardenError(
         "not_found",
@@ -430,7 +462,7 @@ export class Tokenwarden extends EventEmitter<{
         { field: "state" },
       );
     }
-    const loaded = await loadConnection(this.store, pending.connectionId);
+    const loaded = await loadConnection(this.#store, pending.connectionId);
     const started = performance.now();
     try {
       const { code } = readAuthorizationResponse(query, state);
@@ -441,7 +473,7 @@ export class Tokenwarden extends EventEmitter<{
       );
       await this.#tokens.exclusive(loaded.stored.connection.id, async () => {
         // The authorization replaces whatever token the connection held.
-        const current = await loadConnection(this.store, loaded.stored.connection.id);
+        const current = await loadConnection(this.#store, loaded.stored.connection.id);
         const after = await this.#renewer.store(current, token, {
           trigger: "authorize",
           action: "authorize",
@@ -459,7 +491,7 @@ export class Tokenwarden extends EventEmitter<{
         { error: failure },
       );
       if (failure.oauthError !== "access_denied") {
-        await this.store.updateState(
+        await this.#store.updateState(
           loaded.stored.connection.id,
           { lastError: summarize(failure, this.clock.now()) },
           this.clock.now(),
@@ -468,6 +500,26 @@ export class Tokenwarden extends EventEmitter<{
       throw failure;
     }
     return this.getConnection(pending.connectionId);
+  }
+
+  // Operations --------------------------------------------------------------------
+
+  /** Whether the database answers and every migration has run (`/readyz`). */
+  async ready(): Promise<{ ready: boolean; database: Store["dialect"] }> {
+    return { ready: await this.#store.ping(), database: this.#store.dialect };
+  }
+
+  /** How many connections are in each status (metrics). */
+  async countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>> {
+    return this.#store.countConnectionsByStatus();
+  }
+
+  /**
+   * Re-seals every stored secret under the current master key, in one transaction
+   * (`tokenwarden key rotate`); the old keys must be among `previousSecretKeys`.
+   */
+  async rotateKeys(): Promise<RotationReport> {
+    return this.#store.rotateKeys();
   }
 
   // Lifecycle ---------------------------------------------------------------------
@@ -479,7 +531,7 @@ export class Tokenwarden extends EventEmitter<{
     await this.#scheduler?.stop();
     await this.#tokens.close();
     await this.#unsubscribe?.();
-    if (this.#ownsStore) await this.store.close();
+    if (this.#ownsStore) await this.#store.close();
     await closeDispatchers();
   }
 
@@ -495,7 +547,7 @@ export class Tokenwarden extends EventEmitter<{
   /** Tells the other processes to drop what they cached about `topic`. */
   async #publish(topic: `connection:${string}` | `integration:${string}`): Promise<void> {
     try {
-      await this.store.publishChange(`${this.holderId}|${topic}`);
+      await this.#store.publishChange(`${this.holderId}|${topic}`);
     } catch {
       // Best effort: other processes' caches still end at the token's expiry.
     }

@@ -1,5 +1,5 @@
 import { Tokenwarden } from "../broker/tokenwarden.js";
-import { applyDeclarative, loadDeclarativeFile } from "../config/declarative.js";
+import { loadDeclarativeFile } from "../config/declarative.js";
 import { resolveSettings, type SettingFlags, type Settings } from "../config/settings.js";
 
 /** Flags every command takes. */
@@ -24,7 +24,7 @@ export async function withTokenwarden<T>(
   });
   try {
     if (settings.config !== undefined)
-      await applyDeclarative(tw, await loadDeclarativeFile(settings.config));
+      await tw.applyDeclarative(await loadDeclarativeFile(settings.config));
     return await run(tw, settings);
   } finally {
     await tw.close();

@@ -1,8 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { Tokenwarden } from "../broker/tokenwarden.js";
-import { applyDeclarative, loadDeclarativeFile } from "../config/declarative.js";
+import { loadDeclarativeFile } from "../config/declarative.js";
 import type { Settings } from "../config/settings.js";
-import { ApiKeyRing } from "./api-keys.js";
 import { buildServer } from "./server.js";
 
 /**
@@ -36,8 +35,8 @@ export async function startService(
   });
   try {
     if (settings.config !== undefined)
-      await applyDeclarative(tw, await loadDeclarativeFile(settings.config));
-    const keys = new ApiKeyRing(tw.store, settings.apiKeys);
+      await tw.applyDeclarative(await loadDeclarativeFile(settings.config));
+    const keys = tw.apiKeys.ring(settings.apiKeys);
     const firstApiKey = await keys.ensureFirstKey(Date.now());
     const app = await buildServer({
       tw,

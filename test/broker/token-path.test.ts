@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeyRing } from "../../src/broker/api-keys.js";
 import { EventLog } from "../../src/broker/event-log.js";
 import { loadConnection, Renewer } from "../../src/broker/renewer.js";
 import {
@@ -8,7 +9,6 @@ import {
   type TokenEvent,
   Tokenwarden,
 } from "../../src/index.js";
-import { ApiKeyRing } from "../../src/service/api-keys.js";
 import { buildServer } from "../../src/service/server.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
