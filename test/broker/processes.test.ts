@@ -129,7 +129,7 @@ await describeEachDriver("processes on $name", ({ create }) => {
         startWorker({ ...common, count: 1, minTtlSeconds: 3600 }),
       ];
       for (const w of workers) expect(await w.nextLine()).toBe("ready");
-      op.setTokenDelay(1500);
+      op.setTokenDelay(3000); // long enough that the workers start while it runs, even on a busy machine
       const before = op.tokenRequestLog.length;
       // The scheduler starts the refresh when the window opens (half the 6 s lifetime)...
       while (!op.tokenRequestLog.slice(before).some((r) => r.status === 0)) await sleep(5);
