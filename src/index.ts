@@ -71,6 +71,7 @@ export {
   buildAuthorizationRequest,
   readAuthorizationResponse,
 } from "./oauth/authorization.js";
+export { HttpClient, type HttpClientOptions } from "./oauth/http.js";
 export { revokeToken } from "./oauth/revocation.js";
 export {
   exchangeAuthorizationCode,

@@ -14,6 +14,8 @@ import type { Integration } from "../core/integration.js";
 import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
 import { afterFailure, afterRevoke, afterToken, type StatePatch } from "../core/state.js";
 import { carryRefreshToken, type TokenSet } from "../core/token-set.js";
+import type { HttpClient } from "../oauth/http.js";
+import { RefreshHooks } from "../oauth/refresh-hook.js";
 import { revokeToken } from "../oauth/revocation.js";
 import {
   refreshAccessToken,
@@ -22,7 +24,6 @@ import {
 } from "../oauth/token-endpoint.js";
 import type { Store, StoredConnection } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
-import { runRefreshHook } from "./refresh-hook.js";
 
 /** A connection as stored, with its integration, resolved for it. */
 export interface Loaded {
@@ -54,6 +55,8 @@ export interface RenewerContext {
   clock: Clock;
   random: () => number;
   events: EventLog;
+  /** The owner's HTTP client: every request of an attempt goes through its pools. */
+  http: HttpClient;
   /** Tells the other processes that this connection changed. */
   publish(id: string): Promise<void>;
   /** A token the database could not take: kept in memory until it can. */
@@ -65,9 +68,11 @@ export type AttemptResult = Loaded;
 
 export class Renewer {
   readonly #ctx: RenewerContext;
+  readonly #hooks: RefreshHooks;
 
   constructor(ctx: RenewerContext) {
     this.#ctx = ctx;
+    this.#hooks = new RefreshHooks(ctx.http);
   }
 
   /**
@@ -96,7 +101,7 @@ export class Renewer {
       else if (consumed === undefined) next = await this.#grant(loaded);
       else {
         try {
-          next = await refreshAccessToken(loaded.resolved, consumed, { clock: this.#ctx.clock });
+          next = await refreshAccessToken(loaded.resolved, consumed, this.#protocol());
         } catch (error) {
           // A password or client credentials grant can start over where a refresh
           // token has died; only the others need a person.
@@ -151,10 +156,12 @@ export class Renewer {
       const { resolved } = loaded;
       let httpStatus: number | null = null;
       if (token !== undefined && resolved.revocationUrl !== undefined) {
+        const options = this.#protocol();
         // The refresh token first: revoking it usually takes its access tokens along.
         if (token.refreshToken !== undefined)
-          await revokeToken(resolved, token.refreshToken, "refresh_token");
-        httpStatus = (await revokeToken(resolved, token.accessToken, "access_token")).status;
+          await revokeToken(resolved, token.refreshToken, "refresh_token", options);
+        httpStatus = (await revokeToken(resolved, token.accessToken, "access_token", options))
+          .status;
       }
       await store.updateState(id, afterRevoke(), clock.now());
       await this.#ctx.publish(id);
@@ -169,7 +176,7 @@ export class Renewer {
   async #runHook(loaded: Loaded): Promise<TokenSet> {
     const { resolved } = loaded;
     const { token, connection } = loaded.stored;
-    return runRefreshHook(
+    return this.#hooks.run(
       resolved,
       {
         clientId: resolved.clientId,
@@ -186,11 +193,15 @@ export class Renewer {
     );
   }
 
+  #protocol(): { clock: Clock; http: HttpClient } {
+    return { clock: this.#ctx.clock, http: this.#ctx.http };
+  }
+
   /** A grant that needs no previous token. */
   async #grant(loaded: Loaded): Promise<TokenSet> {
     const { integration, resolved } = loaded;
     const { connection } = loaded.stored;
-    const options = { clock: this.#ctx.clock };
+    const options = this.#protocol();
     switch (integration.grantType) {
       case "client_credentials":
         return requestClientCredentialsGrant(resolved, options);

@@ -8,13 +8,13 @@ import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
 import { asTokenwardenError, summarize } from "../core/failure.js";
 import type { Integration } from "../core/integration.js";
+import { type ApiRequest, type ApiResponse, callApi } from "../oauth/api-call.js";
 import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
-import { closeDispatchers } from "../oauth/http.js";
+import { HttpClient, type HttpClientOptions } from "../oauth/http.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { RotationReport } from "../store/rotation.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
-import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
 import { ApiKeys } from "./api-keys.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
 import {
@@ -57,6 +57,8 @@ export interface TokenwardenOptions extends OpenStoreOptions {
    * storm of expiries does not flood one provider.
    */
   tokenEndpointConcurrency?: number;
+  /** Limits of this instance's HTTP client (its own pools, closed with it). */
+  http?: HttpClientOptions;
 }
 
 /** What `fetch` accepts: the usual `RequestInit` fields. */
@@ -102,6 +104,7 @@ export class Tokenwarden extends EventEmitter<{
   readonly #minTtlSeconds: number;
   readonly #authorizationTtlMs: number;
   readonly #events: EventLog;
+  readonly #http: HttpClient;
   readonly #renewer: Renewer;
   readonly #tokens: TokenSource;
   readonly #scheduler: Scheduler | undefined;
@@ -139,12 +142,14 @@ export class Tokenwarden extends EventEmitter<{
     this.#minTtlSeconds = options.minTtlSeconds ?? 10;
     this.#authorizationTtlMs = options.authorizationTtlMs ?? 10 * 60_000;
     this.#events = new EventLog(store, this.clock, (event) => this.emit("event", event));
+    this.#http = new HttpClient(options.http);
     const publish = (id: string) => this.#publish(`connection:${id}`);
     this.#renewer = new Renewer({
       store,
       clock: this.clock,
       random: this.#random,
       events: this.#events,
+      http: this.#http,
       publish,
       keepUnwritten: (id, patch, version) => this.#tokens.keepUnwritten(id, patch, version),
     });
@@ -395,7 +400,10 @@ export class Tokenwarden extends EventEmitter<{
         });
         return renewed.token;
       },
-      { onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason) },
+      {
+        http: this.#http,
+        onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason),
+      },
     );
   }
 
@@ -469,7 +477,7 @@ export class Tokenwarden extends EventEmitter<{
       const token = await exchangeAuthorizationCode(
         loaded.resolved,
         { code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier },
-        { clock: this.clock },
+        { clock: this.clock, http: this.#http },
       );
       await this.#tokens.exclusive(loaded.stored.connection.id, async () => {
         // The authorization replaces whatever token the connection held.
@@ -524,7 +532,10 @@ export class Tokenwarden extends EventEmitter<{
 
   // Lifecycle ---------------------------------------------------------------------
 
-  /** Stops the scheduler, lets refreshes in flight finish, then closes the store. */
+  /**
+   * Stops the scheduler, lets refreshes in flight finish, then closes the store and
+   * this instance's connections (API calls in flight finish first).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -532,7 +543,7 @@ export class Tokenwarden extends EventEmitter<{
     await this.#tokens.close();
     await this.#unsubscribe?.();
     if (this.#ownsStore) await this.#store.close();
-    await closeDispatchers();
+    await this.#http.close();
   }
 
   // Internals ---------------------------------------------------------------------

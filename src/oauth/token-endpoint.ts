@@ -2,7 +2,7 @@ import { type Clock, systemClock } from "../core/clock.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
 import { applyClientAuthentication } from "./client-auth.js";
-import { describeEndpoint, sendHttpRequest } from "./http.js";
+import { describeEndpoint, type HttpClient, sendHttpRequest } from "./http.js";
 import { parseTokenResponse } from "./token-response.js";
 
 /**
@@ -30,9 +30,15 @@ export type TokenEndpointConfig = Pick<
   | "refreshAheadSeconds"
 >;
 
+/**
+ * Like oauth4webapi's `customFetch`: `http` is the client whose pools a call goes
+ * through (a `Tokenwarden` passes its own). Without one, the call opens a connection
+ * of its own and closes it when done.
+ */
 export interface ProtocolOptions {
   clock?: Clock;
   maxResponseBytes?: number;
+  http?: HttpClient;
 }
 
 /** RFC 6749 §4.1.3: exchanges an authorization code (with its PKCE verifier, RFC 7636 §4.5). */
@@ -136,9 +142,8 @@ export async function requestToken(
   const what = `token endpoint ${describeEndpoint(url)}`;
   const res = await sendHttpRequest({ method: config.tokenMethod, url, headers, body }, config, {
     what,
-    ...(options.maxResponseBytes === undefined
-      ? {}
-      : { maxResponseBytes: options.maxResponseBytes }),
+    maxResponseBytes: options.maxResponseBytes,
+    http: options.http,
   });
   return parseTokenResponse(res, config, options.clock ?? systemClock, what);
 }

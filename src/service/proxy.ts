@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { ApiRequest } from "../broker/api-call.js";
-import { forwardableRequestHeaders, forwardableResponseHeaders } from "../broker/api-call.js";
-import { checkRelativePath } from "../broker/api-url.js";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { ID_PATTERN } from "../core/integration.js";
+import type { ApiRequest } from "../oauth/api-call.js";
+import { forwardableRequestHeaders, forwardableResponseHeaders } from "../oauth/api-call.js";
+import { checkRelativePath } from "../oauth/api-url.js";
 import { assertConnectionAllowed, CLIENT } from "./access.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { errorResponses, responseObject } from "./route.js";

@@ -213,7 +213,7 @@ await describeEachDriver("broker on $name", ({ create }) => {
     await authorize(tw, "rv-1");
     const stored = (await storeOf(tw).getConnection("rv-1"))!.token!;
     // Someone revokes the grant at the server, behind Tokenwarden's back.
-    const { revokeToken, closeDispatchers } = await import("../../src/oauth/index.js");
+    const { revokeToken } = await import("../../src/oauth/index.js");
     const { resolveIntegration } = await import("../../src/core/index.js");
     const integration = (await storeOf(tw).getIntegration("rv"))!.integration;
     const connection = (await storeOf(tw).getConnection("rv-1"))!.connection;
@@ -222,7 +222,6 @@ await describeEachDriver("broker on $name", ({ create }) => {
       stored.refreshToken!,
       "refresh_token",
     );
-    void closeDispatchers;
 
     clock.advance(3600_000);
     const before = op.tokenRequests;

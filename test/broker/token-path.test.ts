@@ -3,6 +3,7 @@ import { ApiKeyRing } from "../../src/broker/api-keys.js";
 import { EventLog } from "../../src/broker/event-log.js";
 import { loadConnection, Renewer } from "../../src/broker/renewer.js";
 import {
+  HttpClient,
   ManualClock,
   openStore,
   type Store,
@@ -24,6 +25,8 @@ let quirk: QuirkServer;
 let db: TestDatabase;
 let issued = 0;
 const open: Tokenwarden[] = [];
+/** For the renewers the race tests build by hand. */
+const http = new HttpClient();
 
 beforeAll(async () => {
   quirk = await startQuirkServer();
@@ -42,6 +45,7 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((tw) => tw.close()));
 });
 afterAll(async () => {
+  await http.close();
   await quirk.close();
   await db.drop();
 });
@@ -213,6 +217,7 @@ describe("a holder that lost the race", () => {
       clock,
       random: () => 0.5,
       events: new EventLog(store, clock, () => undefined),
+      http,
       publish: async () => undefined,
       keepUnwritten: () => undefined,
     });
