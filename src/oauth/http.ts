@@ -52,7 +52,8 @@ type PoolSettings = Pick<TransportSettings, "tls" | "proxyUrl">;
  * Connection pools, reused per TLS and proxy setting (a new pool per request would
  * pay a TCP and TLS handshake on every token request), with the limits every request
  * through them obeys. Each `Tokenwarden` owns one and closes it when it closes, so
- * closing one instance never touches another's connections.
+ * closing one instance never touches another's connections. Requests go through it
+ * with `sendHttpRequest(req, settings, { http })`.
  */
 export class HttpClient {
   readonly maxResponseBytes: number;
@@ -88,15 +89,6 @@ export class HttpClient {
     }
     this.#pools.set(key, dispatcher);
     return dispatcher;
-  }
-
-  /** One request with this client's pools and limits (see `sendHttpRequest`). */
-  send(
-    req: HttpRequest,
-    settings: TransportSettings,
-    options: Omit<SendOptions, "http"> = {},
-  ): Promise<HttpResponse> {
-    return sendWith(this, req, settings, options);
   }
 
   /** Closes every pool; requests in flight finish first. Idempotent. */
