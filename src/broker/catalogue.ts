@@ -2,7 +2,6 @@ import type { Clock } from "../core/clock.js";
 import {
   CONNECTION_SECRET_FIELDS,
   type Connection,
-  type ConnectionState,
   checkConnectionAgainst,
   parseConnection,
 } from "../core/connection.js";

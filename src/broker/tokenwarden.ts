@@ -1,21 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
-import { Readable } from "node:stream";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { ConnectionStatus } from "../core/connection.js";
-import { invalidConfig, TokenwardenError } from "../core/errors.js";
+import { TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
-import { asTokenwardenError, summarize } from "../core/failure.js";
-import type { Integration } from "../core/integration.js";
-import { type ApiRequest, type ApiResponse, callApi } from "../oauth/api-call.js";
-import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
+import type { ApiRequest, ApiResponse } from "../oauth/api-call.js";
 import { HttpClient, type HttpClientOptions } from "../oauth/http.js";
-import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { RotationReport } from "../store/rotation.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
+import { ApiCalls, type FetchInit, type TokenwardenWarning } from "./api-calls.js";
 import { ApiKeys } from "./api-keys.js";
+import { AuthorizationFlow } from "./authorization-flow.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
 import {
   type CatalogueDocument,
@@ -61,23 +58,11 @@ export interface TokenwardenOptions extends OpenStoreOptions {
   http?: HttpClientOptions;
 }
 
-/** What `fetch` accepts: the usual `RequestInit` fields. */
-export interface FetchInit {
-  method?: string;
-  headers?: ConstructorParameters<typeof Headers>[0];
-  body?: string | Uint8Array | URLSearchParams | ReadableStream<Uint8Array> | null;
-}
+export type { FetchInit, TokenwardenWarning };
 
 export interface GetTokenOptions {
   /** The token must stay valid this long (capped at half its lifetime). Default 10. */
   minTtlSeconds?: number;
-}
-
-/** Something a person should know that is not an attempt (events are attempts). */
-export interface TokenwardenWarning {
-  code: "unusable_pattern";
-  integration: string;
-  message: string;
 }
 
 const DEFAULT_TOKEN_ENDPOINT_CONCURRENCY = 64;
@@ -102,12 +87,13 @@ export class Tokenwarden extends EventEmitter<{
   readonly #ownsStore: boolean;
   readonly #random: () => number;
   readonly #minTtlSeconds: number;
-  readonly #authorizationTtlMs: number;
   readonly #events: EventLog;
   readonly #http: HttpClient;
   readonly #renewer: Renewer;
   readonly #tokens: TokenSource;
   readonly #scheduler: Scheduler | undefined;
+  readonly #api: ApiCalls;
+  readonly #authorizations: AuthorizationFlow;
   /** Which integration and environment each connection is in, for API key limits. */
   readonly #scopes = new ScopeCache(async (id) => {
     const stored = await this.#store.getConnection(id);
@@ -115,8 +101,6 @@ export class Tokenwarden extends EventEmitter<{
       ? undefined
       : { integration: stored.connection.integration, environment: stored.connection.environment };
   });
-  /** Warnings already given, so each is said once per process. */
-  readonly #warned = new Set<string>();
   #closed = false;
   #unsubscribe: (() => Promise<void>) | undefined;
 
@@ -140,7 +124,6 @@ export class Tokenwarden extends EventEmitter<{
       options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
     this.#random = options.random ?? Math.random;
     this.#minTtlSeconds = options.minTtlSeconds ?? 10;
-    this.#authorizationTtlMs = options.authorizationTtlMs ?? 10 * 60_000;
     this.#events = new EventLog(store, this.clock, (event) => this.emit("event", event));
     this.#http = new HttpClient(options.http);
     const publish = (id: string) => this.#publish(`connection:${id}`);
@@ -163,6 +146,22 @@ export class Tokenwarden extends EventEmitter<{
         options.tokenEndpointConcurrency ?? DEFAULT_TOKEN_ENDPOINT_CONCURRENCY,
       ),
       publish,
+    });
+    this.#api = new ApiCalls({
+      tokens: this.#tokens,
+      http: this.#http,
+      minTtlSeconds: this.#minTtlSeconds,
+      entry: (id, minTtlSeconds) => this.#entry(id, minTtlSeconds),
+      warn: (warning) => this.emit("warning", warning),
+    });
+    this.#authorizations = new AuthorizationFlow({
+      store,
+      clock: this.clock,
+      http: this.#http,
+      events: this.#events,
+      renewer: this.#renewer,
+      tokens: this.#tokens,
+      ttlMs: options.authorizationTtlMs ?? 10 * 60_000,
     });
     if (options.scheduler !== false) {
       const schedulerOptions = options.scheduler === true ? {} : (options.scheduler ?? {});
@@ -353,161 +352,34 @@ export class Tokenwarden extends EventEmitter<{
   }
 
   /**
-   * An API call with the token placed (`tokenPlacement`, `requestParams`), retried
-   * once after a refresh when the answer says the token was refused (`retryOn`,
-   * `expiredBodyPattern`) and the body can be sent again. Returns a WHATWG Response.
+   * An API call with the token placed, retried once after a refresh when the answer
+   * says the token was refused (api-calls.ts). Returns a WHATWG Response.
    */
-  async fetch(id: string, path: string, init: FetchInit = {}): Promise<Response> {
-    const body =
-      init.body === undefined || init.body === null
-        ? null
-        : typeof init.body === "string" || init.body instanceof Uint8Array
-          ? init.body
-          : init.body instanceof URLSearchParams
-            ? init.body.toString()
-            : Readable.fromWeb(init.body as import("node:stream/web").ReadableStream<Uint8Array>);
-    const headers = Object.fromEntries(new Headers(init.headers).entries());
-    if (init.body instanceof URLSearchParams && headers["content-type"] === undefined) {
-      headers["content-type"] = "application/x-www-form-urlencoded;charset=UTF-8";
-    }
-    const res = await this.forward(id, { method: init.method ?? "GET", path, headers, body });
-    const empty =
-      res.status === 204 || res.status === 205 || res.status === 304 || init.method === "HEAD";
-    const responseHeaders = new Headers();
-    for (const [name, value] of Object.entries(res.headers)) {
-      if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
-      else if (value !== undefined) responseHeaders.set(name, value);
-    }
-    if (empty) res.body.resume();
-    return new Response(empty ? null : (Readable.toWeb(res.body) as ReadableStream<Uint8Array>), {
-      status: res.status,
-      headers: responseHeaders,
-    });
+  fetch(id: string, path: string, init: FetchInit = {}): Promise<Response> {
+    return this.#api.fetch(id, path, init);
   }
 
   /** The streaming form of `fetch`, for the service's proxy. */
-  async forward(id: string, request: ApiRequest): Promise<ApiResponse> {
-    const entry = await this.#entry(id, this.#minTtlSeconds);
-    return callApi(
-      entry.resolved,
-      entry.token,
-      request,
-      async (rejected) => {
-        const renewed = await this.#tokens.token(id, {
-          trigger: "retry",
-          minTtlSeconds: this.#minTtlSeconds,
-          rejectedAccessToken: rejected.accessToken,
-        });
-        return renewed.token;
-      },
-      {
-        http: this.#http,
-        onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason),
-      },
-    );
-  }
-
-  /** A stored pattern from an older version that RE2 refuses: never run; said once. */
-  #unusablePattern(integration: Integration, reason: string): void {
-    const seen = `pattern|${integration.key}|${integration.expiredBodyPattern}`;
-    if (this.#warned.has(seen)) return;
-    this.#warned.add(seen);
-    this.emit("warning", {
-      code: "unusable_pattern",
-      integration: integration.key,
-      message: `integration ${integration.key}: expiredBodyPattern is not run (RE2 refuses it: ${reason}); it counts as no match until it is rewritten`,
-    });
+  forward(id: string, request: ApiRequest): Promise<ApiResponse> {
+    return this.#api.forward(id, request);
   }
 
   // Authorization code ------------------------------------------------------------
 
   /**
-   * Starts the authorization code grant: a fresh `state` bound to this connection and
-   * a PKCE verifier, both kept server-side until the callback, for a short while.
+   * Starts the authorization code grant (authorization-flow.ts): the URL to open, with
+   * a fresh `state` and PKCE, both kept server-side until the callback.
    */
-  async startAuthorization(
+  startAuthorization(
     id: string,
     options: { redirectUri: string },
   ): Promise<{ url: string; state: string; expiresAt: string }> {
-    const loaded = await loadConnection(this.#store, id);
-    if (loaded.integration.grantType !== "authorization_code") {
-      throw invalidConfig(
-        "grantType",
-        `integration ${loaded.integration.key} does not use authorization_code`,
-      );
-    }
-    const request = buildAuthorizationRequest(loaded.resolved, {
-      redirectUri: options.redirectUri,
-    });
-    const expiresAt = this.clock.now() + this.#authorizationTtlMs;
-    await this.#store.putPendingAuthorization({
-      state: request.state,
-      connectionId: id,
-      codeVerifier: request.codeVerifier,
-      redirectUri: options.redirectUri,
-      expiresAt,
-    });
-    return {
-      url: request.url.toString(),
-      state: request.state,
-      expiresAt: new Date(expiresAt).toISOString(),
-    };
+    return this.#authorizations.start(id, options);
   }
 
-  /**
-   * Completes it from the redirect's query. A state that is unknown, expired or
-   * already used is refused before anything else is read.
-   */
+  /** Completes it from the redirect's query; an unknown, expired or used state is refused. */
   async completeAuthorization(query: URLSearchParams): Promise<ConnectionView> {
-    const state = query.get("state");
-    if (state === null || state === "")
-      throw invalidConfig("state", "is missing from the callback");
-    const pending = await this.#store.takePendingAuthorization(state, this.clock.now());
-    if (pending === undefined) {
-      throw new TokenwardenError(
-        "not_found",
-        "this authorization is unknown, expired or already completed: start it again",
-        { field: "state" },
-      );
-    }
-    const loaded = await loadConnection(this.#store, pending.connectionId);
-    const started = performance.now();
-    try {
-      const { code } = readAuthorizationResponse(query, state);
-      const token = await exchangeAuthorizationCode(
-        loaded.resolved,
-        { code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier },
-        { clock: this.clock, http: this.#http },
-      );
-      await this.#tokens.exclusive(loaded.stored.connection.id, async () => {
-        // The authorization replaces whatever token the connection held.
-        const current = await loadConnection(this.#store, loaded.stored.connection.id);
-        const after = await this.#renewer.store(current, token, {
-          trigger: "authorize",
-          action: "authorize",
-          started,
-        });
-        if (after.stored.token !== undefined) this.#tokens.remember(after, after.stored.token);
-      });
-    } catch (error) {
-      const failure = asTokenwardenError(error);
-      await this.#events.record(
-        { connectionId: loaded.stored.connection.id, integration: loaded.integration.key },
-        "authorize",
-        "authorize",
-        started,
-        { error: failure },
-      );
-      if (failure.oauthError !== "access_denied") {
-        await this.#store.updateState(
-          loaded.stored.connection.id,
-          { lastError: summarize(failure, this.clock.now()) },
-          this.clock.now(),
-        );
-      }
-      throw failure;
-    }
-    return this.getConnection(pending.connectionId);
+    return this.getConnection(await this.#authorizations.complete(query));
   }
 
   // Operations --------------------------------------------------------------------
