@@ -15,6 +15,7 @@ import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
 import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
+import { ConnectSessions } from "./connect-sessions.js";
 import { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
@@ -28,6 +29,9 @@ import {
   type IntegrationView,
   integrationView,
 } from "./views.js";
+import { WebhookAdmin } from "./webhooks/admin.js";
+import { Dispatcher, type DispatcherOptions } from "./webhooks/dispatcher.js";
+import { deleteAnnounced } from "./webhooks/transitions.js";
 
 export interface TokenwardenOptions extends OpenStoreOptions {
   /** An already open store (tests, embedding); otherwise `database` is opened. */
@@ -43,6 +47,8 @@ export interface TokenwardenOptions extends OpenStoreOptions {
   minTtlSeconds?: number;
   /** How long a started authorization waits for its callback. */
   authorizationTtlMs?: number;
+  /** `false`: this process delivers no webhooks (others sharing the store do). */
+  webhooks?: boolean | DispatcherOptions;
 }
 
 /** What `fetch` accepts: the usual `RequestInit` fields. */
@@ -87,6 +93,11 @@ export class Tokenwarden extends EventEmitter<{
   readonly #renewer: Renewer;
   readonly #tokens: TokenSource;
   readonly #scheduler: Scheduler | undefined;
+  readonly #dispatcher: Dispatcher | undefined;
+  /** Lifecycle webhooks: endpoints and their deliveries (webhooks/). */
+  readonly webhooks: WebhookAdmin;
+  /** Connect sessions: links an end user opens to authorize (connect-sessions.ts). */
+  readonly connectSessions: ConnectSessions;
   /** Which integration and environment each connection is in, for API key limits. */
   readonly #scopes = new ScopeCache(async (id) => {
     const stored = await this.store.getConnection(id);
@@ -146,6 +157,35 @@ export class Tokenwarden extends EventEmitter<{
         schedulerOptions,
       );
       this.#scheduler.start();
+    }
+    this.webhooks = new WebhookAdmin(store, this.clock);
+    this.connectSessions = new ConnectSessions({
+      store,
+      clock: this.clock,
+      writeCatalogue: (fn) => this.writeCatalogue(fn),
+      startAuthorization: (id, opts) => this.startAuthorization(id, opts),
+      authorizeNow: (id) => this.authorizeNow(id),
+    });
+    if (options.webhooks !== false) {
+      this.#dispatcher = new Dispatcher(
+        store,
+        this.clock,
+        this.holderId,
+        this.#random,
+        options.webhooks === true ? {} : (options.webhooks ?? {}),
+      );
+      this.#dispatcher.start();
+    }
+  }
+
+  /** Delivers every webhook due now and waits for the attempts (tests, one-shot commands). */
+  async deliverWebhooks(): Promise<void> {
+    if (this.#dispatcher !== undefined) return this.#dispatcher.drain();
+    const once = new Dispatcher(this.store, this.clock, this.holderId, this.#random);
+    try {
+      await once.drain();
+    } finally {
+      await once.stop();
     }
   }
 
@@ -228,7 +268,7 @@ export class Tokenwarden extends EventEmitter<{
   async deleteConnection(id: string): Promise<void> {
     this.#tokens.forget(id);
     this.#scopes.forget(id);
-    if (!(await this.store.deleteConnection(id))) throw connectionNotFound(id);
+    if (!(await deleteAnnounced(this.store, id, this.clock.now()))) throw connectionNotFound(id);
     await this.#publish(`connection:${id}`);
   }
 
@@ -275,6 +315,21 @@ export class Tokenwarden extends EventEmitter<{
     if (stored === undefined) throw connectionNotFound(id);
     await this.#tokens.token(id, {
       trigger: "manual",
+      minTtlSeconds: this.#minTtlSeconds,
+      afterVersion: stored.state.tokenVersion,
+    });
+    return this.getConnection(id);
+  }
+
+  /**
+   * A person's authorization without a redirect (a connect link's password form): a
+   * new token now, whatever is held, announced as `connection.authorized`.
+   */
+  async authorizeNow(id: string): Promise<ConnectionView> {
+    const stored = await this.store.getConnection(id);
+    if (stored === undefined) throw connectionNotFound(id);
+    await this.#tokens.token(id, {
+      trigger: "authorize",
       minTtlSeconds: this.#minTtlSeconds,
       afterVersion: stored.state.tokenVersion,
     });
@@ -466,6 +521,7 @@ export class Tokenwarden extends EventEmitter<{
     if (this.#closed) return;
     this.#closed = true;
     await this.#scheduler?.stop();
+    await this.#dispatcher?.stop();
     await this.#tokens.close();
     await this.#unsubscribe?.();
     if (this.#ownsStore) await this.store.close();

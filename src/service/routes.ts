@@ -6,6 +6,7 @@ import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { idSchema, integrationSchema } from "../core/integration.js";
 import { assertConnectionAllowed, PUBLIC, withinLimits } from "./access.js";
 import { adminSchemas } from "./admin-schemas.js";
+import { returnTo } from "./connect.js";
 import { registerEventStream } from "./event-stream.js";
 import { callbackPage } from "./pages.js";
 import { defineRoute } from "./route.js";
@@ -273,6 +274,12 @@ export function registerRoutes(
       let status = 200;
       try {
         const connection = await tw.completeAuthorization(query);
+        // Started from a connect link with a returnUrl: back there (connect.ts).
+        const session = await tw.connectSessions.completeByState(query.get("state") ?? "");
+        if (session?.returnUrl != null) {
+          reply.header("cache-control", "no-store");
+          return reply.redirect(returnTo(session.returnUrl, connection.id, connection.status), 303);
+        }
         page = callbackPage(
           {
             ok: true,

@@ -9,6 +9,7 @@ import { TokenwardenError } from "../core/errors.js";
 import { authenticate, PUBLIC } from "./access.js";
 import { registerAdminPage } from "./admin.js";
 import type { ApiKeyRing } from "./api-keys.js";
+import { registerConnectRoutes } from "./connect.js";
 import {
   errorBody,
   fromFrameworkError,
@@ -20,6 +21,7 @@ import { ServiceMetrics } from "./metrics.js";
 import { registerOperations } from "./operations.js";
 import { registerProxy } from "./proxy.js";
 import { registerRoutes } from "./routes.js";
+import { registerWebhookRoutes } from "./webhooks.js";
 
 export interface ServerOptions {
   tw: Tokenwarden;
@@ -27,6 +29,8 @@ export interface ServerOptions {
   publicUrl: string;
   /** The folder module hooks set through the API must lie in; none: refused. */
   hooksDir?: string | undefined;
+  /** Origins a connect link may return to (TOKENWARDEN_CONNECT_RETURN_ORIGINS). */
+  connectReturnOrigins?: string[] | undefined;
   /** A pino logger configuration, or `false` for none. */
   logger?: FastifyServerOptions["logger"];
 }
@@ -157,6 +161,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   registerRoutes(app, { tw, publicUrl, hooksDir: options.hooksDir });
+  registerWebhookRoutes(app, tw);
+  registerConnectRoutes(app, {
+    tw,
+    publicUrl,
+    returnOrigins: options.connectReturnOrigins ?? [],
+  });
   registerProxy(app, tw, metrics);
   registerOperations(app, tw, metrics);
   // Public: it describes the interface this open-source package ships, and nothing

@@ -79,7 +79,7 @@ export function toStorageError(error: unknown): TokenwardenError {
  * rather than a hand-written delegate per method: a method added to the Store later is
  * covered too.
  */
-export function guardStore<T extends Store>(store: T): T {
+export function guardStore<T extends Store | object>(store: T): T {
   return new Proxy(store, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
