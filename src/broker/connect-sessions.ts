@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Clock } from "../core/clock.js";
-import { checkConnectionAgainst, connectionSchema, parseConnection } from "../core/connection.js";
+import { checkConnectionAgainst, parseConnection } from "../core/connection.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { type Integration, idSchema } from "../core/integration.js";
 import { resolveIntegration } from "../core/resolve.js";
@@ -26,8 +26,9 @@ export const connectSessionInputSchema = z.strictObject({
   connectionId: idSchema,
   /** Given: a new connection of this integration; left out: an existing connection. */
   integration: idSchema.optional(),
-  environment: connectionSchema.shape.environment.optional(),
-  parameters: connectionSchema.shape.parameters.optional(),
+  // Checked as a connection's when the session is made (parseConnection).
+  environment: z.string().max(64).optional(),
+  parameters: z.record(z.string(), z.string()).optional(),
   expiresInSeconds: z
     .number()
     .int()

@@ -211,11 +211,15 @@ function sendFailure(reply: FastifyReply, error: unknown, retryHref?: string): F
 }
 
 function send(reply: FastifyReply, status: number, page: Page): FastifyReply {
-  return reply
-    .code(status)
-    .header("content-type", "text/html; charset=utf-8")
-    .header("content-security-policy", page.csp)
-    .header("cache-control", "no-store")
-    .header("referrer-policy", "no-referrer")
-    .send(page.html);
+  return (
+    reply
+      .code(status)
+      .header("content-type", "text/html; charset=utf-8")
+      .header("content-security-policy", page.csp)
+      .header("cache-control", "no-store")
+      // Not no-referrer: with it Chromium sends `Origin: null` on the form's POST. The
+      // link's token still never leaves for another origin.
+      .header("referrer-policy", "same-origin")
+      .send(page.html)
+  );
 }
