@@ -232,6 +232,40 @@ describe.skipIf(chromiumCheck.skip)("connect links", { timeout: 60_000 }, () => 
     await expect(service.tw.getConnection("pw-bob")).rejects.toMatchObject({ code: "not_found" });
   });
 
+  it("the admin page adds a webhook (secret once) and makes a connect link for a needs_reauth connection", async () => {
+    await service.tw.store.updateState("crm-ann", { status: "needs_reauth" }, Date.now());
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      await page.goto(service.url);
+      await page.getByLabel("API key").fill(API_KEY);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("button", { name: "Webhooks" }).click();
+      const form = page.locator("#webhook-form");
+      await form.getByLabel("ID").fill("ops");
+      await form.getByLabel("URL").fill("https://ops.example/hooks");
+      await page.getByRole("button", { name: "Save webhook" }).click();
+      await expect.poll(() => page.locator("#webhook-secret").textContent()).toMatch(/whsec_/);
+      await expect
+        .poll(() => page.locator("#webhooks-table tbody").textContent())
+        .toContain("https://ops.example/hooks");
+
+      await page.goto(`${service.url}/#connection/crm-ann`);
+      await page.getByRole("button", { name: "Connect link" }).click();
+      await expect
+        .poll(() => page.locator("#connect-link-url").inputValue())
+        .toMatch(new RegExp(`^${service.url}/connect/[A-Za-z0-9_-]{43}$`));
+      const link = await page.locator("#connect-link-url").inputValue();
+      expect((await fetch(link)).status).toBe(200);
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+      await service.tw.webhooks.remove("ops").catch(() => undefined);
+    }
+  });
+
   it("refuses a returnUrl outside TOKENWARDEN_CONNECT_RETURN_ORIGINS, and grants that need no person", async () => {
     for (const returnUrl of [
       "https://evil.example/done",
