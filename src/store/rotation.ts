@@ -111,7 +111,7 @@ export async function rotateSealedValues(
       report.pendingAuthorizations += 1;
     }
 
-    report.webhookSecrets = 0;
+    let webhookSecrets = 0;
     for (const row of await trx
       .selectFrom("tw_webhooks")
       .select(["id", "sealed_secret"])
@@ -122,15 +122,17 @@ export async function rotateSealedValues(
         .set({ sealed_secret: sealer.seal(sealer.open(row.sealed_secret, context), context) })
         .where("id", "=", row.id)
         .execute();
-      report.webhookSecrets += 1;
+      webhookSecrets += 1;
     }
+    // Only when there are any: reports from before webhooks keep their shape.
+    if (webhookSecrets > 0) report.webhookSecrets = webhookSecrets;
 
     const total =
       report.integrations +
       report.connectionSecrets +
       report.tokens +
       report.pendingAuthorizations +
-      report.webhookSecrets;
+      webhookSecrets;
     if (total > 0) await recordKeyId(trx, keyId);
     return report;
   });
