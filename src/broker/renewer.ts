@@ -24,6 +24,7 @@ import {
 } from "../oauth/token-endpoint.js";
 import type { Store, StoredConnection } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
+import { writeState } from "./webhooks/transitions.js";
 
 /** A connection as stored, with its integration, resolved for it. */
 export interface Loaded {
@@ -113,7 +114,8 @@ export class Renewer {
           next = await this.#grant(loaded);
         }
       }
-      return await this.#write(loaded, carryRefreshToken(next, consumed), consumed, {
+      const carried = carryRefreshToken(next, consumed, token?.refreshTokenExpiresAt);
+      return await this.#write(loaded, carried, consumed, {
         trigger,
         action,
         started,
@@ -163,7 +165,7 @@ export class Renewer {
         httpStatus = (await revokeToken(resolved, token.accessToken, "access_token", options))
           .status;
       }
-      await store.updateState(id, afterRevoke(), clock.now());
+      await writeState(store, { id, patch: afterRevoke(), now: clock.now(), cause: "revoke" });
       await this.#ctx.publish(id);
       await this.#record(loaded, "manual", "revoke", started, { httpStatus });
     } catch (error) {
@@ -240,7 +242,13 @@ export class Renewer {
     for (;;) {
       let version: number | undefined;
       try {
-        version = await store.updateState(connection.id, patch, now, base.state.tokenVersion);
+        version = await writeState(store, {
+          id: connection.id,
+          patch,
+          now,
+          expectedVersion: base.state.tokenVersion,
+          cause: step.trigger === "authorize" ? "authorize" : "renew",
+        });
       } catch (error) {
         const failure = asTokenwardenError(error);
         if (failure.code !== "storage_error") throw failure;
@@ -307,7 +315,13 @@ export class Renewer {
     try {
       // Conditional: a failure must not mark a connection whose token another holder
       // has renewed meanwhile.
-      await store.updateState(connection.id, patch, now, state.tokenVersion);
+      await writeState(store, {
+        id: connection.id,
+        patch,
+        now,
+        expectedVersion: state.tokenVersion,
+        cause: step.trigger === "authorize" ? "authorize" : "renew",
+      });
     } catch {
       // The failure itself is what the caller hears about; the database being away
       // is reported by the next read.

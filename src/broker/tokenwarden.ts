@@ -20,6 +20,7 @@ import {
   importCatalogue,
   validateCatalogueDocument,
 } from "./catalogue-import.js";
+import { ConnectSessions } from "./connect-sessions.js";
 import { EventLog } from "./event-log.js";
 import { HostLimit } from "./host-limit.js";
 import { withLease } from "./lease.js";
@@ -34,6 +35,9 @@ import {
   type IntegrationView,
   integrationView,
 } from "./views.js";
+import { WebhookAdmin } from "./webhooks/admin.js";
+import { Dispatcher, type DispatcherOptions } from "./webhooks/dispatcher.js";
+import { deleteAnnounced } from "./webhooks/transitions.js";
 
 export interface TokenwardenOptions extends OpenStoreOptions {
   /** An already open store (tests, embedding); otherwise `database` is opened. */
@@ -56,6 +60,8 @@ export interface TokenwardenOptions extends OpenStoreOptions {
   tokenEndpointConcurrency?: number;
   /** Limits of this instance's HTTP client (its own pools, closed with it). */
   http?: HttpClientOptions;
+  /** `false`: this process delivers no webhooks (others sharing the store do). */
+  webhooks?: boolean | DispatcherOptions;
 }
 
 export type { FetchInit, TokenwardenWarning };
@@ -94,6 +100,11 @@ export class Tokenwarden extends EventEmitter<{
   readonly #scheduler: Scheduler | undefined;
   readonly #api: ApiCalls;
   readonly #authorizations: AuthorizationFlow;
+  readonly #dispatcher: Dispatcher | undefined;
+  /** Lifecycle webhooks: endpoints and their deliveries (webhooks/). */
+  readonly webhooks: WebhookAdmin;
+  /** Connect sessions: links an end user opens to authorize (connect-sessions.ts). */
+  readonly connectSessions: ConnectSessions;
   /** Which integration and environment each connection is in, for API key limits. */
   readonly #scopes = new ScopeCache(async (id) => {
     const stored = await this.#store.getConnection(id);
@@ -172,6 +183,35 @@ export class Tokenwarden extends EventEmitter<{
         schedulerOptions,
       );
       this.#scheduler.start();
+    }
+    this.webhooks = new WebhookAdmin(store, this.clock);
+    this.connectSessions = new ConnectSessions({
+      store,
+      clock: this.clock,
+      writeCatalogue: (fn) => this.writeCatalogue(fn),
+      startAuthorization: (id, opts) => this.startAuthorization(id, opts),
+      authorizeNow: (id) => this.authorizeNow(id),
+    });
+    if (options.webhooks !== false) {
+      this.#dispatcher = new Dispatcher(
+        store,
+        this.clock,
+        this.holderId,
+        this.#random,
+        options.webhooks === true ? {} : (options.webhooks ?? {}),
+      );
+      this.#dispatcher.start();
+    }
+  }
+
+  /** Delivers every webhook due now and waits for the attempts (tests, one-shot commands). */
+  async deliverWebhooks(): Promise<void> {
+    if (this.#dispatcher !== undefined) return this.#dispatcher.drain();
+    const once = new Dispatcher(this.#store, this.clock, this.holderId, this.#random);
+    try {
+      await once.drain();
+    } finally {
+      await once.stop();
     }
   }
 
@@ -275,7 +315,7 @@ export class Tokenwarden extends EventEmitter<{
   async deleteConnection(id: string): Promise<void> {
     this.#tokens.forget(id);
     this.#scopes.forget(id);
-    if (!(await this.#store.deleteConnection(id))) throw connectionNotFound(id);
+    if (!(await deleteAnnounced(this.#store, id, this.clock.now()))) throw connectionNotFound(id);
     await this.#publish(`connection:${id}`);
   }
 
@@ -322,6 +362,21 @@ export class Tokenwarden extends EventEmitter<{
     if (stored === undefined) throw connectionNotFound(id);
     await this.#tokens.token(id, {
       trigger: "manual",
+      minTtlSeconds: this.#minTtlSeconds,
+      afterVersion: stored.state.tokenVersion,
+    });
+    return this.getConnection(id);
+  }
+
+  /**
+   * A person's authorization without a redirect (a connect link's password form): a
+   * new token now, whatever is held, announced as `connection.authorized`.
+   */
+  async authorizeNow(id: string): Promise<ConnectionView> {
+    const stored = await this.#store.getConnection(id);
+    if (stored === undefined) throw connectionNotFound(id);
+    await this.#tokens.token(id, {
+      trigger: "authorize",
       minTtlSeconds: this.#minTtlSeconds,
       afterVersion: stored.state.tokenVersion,
     });
@@ -412,6 +467,7 @@ export class Tokenwarden extends EventEmitter<{
     if (this.#closed) return;
     this.#closed = true;
     await this.#scheduler?.stop();
+    await this.#dispatcher?.stop();
     await this.#tokens.close();
     await this.#unsubscribe?.();
     if (this.#ownsStore) await this.#store.close();

@@ -30,6 +30,8 @@ export type ConnectionView = Omit<Connection, "clientSecret" | "password" | "ref
   scope: string | null;
   lastRefreshAt: string | null;
   nextRefreshAt: string | null;
+  /** When the refresh token ends, if the server said (`refresh_token_expires_in`). */
+  refreshTokenExpiresAt: string | null;
   lastError: (Omit<ErrorSummary, "at"> & { at: string }) | null;
   createdAt: string;
   updatedAt: string;
@@ -75,6 +77,7 @@ export function connectionView(summary: ConnectionSummary): ConnectionView {
     scope: state.scope,
     lastRefreshAt: isoOrNull(state.lastRefreshAt),
     nextRefreshAt: isoOrNull(state.nextRefreshAt),
+    refreshTokenExpiresAt: isoOrNull(state.refreshTokenExpiresAt ?? null),
     lastError:
       state.lastError === null ? null : { ...state.lastError, at: iso(state.lastError.at) },
     createdAt: iso(summary.createdAt),

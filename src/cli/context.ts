@@ -21,6 +21,8 @@ export async function withTokenwarden<T>(
     ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
     previousSecretKeys: settings.previousSecretKeys,
     scheduler: false,
+    // One-shot: the service's processes deliver what this command puts in the outbox.
+    webhooks: false,
   });
   try {
     if (settings.config !== undefined)

@@ -9,11 +9,13 @@ import { addSettingOptions, GLOBAL_SETTINGS } from "../config/settings.js";
 import { isTokenwardenError } from "../core/errors.js";
 import { registerApiKeyCommands } from "./commands/apikey.js";
 import { registerAuthorizeCommand } from "./commands/authorize.js";
+import { registerConnectCommand } from "./commands/connect.js";
 import { registerConnectionCommands } from "./commands/connection.js";
 import { registerIntegrationCommands } from "./commands/integration.js";
 import { registerKeyCommands } from "./commands/key.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerTokenCommands } from "./commands/tokens.js";
+import { registerWebhookCommands } from "./commands/webhook.js";
 
 const VERSION = "0.1.0";
 
@@ -50,6 +52,8 @@ sealed under older keys (see "key rotate"). Exit status: 0 on success, 1 with "e
   registerAuthorizeCommand(program);
   registerApiKeyCommands(program);
   registerKeyCommands(program);
+  registerWebhookCommands(program);
+  registerConnectCommand(program);
   return program;
 }
 

@@ -28,6 +28,8 @@ export interface Settings {
    * (`TOKENWARDEN_HOOKS_DIR`); without it the service refuses module hooks.
    */
   hooksDir: string | undefined;
+  /** Origins a connect link may return to (`TOKENWARDEN_CONNECT_RETURN_ORIGINS`, comma-separated). */
+  connectReturnOrigins: string[];
 }
 
 /** The settings that have a flag, as commander hands them over (flag, else variable, else default). */
@@ -160,9 +162,23 @@ export function resolveSettings(
     config: value("config"),
     logLevel,
     hooksDir: nonEmpty(value("hooksDir")),
+    connectReturnOrigins: returnOrigins(env.TOKENWARDEN_CONNECT_RETURN_ORIGINS),
   };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === "" ? undefined : value;
+}
+
+/** Each must be an http(s) origin; kept as parsed origins, so comparisons are exact. */
+function returnOrigins(text: string | undefined): string[] {
+  const origins = (text ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  return origins.map((o) => {
+    if (!URL.canParse(o) || !/^https?:$/.test(new URL(o).protocol))
+      throw invalidConfig("TOKENWARDEN_CONNECT_RETURN_ORIGINS", `${o} is not an http(s) origin`);
+    return new URL(o).origin;
+  });
 }

@@ -4,13 +4,17 @@
  * describes every response from these (openapi.ts), and the type checks at the end of
  * this module fail the build if a view and its schema ever disagree.
  */
+
 import { z } from "zod";
 import type { AccessToken, ConnectionView, IntegrationView } from "../broker/views.js";
+import type { DeliveryView, WebhookView } from "../broker/webhooks/admin.js";
 import { CONNECTION_STATUSES, connectionSchema } from "../core/connection.js";
 import { ERROR_CODES } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
 import { EVENT_TRIGGERS } from "../core/events.js";
 import { integrationSchema } from "../core/integration.js";
+import { LIFECYCLE_EVENT_TYPES } from "../core/lifecycle.js";
+import { DELIVERY_STATUSES } from "../core/webhook.js";
 
 const secretFlag = z.strictObject({ set: z.boolean() }).meta({ id: "SecretFlag" });
 const isoTime = z.string().describe("ISO 8601");
@@ -58,6 +62,7 @@ export const connectionViewSchema = z
     lastRefreshAt: isoTime.nullable(),
     nextRefreshAt: isoTime.nullable(),
     lastError: errorSummary.nullable(),
+    refreshTokenExpiresAt: isoTime.nullable(),
     createdAt: isoTime,
     updatedAt: isoTime,
   })
@@ -108,6 +113,39 @@ export const errorBodySchema = z.strictObject({
   }),
 });
 
+const webhookViewSchema = z
+  .strictObject({
+    id: z.string(),
+    url: z.string(),
+    events: z.array(z.enum(LIFECYCLE_EVENT_TYPES)),
+    enabled: z.boolean(),
+    createdAt: isoTime,
+    updatedAt: isoTime,
+    secret: z
+      .string()
+      .optional()
+      .describe("The signing secret (whsec_...): only in the answer that creates the webhook"),
+  })
+  .meta({ id: "WebhookView" });
+
+const deliveryViewSchema = z
+  .strictObject({
+    id: z.number().int(),
+    messageId: z.string(),
+    webhookId: z.string(),
+    type: z.string(),
+    connectionId: z.string(),
+    status: z.enum(DELIVERY_STATUSES),
+    attempts: z.number().int(),
+    nextAttemptAt: isoTime.nullable(),
+    createdAt: isoTime,
+    lastAttemptAt: isoTime.nullable(),
+    lastHttpStatus: z.number().int().nullable(),
+    lastError: z.string().nullable(),
+    deliveredAt: isoTime.nullable(),
+  })
+  .meta({ id: "DeliveryView" });
+
 /** Every schema /openapi.json names as a component, by its name there. */
 export const RESPONSE_COMPONENTS = {
   ErrorBody: errorBodySchema,
@@ -138,6 +176,17 @@ export const RESPONSE_COMPONENTS = {
     statuses: z.array(z.enum(CONNECTION_STATUSES)),
     actions: z.record(z.string(), z.record(z.string(), z.unknown())),
   }),
+  WebhookView: webhookViewSchema,
+  WebhookList: z.strictObject({ webhooks: z.array(webhookViewSchema) }),
+  DeliveryPage: z.strictObject({
+    deliveries: z.array(deliveryViewSchema),
+    next: z.number().int().nullable().describe("Pass as ?before= for the next page"),
+  }),
+  ConnectSession: z.strictObject({
+    url: z.string().describe("<public-url>/connect/<token>: single use, no API key needed"),
+    expiresAt: isoTime,
+    connectionId: z.string(),
+  }),
   Health: z.strictObject({ status: z.literal("ok") }),
   Readiness: z.strictObject({
     status: z.enum(["ready", "unavailable"]),
@@ -154,5 +203,7 @@ const views: [
   Same<z.output<typeof tokenEventSchema>, TokenEvent>,
   Same<z.output<typeof connectionViewSchema>, ConnectionView>,
   Same<z.output<typeof integrationViewSchema>, IntegrationView>,
-] = [true, true, true, true];
+  Same<z.output<typeof webhookViewSchema>, WebhookView>,
+  Same<z.output<typeof deliveryViewSchema>, DeliveryView>,
+] = [true, true, true, true, true, true];
 void views;

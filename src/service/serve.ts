@@ -21,6 +21,7 @@ export interface ServeOptions {
   /** Pino options, or false to log nothing (tests). */
   logger?: false | Record<string, unknown>;
   scheduler?: boolean | { tickMs?: number };
+  webhooks?: boolean | { tickMs?: number };
 }
 
 export async function startService(
@@ -32,6 +33,7 @@ export async function startService(
     ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
     previousSecretKeys: settings.previousSecretKeys,
     ...(options.scheduler === undefined ? {} : { scheduler: options.scheduler }),
+    ...(options.webhooks === undefined ? {} : { webhooks: options.webhooks }),
   });
   try {
     if (settings.config !== undefined)
@@ -43,6 +45,7 @@ export async function startService(
       keys,
       publicUrl: settings.publicUrl,
       hooksDir: settings.hooksDir,
+      connectReturnOrigins: settings.connectReturnOrigins,
       logger: options.logger === undefined ? { level: settings.logLevel } : options.logger,
     });
     await app.listen({ host: settings.host, port: settings.port });

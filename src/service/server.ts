@@ -8,6 +8,7 @@ import type { ApiKeyRing } from "../broker/api-keys.js";
 import type { Tokenwarden, TokenwardenWarning } from "../broker/tokenwarden.js";
 import { TokenwardenError } from "../core/errors.js";
 import { authenticate, PUBLIC } from "./access.js";
+import { registerConnectRoutes } from "./connect.js";
 import {
   errorBody,
   fromFrameworkError,
@@ -18,6 +19,7 @@ import {
 import { ServiceMetrics } from "./metrics.js";
 import { openapiOptions } from "./openapi.js";
 import { registerRoutes } from "./routes/index.js";
+import { registerWebhookRoutes } from "./webhooks.js";
 
 export interface ServerOptions {
   tw: Tokenwarden;
@@ -25,6 +27,8 @@ export interface ServerOptions {
   publicUrl: string;
   /** The folder module hooks set through the API must lie in; none: refused. */
   hooksDir?: string | undefined;
+  /** Origins a connect link may return to (TOKENWARDEN_CONNECT_RETURN_ORIGINS). */
+  connectReturnOrigins?: string[] | undefined;
   /** A pino logger configuration, or `false` for none. */
   logger?: FastifyServerOptions["logger"];
 }
@@ -150,6 +154,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     redirectUri: `${publicUrl}/oauth/callback`,
     hooksDir: options.hooksDir,
     metrics,
+  });
+  registerWebhookRoutes(app, tw);
+  registerConnectRoutes(app, {
+    tw,
+    publicUrl,
+    returnOrigins: options.connectReturnOrigins ?? [],
   });
   // Public: it describes the interface this open-source package ships, and nothing
   // configured in this instance (no integration, connection or key).

@@ -16,12 +16,14 @@ import type {
 } from "../core/events.js";
 import type { Integration } from "../core/integration.js";
 import type { TokenSet } from "../core/token-set.js";
+import { ConnectSessionStore } from "./connect-store.js";
 import type { Sealer } from "./crypto.js";
 import { keyIdsInUse, missingKeyIds, recordKeyId } from "./master-key.js";
 import { type Dialect, migrationsComplete } from "./migrations.js";
 import { type RotationReport, rotateSealedValues, sealLegacyIntegrations } from "./rotation.js";
 import type { ConnectionsTable, Database, EventsTable } from "./schema.js";
 import { integrationColumns, integrationFromColumns, sealingContext } from "./sealed-rows.js";
+import { guardStore } from "./storage-errors.js";
 import type {
   ConnectionFilter,
   ConnectionSummary,
@@ -33,6 +35,7 @@ import type {
   StoredConnection,
   StoredIntegration,
 } from "./store.js";
+import { WebhookStore } from "./webhook-store.js";
 
 /** A channel between processes on one database (PostgreSQL LISTEN/NOTIFY). */
 export interface ChangeNotifier {
@@ -75,6 +78,16 @@ export class SqlStore implements Store {
     this.#sealer = sealer;
     this.#notifier = notifier;
     this.#scope = scope;
+  }
+
+  // Lifecycle (0006): bound to this store's database or transaction ------------------
+
+  get webhooks(): WebhookStore {
+    return guardStore(new WebhookStore(this.#db, this.dialect, this.#sealer));
+  }
+
+  get connectSessions(): ConnectSessionStore {
+    return guardStore(new ConnectSessionStore(this.#db));
   }
 
   // Transactions and keys ---------------------------------------------------------
@@ -302,6 +315,7 @@ export class SqlStore implements Store {
         lastError: row.last_error === null ? null : (JSON.parse(row.last_error) as ErrorSummary),
         scope: row.scope,
         tokenVersion: Number(row.token_version),
+        refreshTokenExpiresAt: numberOrNull(row.refresh_token_expires_at ?? null),
       },
       createdAt: Number(row.created_at),
       updatedAt: Number(row.updated_at),
@@ -320,6 +334,10 @@ export class SqlStore implements Store {
       columns.last_error = patch.lastError === null ? null : JSON.stringify(patch.lastError);
     }
     if (patch.scope !== undefined) columns.scope = patch.scope;
+    if (patch.refreshTokenExpiresAt !== undefined)
+      columns.refresh_token_expires_at = patch.refreshTokenExpiresAt;
+    if (patch.refreshTokenWarnAt !== undefined)
+      columns.refresh_token_warn_at = patch.refreshTokenWarnAt;
     if (patch.token !== undefined) {
       columns.sealed_token =
         patch.token === null

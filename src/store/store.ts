@@ -3,7 +3,9 @@ import type { NewTokenEvent, TokenEvent } from "../core/events.js";
 import type { Integration } from "../core/integration.js";
 import type { StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
+import type { ConnectSessionStore } from "./connect-store.js";
 import type { RotationReport } from "./rotation.js";
+import type { WebhookStore } from "./webhook-store.js";
 
 /**
  * Everything Tokenwarden keeps, behind one interface. The drivers seal secrets on the
@@ -75,6 +77,11 @@ export interface StoredApiKey {
 
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
+
+  /** Webhook endpoints and their outbox, bound to this store (or its transaction). */
+  readonly webhooks: WebhookStore;
+  /** Connect sessions, bound likewise. */
+  readonly connectSessions: ConnectSessionStore;
 
   /**
    * Runs `fn` in one transaction with a store bound to it: everything `fn` writes

@@ -84,6 +84,8 @@ await describeEachDriver("processes on $name", ({ create }) => {
       expect(tokens.has(first.accessToken)).toBe(false);
       const events = await tw.listEvents("storm-x");
       expect(events.filter((e) => e.outcome === "success")).toHaveLength(2);
+      // Its 2-second tokens would keep the next test's scheduler busy: out of the way.
+      await tw.deleteConnection("storm-x");
     } finally {
       await tw.close();
     }

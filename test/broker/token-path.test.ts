@@ -121,17 +121,23 @@ describe("the token path", () => {
 
   it("a bug is internal_error, with no detail in the error or the event, and a 500 through the service", async () => {
     const store = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
-    const buggy: Store = new Proxy(store, {
-      get(target, property, receiver) {
-        if (property === "updateState") {
-          return async () => {
-            throw new TypeError("cannot read properties of undefined (secret detail)");
-          };
-        }
-        const value = Reflect.get(target, property, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    // A status write runs in a transaction (with its webhook events): its store is buggy too.
+    const bugged = (inner: Store): Store =>
+      new Proxy(inner, {
+        get(target, property, receiver) {
+          if (property === "updateState") {
+            return async () => {
+              throw new TypeError("cannot read properties of undefined (secret detail)");
+            };
+          }
+          if (property === "transaction")
+            return <T>(fn: (trx: Store) => Promise<T>) =>
+              target.transaction((trx) => fn(bugged(trx)));
+          const value = Reflect.get(target, property);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    const buggy = bugged(store);
     const tw = await instance({ store: buggy });
     await connection(await instance(), "buggy");
     const events: TokenEvent[] = [];

@@ -214,6 +214,9 @@ describe("default deny on the matched route", () => {
       "get /readyz",
       "get /metrics",
       "get /oauth/callback",
+      // Connect links: the link's token is the credential (test/service/connect.test.ts).
+      "get /connect/{token}",
+      "post /connect/{token}",
     ]);
     let checked = 0;
     for (const [path, methods] of Object.entries(doc.paths)) {

@@ -6,6 +6,7 @@
  */
 import { TokenwardenError } from "../../core/errors.js";
 import { callbackOutcome, renderCallback } from "../callback-outcome.js";
+import { returnTo } from "../connect.js";
 import { defineRoute } from "../route.js";
 import type { RouteModule } from "./context.js";
 import { idParams } from "./resource.js";
@@ -53,7 +54,14 @@ export const authorizationRoutes: RouteModule = (app, { tw, publicUrl, redirectU
       const query = new URLSearchParams(request.query as Record<string, string>);
       let outcome: ReturnType<typeof callbackOutcome>;
       try {
-        outcome = callbackOutcome({ connection: await tw.completeAuthorization(query) });
+        const connection = await tw.completeAuthorization(query);
+        // Started from a connect link with a returnUrl: back there (connect.ts).
+        const session = await tw.connectSessions.completeByState(query.get("state") ?? "");
+        if (session?.returnUrl != null) {
+          reply.header("cache-control", "no-store");
+          return reply.redirect(returnTo(session.returnUrl, connection.id, connection.status), 303);
+        }
+        outcome = callbackOutcome({ connection });
       } catch (error) {
         // Not ours: a bug, answered as every other (500, details in the log only).
         if (!(error instanceof TokenwardenError)) throw error;
