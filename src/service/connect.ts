@@ -66,7 +66,22 @@ export function registerConnectRoutes(app: FastifyInstance, context: ConnectCont
       "/connect/:token",
       {
         config: PUBLIC,
-        schema: { summary: "A connect link's page", tags: ["authorization"], security: [] },
+        schema: {
+          operationId: "showConnectPage",
+          summary: "A connect link's page",
+          tags: ["authorization"],
+          security: [],
+          response: {
+            200: {
+              description: "The page",
+              content: { "text/html": { schema: { type: "string" } } },
+            },
+            404: {
+              description: "Unknown, expired or used",
+              content: { "text/html": { schema: { type: "string" } } },
+            },
+          },
+        },
       },
       async (request, reply) => {
         const token = tokenOf(request);
@@ -90,7 +105,31 @@ export function registerConnectRoutes(app: FastifyInstance, context: ConnectCont
       "/connect/:token",
       {
         config: PUBLIC,
-        schema: { summary: "A connect link's form", tags: ["authorization"], security: [] },
+        schema: {
+          operationId: "submitConnectForm",
+          summary: "A connect link's form",
+          tags: ["authorization"],
+          security: [],
+          response: {
+            200: {
+              description: "Connected",
+              content: { "text/html": { schema: { type: "string" } } },
+            },
+            303: { description: "To the authorization server, or to returnUrl" },
+            400: {
+              description: "Missing or wrong input",
+              content: { "text/html": { schema: { type: "string" } } },
+            },
+            403: {
+              description: "Not sent from its page",
+              content: { "text/html": { schema: { type: "string" } } },
+            },
+            404: {
+              description: "Unknown, expired or used",
+              content: { "text/html": { schema: { type: "string" } } },
+            },
+          },
+        },
       },
       async (request, reply) => {
         const token = tokenOf(request);

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { settingOption } from "../../config/settings.js";
 import { invalidConfig } from "../../core/errors.js";
 import { type GlobalFlags, withTokenwarden } from "../context.js";
 import { printJson } from "../output.js";
@@ -22,7 +23,7 @@ export function registerConnectCommand(program: Command): void {
       "--return-url <url>",
       "where the page goes afterwards (TOKENWARDEN_CONNECT_RETURN_ORIGINS)",
     )
-    .option("--public-url <url>", "the service's public URL [env TOKENWARDEN_PUBLIC_URL]")
+    .addOption(settingOption("publicUrl"))
     .action(async (id: string, _flags: ConnectFlags, command: Command) => {
       const flags = command.optsWithGlobals<ConnectFlags>();
       const expires = Number(flags.expires);
