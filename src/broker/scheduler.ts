@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import type { Store } from "../store/store.js";
+import type { TokenStateStore } from "../store/store.js";
 
 /**
  * Built-in scheduler (seed 000 needed a separate Scheduler component; here it comes
@@ -26,7 +26,7 @@ export interface SchedulerOptions {
 export type RenewDue = (id: string) => Promise<void>;
 
 export class Scheduler {
-  readonly #store: Store;
+  readonly #store: TokenStateStore;
   readonly #clock: Clock;
   readonly #renew: RenewDue;
   readonly #tickMs: number;
@@ -43,7 +43,12 @@ export class Scheduler {
   /** How late the last due connection was picked up (ms): the scheduler's lag. */
   lastLagMs = 0;
 
-  constructor(store: Store, clock: Clock, renew: RenewDue, options: SchedulerOptions = {}) {
+  constructor(
+    store: TokenStateStore,
+    clock: Clock,
+    renew: RenewDue,
+    options: SchedulerOptions = {},
+  ) {
     this.#store = store;
     this.#clock = clock;
     this.#renew = renew;
