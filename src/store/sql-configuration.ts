@@ -14,7 +14,7 @@ import {
   tokenFromRow,
 } from "./connection-rows.js";
 import type { Database } from "./schema.js";
-import { integrationColumns, integrationFromColumns } from "./sealed-rows.js";
+import { integrationColumns } from "./sealed-rows.js";
 import { atomically, type SqlContext } from "./sql-context.js";
 import type {
   ConfigurationStore,
@@ -87,7 +87,7 @@ export class SqlConfiguration implements ConfigurationStore {
 
   #integrationFrom(row: Selectable<Database["tw_integrations"]>): StoredIntegration {
     return {
-      integration: integrationFromColumns(row, this.#ctx.sealer),
+      integration: this.#ctx.integrations.read(row),
       createdAt: Number(row.created_at),
       updatedAt: Number(row.updated_at),
     };

@@ -1,11 +1,12 @@
 /**
  * What every role of the SQL store shares (sql-store.ts composes them): the Kysely
  * instance, which is the database or the transaction the store is bound to, the
- * dialect, the sealer, and the record of the sealing key. A transaction gets a
+ * dialect, the sealer, the record of the sealing key, and the integrations parsed. A transaction gets a
  * context of its own, so each role's writes inside it land with the others'.
  */
 import type { Kysely } from "kysely";
 import type { Sealer } from "./crypto.js";
+import type { IntegrationMemo } from "./integration-memo.js";
 import type { Dialect } from "./migrations.js";
 import type { Database } from "./schema.js";
 
@@ -21,6 +22,8 @@ export interface SqlContext {
    * start with another key is refused (master-key.ts).
    */
   recordKey(): Promise<void>;
+  /** Integrations parsed so far, shared by the store and its transactions. */
+  readonly integrations: IntegrationMemo;
 }
 
 /** Runs `fn` in a transaction, or in the one the context is bound to. */

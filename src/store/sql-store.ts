@@ -14,6 +14,7 @@ import type { NewTokenEvent, TokenEvent } from "../core/events.js";
 import type { Integration } from "../core/integration.js";
 import type { StatePatch } from "../core/state.js";
 import type { Sealer } from "./crypto.js";
+import { IntegrationMemo } from "./integration-memo.js";
 import { keyIdsInUse, missingKeyIds, recordKeyId } from "./master-key.js";
 import { type Dialect, migrationsComplete } from "./migrations.js";
 import { type RotationReport, rotateSealedValues, sealLegacyIntegrations } from "./rotation.js";
@@ -57,6 +58,7 @@ export class SqlStore implements Store {
   readonly #sealer: Sealer;
   readonly #notifier: ChangeNotifier | undefined;
   readonly #scope: TransactionScope | undefined;
+  readonly #integrations: IntegrationMemo;
   /** Whether this process has recorded its sealing key id (master-key.ts). */
   #keyRecorded = false;
 
@@ -73,18 +75,21 @@ export class SqlStore implements Store {
     sealer: Sealer,
     notifier?: ChangeNotifier,
     scope?: TransactionScope,
+    integrations = new IntegrationMemo(sealer),
   ) {
     this.#db = db;
     this.dialect = dialect;
     this.#sealer = sealer;
     this.#notifier = notifier;
     this.#scope = scope;
+    this.#integrations = integrations;
     const ctx: SqlContext = {
       db,
       dialect,
       sealer,
       inTransaction: scope !== undefined,
       recordKey: () => this.#recordKey(),
+      integrations,
     };
     this.#configuration = new SqlConfiguration(ctx);
     this.#tokenState = new SqlTokenState(ctx);
@@ -104,7 +109,9 @@ export class SqlStore implements Store {
       // another process waits its turn instead of failing a snapshot that went stale.
       if (this.dialect === "sqlite")
         await sql`update tw_sealing_keys set key_id = key_id where 1 = 0`.execute(trx);
-      return fn(new SqlStore(trx, this.dialect, this.#sealer, undefined, scope));
+      return fn(
+        new SqlStore(trx, this.dialect, this.#sealer, undefined, scope, this.#integrations),
+      );
     });
     // Other processes hear of the change only once it is there to be read.
     for (const topic of scope.published) await this.publishChange(topic);

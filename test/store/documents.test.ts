@@ -86,6 +86,18 @@ await describeEachDriver("stored documents on $name", ({ create }) => {
     expect((await store.listIntegrations()).map((s) => s.integration)).toEqual([current]);
   });
 
+  it("every read is a copy of its own: a caller changing what it read changes no later read", async () => {
+    const first = await store.getIntegration("older");
+    first?.integration.scopes.push("changed-by-a-caller");
+    if (first !== undefined) first.integration.tokenUrl = "https://elsewhere.example/token";
+    const again = await store.getIntegration("older");
+    expect(again?.integration).toEqual(parseIntegration(INTEGRATION_INPUT));
+    // A write is read back as written, not as parsed before.
+    await store.putIntegration(parseIntegration({ ...INTEGRATION_INPUT, scopes: ["new"] }), 2);
+    expect((await store.getIntegration("older"))?.integration.scopes).toEqual(["new"]);
+    await store.putIntegration(parseIntegration(INTEGRATION_INPUT), 3);
+  });
+
   it("a connection row written before its defaulted fields existed reads with their defaults", async () => {
     await raw
       .insertInto("tw_connections")
