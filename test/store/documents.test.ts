@@ -168,6 +168,36 @@ await describeEachDriver("stored documents on $name", ({ create }) => {
     await raw.deleteFrom("tw_integrations").where("key", "=", "damaged").execute();
   });
 
+  it("a stored expiredBodyPattern RE2 now refuses reads as stored (it is checked again where it is used)", async () => {
+    const document = {
+      ...parseIntegration({ ...INTEGRATION_INPUT, key: "legacy-pattern" }),
+      expiredBodyPattern: "(expired)\\1",
+    };
+    await raw
+      .insertInto("tw_integrations")
+      .values({
+        key: "legacy-pattern",
+        document: JSON.stringify(document),
+        sealed_client_secret: null,
+        sealed_secrets: null,
+        created_at: 1,
+        updated_at: 1,
+      })
+      .execute();
+    expect((await store.getIntegration("legacy-pattern"))?.integration).toEqual(document);
+
+    // Only the rule on the text is let go: a pattern that is not text is damage.
+    await raw
+      .updateTable("tw_integrations")
+      .set({ document: JSON.stringify({ ...document, expiredBodyPattern: 42 }) })
+      .where("key", "=", "legacy-pattern")
+      .execute();
+    const error = await failure(store.getIntegration("legacy-pattern"));
+    expect(error.code).toBe("storage_error");
+    expect(error.message).toContain("expiredBodyPattern");
+    await raw.deleteFrom("tw_integrations").where("key", "=", "legacy-pattern").execute();
+  });
+
   it("a damaged token, last error or status is a storage_error naming the connection, never quoting it", async () => {
     await store.putConnection(parseConnection({ id: "c1", integration: "older" }), 1, ACTIVE);
     // A token set of the wrong shape, sealed under the right key.
