@@ -61,11 +61,8 @@ const errorSummaryFieldsMatch: SameKeys<z.output<typeof errorSummarySchema>, Err
 void tokenSetFieldsMatch;
 void errorSummaryFieldsMatch;
 
-/** What a stored document belongs to, as an error names it: `connection c1's token`. */
-export type RowName = string;
-
-/** The error for a stored document that does not parse. */
-export function unreadable(row: RowName, reason: string): TokenwardenError {
+/** The error for a stored document that does not parse; `row` names it (`token of connection c1`). */
+export function unreadable(row: string, reason: string): TokenwardenError {
   return new TokenwardenError(
     "storage_error",
     `the stored ${row} cannot be read (${reason}): the row is damaged or was written by an incompatible version; write it again`,
@@ -73,7 +70,7 @@ export function unreadable(row: RowName, reason: string): TokenwardenError {
 }
 
 /** JSON.parse without its message, which quotes the (possibly secret) text. */
-export function parseJson(text: string, row: RowName): unknown {
+export function parseJson(text: string, row: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -81,7 +78,7 @@ export function parseJson(text: string, row: RowName): unknown {
   }
 }
 
-function parseWith<S extends z.ZodType>(schema: S, value: unknown, row: RowName): z.output<S> {
+function parseWith<S extends z.ZodType>(schema: S, value: unknown, row: string): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   // The issues name fields (`tokenUrl: is required`), never values.
@@ -124,7 +121,7 @@ export function connectionDocument(value: unknown, id: string): Connection {
   return parseWith(connectionSchema, value, `connection ${id}`);
 }
 
-export function secretValues(text: string, row: RowName): SecretValues {
+export function secretValues(text: string, row: string): SecretValues {
   return parseWith(secretValuesSchema, parseJson(text, row), row);
 }
 
