@@ -22,7 +22,7 @@ import {
   requestClientCredentialsGrant,
   requestPasswordGrant,
 } from "../oauth/token-endpoint.js";
-import type { Store, StoredConnection } from "../store/store.js";
+import type { ConfigurationStore, Store, StoredConnection } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
 import { writeState } from "./webhooks/transitions.js";
 
@@ -33,7 +33,7 @@ export interface Loaded {
   resolved: ResolvedIntegration;
 }
 
-export async function loadConnection(store: Store, id: string): Promise<Loaded> {
+export async function loadConnection(store: ConfigurationStore, id: string): Promise<Loaded> {
   const stored = await store.getConnection(id);
   if (stored === undefined) throw connectionNotFound(id);
   const storedIntegration = await store.getIntegration(stored.connection.integration);

@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import type { Store } from "../store/store.js";
+import type { TokenStateStore } from "../store/store.js";
 
 /**
  * The built-in scheduler: no separate component to configure. Each tick checks out
@@ -31,7 +31,7 @@ export interface SchedulerOptions {
 export type RenewDue = (id: string) => Promise<void>;
 
 export class Scheduler {
-  readonly #store: Store;
+  readonly #store: TokenStateStore;
   readonly #clock: Clock;
   readonly #renew: RenewDue;
   readonly #tickMs: number;
@@ -50,7 +50,12 @@ export class Scheduler {
   /** The most renewals it has had in flight at once (for metrics and benchmarks). */
   peakInFlight = 0;
 
-  constructor(store: Store, clock: Clock, renew: RenewDue, options: SchedulerOptions = {}) {
+  constructor(
+    store: TokenStateStore,
+    clock: Clock,
+    renew: RenewDue,
+    options: SchedulerOptions = {},
+  ) {
     this.#store = store;
     this.#clock = clock;
     this.#renew = renew;

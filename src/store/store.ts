@@ -1,3 +1,9 @@
+/**
+ * Everything Tokenwarden keeps, behind one interface split by role. The drivers seal
+ * secrets on the way in and open them on the way out: above this line values are
+ * plaintext, below it they are ciphertext.
+ */
+
 import type { Connection, ConnectionState, ConnectionStatus } from "../core/connection.js";
 import type { NewTokenEvent, TokenEvent } from "../core/events.js";
 import type { Integration } from "../core/integration.js";
@@ -7,11 +13,6 @@ import type { ConnectSessionStore } from "./connect-store.js";
 import type { RotationReport } from "./rotation.js";
 import type { WebhookStore } from "./webhook-store.js";
 
-/**
- * Everything Tokenwarden keeps, behind one interface. The drivers seal secrets on the
- * way in and open them on the way out: above this line values are plaintext, below it
- * they are ciphertext.
- */
 export interface StoredConnection {
   connection: Connection;
   state: ConnectionState;
@@ -75,7 +76,132 @@ export interface StoredApiKey {
   createdAt: number;
 }
 
-export interface Store {
+/**
+ * The integrations and connections as configured: what a person writes, with the
+ * state a connection is created in. Documents are parsed with their schemas on the
+ * way out (documents.ts): a row written by an older version reads with the defaults
+ * of fields added since, and a row that no longer parses is a `storage_error` naming it.
+ */
+export interface ConfigurationStore {
+  putIntegration(integration: Integration, now: number): Promise<{ created: boolean }>;
+  getIntegration(key: string): Promise<StoredIntegration | undefined>;
+  listIntegrations(): Promise<StoredIntegration[]>;
+  /** Fails with `conflict` while connections use it. */
+  deleteIntegration(key: string): Promise<boolean>;
+
+  /** Writes the configuration; `initialState` is used on insert, `statePatch` on both. */
+  putConnection(
+    connection: Connection,
+    now: number,
+    initialState: ConnectionState,
+    statePatch?: StatePatch,
+  ): Promise<{ created: boolean }>;
+  getConnection(id: string): Promise<StoredConnection | undefined>;
+  listConnections(filter?: ConnectionFilter): Promise<ConnectionSummary[]>;
+  deleteConnection(id: string): Promise<boolean>;
+}
+
+/** A connection's token and state as the broker moves it along, and the schedule. */
+export interface TokenStateStore {
+  /**
+   * Writes state and token in one statement (a rotated refresh token lands with its
+   * access token or not at all). Returns the new token version; with
+   * `expectedVersion`, writes only if the token version is still that one, and
+   * returns `undefined` when it is not (a newer token was written meanwhile).
+   */
+  updateState(
+    id: string,
+    patch: StatePatch,
+    now: number,
+    expectedVersion?: number,
+  ): Promise<number | undefined>;
+  /** The cheap read a waiting process polls: has a new token been written? */
+  readTokenVersion(
+    id: string,
+  ): Promise<{ tokenVersion: number; status: ConnectionStatus } | undefined>;
+  /**
+   * Checks out up to `limit` connections due by `now`, soonest first, by moving their
+   * next refresh to `until`: other processes' schedulers no longer see them as due, so
+   * a cluster splits the work; if this process dies they come due again at `until`.
+   */
+  claimDueConnections(
+    now: number,
+    limit: number,
+    until: number,
+  ): Promise<Array<{ id: string; nextRefreshAt: number }>>;
+  /** For the metrics: how many connections are in each status. */
+  countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>>;
+}
+
+/** The refresh lease: one holder renews a connection at a time, across processes. */
+export interface LeaseStore {
+  /** Claims the refresh lease if it is free, expired or already ours. */
+  tryClaimLease(id: string, holder: string, until: number, now: number): Promise<boolean>;
+  releaseLease(id: string, holder: string): Promise<void>;
+}
+
+/** The record of every attempt (event-log.ts writes it, the feeds read it). */
+export interface EventStore {
+  appendEvent(event: NewTokenEvent): Promise<TokenEvent>;
+  /** Newest first; `beforeId` pages backwards. */
+  listEvents(
+    connectionId: string,
+    options: { limit: number; beforeId?: number },
+  ): Promise<TokenEvent[]>;
+  /**
+   * Every connection's events with an id above `afterId`, oldest first, at most `limit`:
+   * the cluster-wide feed (each process writes here), read by the primary key.
+   */
+  listEventsAfter(afterId: number, limit: number): Promise<TokenEvent[]>;
+  /** The highest event id so far (0 when there is none): where a live feed starts. */
+  lastEventId(): Promise<number>;
+}
+
+/** Authorization-code flows between the redirect and the callback. */
+export interface PendingAuthorizationStore {
+  putPendingAuthorization(pending: PendingAuthorization): Promise<void>;
+  /** Removes and returns it: a state can be used once. */
+  takePendingAuthorization(state: string, now: number): Promise<PendingAuthorization | undefined>;
+}
+
+/** The service's API keys, as hashes. */
+export interface ApiKeyStore {
+  createApiKey(key: NewStoredApiKey, now: number): Promise<void>;
+  listApiKeys(): Promise<StoredApiKey[]>;
+  deleteApiKey(id: string): Promise<boolean>;
+}
+
+/** The master keys the sealed values are under (master-key.ts, rotation.ts). */
+export interface KeyManagementStore {
+  /**
+   * Re-seals every sealed value under the current key in one transaction (`tokenwarden
+   * key rotate`); afterwards previous keys are no longer needed. The report names the
+   * key id everything is now sealed under.
+   */
+  rotateKeys(): Promise<RotationReport>;
+}
+
+/** Changes told to the other processes on the same database, so they drop their caches. */
+export interface ChangeFeed {
+  /**
+   * Tells the other processes on this database that a connection (`connection:<id>`) or
+   * an integration (`integration:<key>`) changed, so they drop what they cached.
+   * PostgreSQL carries it with NOTIFY; SQLite has no such channel (a no-op).
+   */
+  publishChange(topic: string): Promise<void>;
+  /**
+   * Calls `listener` for every change another process publishes; returns an unsubscribe.
+   * `onResubscribed` is called when the channel is back after it was lost (the database
+   * restarted): changes published meanwhile were missed, so drop what was cached.
+   */
+  subscribeChanges(
+    listener: (topic: string) => void,
+    onResubscribed?: () => void,
+  ): Promise<() => Promise<void>>;
+}
+
+/** The database itself: which one, transactions, readiness, closing. */
+export interface StoreLifecycle {
   readonly dialect: "sqlite" | "postgres";
 
   /** Webhook endpoints and their outbox, bound to this store (or its transaction). */
@@ -93,104 +219,25 @@ export interface Store {
   transaction<T>(fn: (store: Store) => Promise<T>): Promise<T>;
 
   /**
-   * Re-seals every sealed value under the current key in one transaction (`tokenwarden
-   * key rotate`); afterwards previous keys are no longer needed.
-   */
-  rotateKeys(): Promise<RotationReport>;
-
-  putIntegration(integration: Integration, now: number): Promise<{ created: boolean }>;
-  getIntegration(key: string): Promise<StoredIntegration | undefined>;
-  listIntegrations(): Promise<StoredIntegration[]>;
-  /** Fails with `conflict` while connections use it. */
-  deleteIntegration(key: string): Promise<boolean>;
-
-  /** Writes the configuration; `initialState` is used on insert, `statePatch` on both. */
-  putConnection(
-    connection: Connection,
-    now: number,
-    initialState: ConnectionState,
-    statePatch?: StatePatch,
-  ): Promise<{ created: boolean }>;
-  getConnection(id: string): Promise<StoredConnection | undefined>;
-  listConnections(filter?: ConnectionFilter): Promise<ConnectionSummary[]>;
-  deleteConnection(id: string): Promise<boolean>;
-  /** For the metrics: how many connections are in each status. */
-  countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>>;
-
-  /**
-   * Writes state and token in one statement (a rotated refresh token lands with its
-   * access token or not at all). Returns the new token version; with
-   * `expectedVersion`, writes only if the token version is still that one, and
-   * returns `undefined` when it is not (a newer token was written meanwhile).
-   */
-  updateState(
-    id: string,
-    patch: StatePatch,
-    now: number,
-    expectedVersion?: number,
-  ): Promise<number | undefined>;
-  /** The cheap read a waiting process polls: has a new token been written? */
-  readTokenVersion(
-    id: string,
-  ): Promise<{ tokenVersion: number; status: ConnectionStatus } | undefined>;
-
-  /** Claims the refresh lease if it is free, expired or already ours. */
-  tryClaimLease(id: string, holder: string, until: number, now: number): Promise<boolean>;
-  releaseLease(id: string, holder: string): Promise<void>;
-
-  /**
-   * Checks out up to `limit` connections due by `now`, soonest first, by moving their
-   * next refresh to `until`: other processes' schedulers no longer see them as due, so
-   * a cluster splits the work; if this process dies they come due again at `until`.
-   */
-  claimDueConnections(
-    now: number,
-    limit: number,
-    until: number,
-  ): Promise<Array<{ id: string; nextRefreshAt: number }>>;
-
-  appendEvent(event: NewTokenEvent): Promise<TokenEvent>;
-  /** Newest first; `beforeId` pages backwards. */
-  listEvents(
-    connectionId: string,
-    options: { limit: number; beforeId?: number },
-  ): Promise<TokenEvent[]>;
-  /**
-   * Every connection's events with an id above `afterId`, oldest first, at most `limit`:
-   * the cluster-wide feed (each process writes here), read by the primary key.
-   */
-  listEventsAfter(afterId: number, limit: number): Promise<TokenEvent[]>;
-  /** The highest event id so far (0 when there is none): where a live feed starts. */
-  lastEventId(): Promise<number>;
-
-  putPendingAuthorization(pending: PendingAuthorization): Promise<void>;
-  /** Removes and returns it: a state can be used once. */
-  takePendingAuthorization(state: string, now: number): Promise<PendingAuthorization | undefined>;
-
-  createApiKey(key: NewStoredApiKey, now: number): Promise<void>;
-  listApiKeys(): Promise<StoredApiKey[]>;
-  deleteApiKey(id: string): Promise<boolean>;
-
-  /**
-   * Tells the other processes on this database that a connection (`connection:<id>`) or
-   * an integration (`integration:<key>`) changed, so they drop what they cached.
-   * PostgreSQL carries it with NOTIFY; SQLite has no such channel (a no-op).
-   */
-  publishChange(topic: string): Promise<void>;
-  /**
-   * Calls `listener` for every change another process publishes; returns an unsubscribe.
-   * `onResubscribed` is called when the channel is back after it was lost (the database
-   * restarted): changes published meanwhile were missed, so drop what was cached.
-   */
-  subscribeChanges(
-    listener: (topic: string) => void,
-    onResubscribed?: () => void,
-  ): Promise<() => Promise<void>>;
-
-  /**
    * For readiness: the database answers and every migration has run. Never throws.
    * Every other method fails with `storage_error` when the database does not answer.
    */
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/**
+ * Everything Tokenwarden keeps: each role above, on one database. A module that needs
+ * one role takes that role's interface (lease.ts a `LeaseStore`, event-log.ts an
+ * `EventStore`), so what it can touch is plain from its signature.
+ */
+export interface Store
+  extends ConfigurationStore,
+    TokenStateStore,
+    LeaseStore,
+    EventStore,
+    PendingAuthorizationStore,
+    ApiKeyStore,
+    KeyManagementStore,
+    ChangeFeed,
+    StoreLifecycle {}
