@@ -12,7 +12,7 @@ import type { CatalogueWriter } from "./catalogue.js";
 import type { ConnectionView } from "./views.js";
 
 /**
- * Connect sessions (PRODUCT.md "Connect sessions"): a single-use, expiring link an end
+ * Connect sessions: a single-use, expiring link an end
  * user opens without an API key to create or re-authorize one connection. The link
  * carries a random token; the store keeps only its hash. Opening the page reads the
  * session; only the form's POST takes it (so a link preview that fetches the page

@@ -3,7 +3,7 @@ import { resolve, sep } from "node:path";
 import { invalidConfig } from "../core/errors.js";
 
 /**
- * Where a module refresh hook may come from (PRODUCT.md "Security rules" 6). A module
+ * Where a module refresh hook may come from (SECURITY.md, "Hook code"). A module
  * hook runs inside the process with the client secret as input, so through the
  * service (whose callers hold API keys, not a shell) it may only name a file under
  * the hooks folder: the name is taken relative to it and resolved with realpath, so

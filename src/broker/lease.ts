@@ -1,6 +1,6 @@
 /**
  * The refresh lease: across every process sharing the store, one holder renews a
- * connection at a time (seed 000's `refresh_flag`, but one that a dead holder loses).
+ * connection at a time (a "refreshing" flag, but one that a dead holder loses).
  *
  * Each claim has a name of its own, so the lease is never re-entrant: two flights in
  * one process exclude each other as two processes do, and only the flight that

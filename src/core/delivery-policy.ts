@@ -1,5 +1,5 @@
 /**
- * When a failed webhook delivery is tried again (PRODUCT.md: "retried with backoff for
+ * When a failed webhook delivery is tried again ("retried with backoff for
  * 24 hours"). Pure, with the clock and the random source injected.
  */
 export interface DeliveryPolicy {

@@ -1,6 +1,6 @@
 /**
  * The record of every attempt to obtain, refresh or revoke a token, and of every hook
- * run (PRODUCT.md point 8). Built only from codes, statuses and the server's error
+ * run. Built only from codes, statuses and the server's error
  * text: an event never holds a secret.
  */
 export const EVENT_TRIGGERS = ["schedule", "demand", "retry", "manual", "authorize"] as const;

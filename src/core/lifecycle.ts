@@ -1,5 +1,5 @@
 /**
- * Lifecycle events (PRODUCT.md "Lifecycle webhooks"): which ones a change of a
+ * Lifecycle events: which ones a change of a
  * connection's status raises, and the body each is delivered with. Pure: the broker
  * calls it where it writes the change, inside the same transaction, and the outbox
  * row it writes is what the webhooks deliver.

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { expandTemplate, placeholdersIn } from "./template.js";
 
 /**
- * PRODUCT.md security rule 3: a stored secret goes only where it was stored for. The
+ * A stored secret goes only where it was stored for. The
  * destinations of an integration are the origins (scheme, host, port) its secrets
  * and tokens are sent to, plus what decides who can read them on the way: the proxy
  * and a weakened TLS check. A change whose destinations include one the stored

@@ -1,7 +1,7 @@
 import { invalidConfig } from "./errors.js";
 
 /**
- * `{name}` templating (seed 003's integration parameters). A placeholder is `{` + an
+ * `{name}` templating (integration parameters). A placeholder is `{` + an
  * identifier + `}`; any other brace is literal text, so JSON or regular expressions in
  * a value pass through untouched. `{{` and `}}` write a literal brace where a literal
  * `{identifier}` is wanted. A name with no value is an error, never sent literally.

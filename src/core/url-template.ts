@@ -2,7 +2,7 @@ import { invalidConfig } from "./errors.js";
 import { expandTemplate, placeholdersIn } from "./template.js";
 
 /**
- * `{name}` in a URL (PRODUCT.md "Security rules" 5): a value is data, never syntax.
+ * `{name}` in a URL (SECURITY.md): a value is data, never syntax.
  * The template is split into its parts first, from its own literal text (placeholder
  * names hold none of `: / ? # @ [ ] \`), and each value is fitted to the part it
  * lands in: a host label in the host, digits in the port, percent-encoded in a path

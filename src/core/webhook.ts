@@ -3,7 +3,7 @@ import { isLoopbackHost } from "./integration.js";
 import { LIFECYCLE_EVENT_TYPES } from "./lifecycle.js";
 
 /**
- * A webhook endpoint as configured (PRODUCT.md "Lifecycle webhooks"). Its URL is
+ * A webhook endpoint as configured. Its URL is
  * https://, or http:// on this machine (a sidecar); never with credentials in it,
  * which would be logged and listed.
  */

@@ -1,6 +1,6 @@
 /**
- * An API call with the token in place (seed 003's token parameter and request
- * parameters), and the one refresh-and-retry of PRODUCT.md point 7. Both `fetch` and
+ * An API call with the token in place (the token parameter and request
+ * parameters), and the one refresh-and-retry after a refusal. Both `fetch` and
  * the service's proxy go through here; bodies stream both ways.
  */
 import { Readable } from "node:stream";

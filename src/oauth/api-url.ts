@@ -2,7 +2,7 @@ import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 
 /**
- * Where an API call goes (PRODUCT.md "Security rules" 4). The access token travels
+ * Where an API call goes (SECURITY.md, "APIs"). The access token travels
  * with it, so the answer is decided on the final parsed URL: a relative path lands
  * under `apiBaseUrl`'s path on its origin, and an absolute URL is taken only on that
  * origin or one of `allowedApiOrigins`. Spellings that some upstream would read as

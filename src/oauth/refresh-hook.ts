@@ -1,5 +1,5 @@
 /**
- * The refresh hook (seed 001's "Refresh token callback service"): custom code that
+ * The refresh hook (a "refresh token callback service"): custom code that
  * obtains the next token when the server does not follow the standard. It is a JS
  * module (its default export, or an export named `refresh`, called with the input) or
  * an HTTPS endpoint (POSTed the input as JSON). Its output is read exactly as a token

@@ -9,7 +9,7 @@ import { connectPage, messagePage, newCsrfValue, type Page } from "./connect-pag
 import { defineRoute } from "./route.js";
 
 /**
- * Connect sessions (PRODUCT.md "Connect sessions"): `POST /v1/connect-sessions`
+ * Connect sessions: `POST /v1/connect-sessions`
  * (admin) makes a link; `/connect/<token>` (public: the token is the credential) shows
  * what is being connected and takes one form POST. The POST is CSRF-safe twice over:
  * the browser must send the page's SameSite=Strict cookie with the same random value

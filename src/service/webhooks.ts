@@ -6,7 +6,7 @@ import { DELIVERY_STATUSES, webhookInputSchema } from "../core/webhook.js";
 import { defineRoute } from "./route.js";
 
 /**
- * `/v1/webhooks` (PRODUCT.md "Lifecycle webhooks"): admin keys only (no `access`
+ * `/v1/webhooks`: admin keys only (no `access`
  * given). The signing secret is in the answer that creates a webhook, and never again.
  */
 const idParams = z.strictObject({ id: idSchema });

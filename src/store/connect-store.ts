@@ -3,7 +3,7 @@ import type { Kysely, Selectable } from "kysely";
 import type { ConnectSessionsTable, Database } from "./schema.js";
 
 /**
- * Connect sessions (PRODUCT.md "Connect sessions"): a link's token is kept only as its
+ * Connect sessions: a link's token is kept only as its
  * SHA-256, so a database reader cannot open a session. Each step is one conditional
  * statement, so two requests racing on one link cannot both pass.
  */

@@ -2,7 +2,7 @@ import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, relative, resolve, sep } from "node:path";
 
 /**
- * PRODUCT.md security rule 9: files are private. The folders we create for a SQLite
+ * Files are private (SECURITY.md). The folders we create for a SQLite
  * database are 0700; the database and its `-wal`/`-shm` journals are 0600. SQLite
  * gives a new journal the mode of its database file, so creating the database file
  * 0600 before SQLite opens it covers the journals too. Modes are set with chmod

@@ -3,7 +3,7 @@ import type { Dialect } from "./migrations.js";
 
 /**
  * 0006_lifecycle: webhook endpoints and their outbox, connect sessions, and the
- * refresh token's end on connections (PRODUCT.md "Beyond the seeds").
+ * refresh token's end on connections.
  */
 export async function lifecycleMigration(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   const bigint = dialect === "postgres" ? "bigint" : "integer";

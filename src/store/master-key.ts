@@ -5,7 +5,7 @@ import type { DatabaseLocation } from "./open.js";
 import type { Database } from "./schema.js";
 
 /**
- * PRODUCT.md security rule 8: the master key is checked. The database records the id
+ * The master key is checked (SECURITY.md). The database records the id
  * of every key that sealed a value in it (`tw_sealing_keys`), so a process started
  * with a wrong key refuses to open, naming the key ids it needs, instead of sealing
  * new values under a key that does not open the old ones. No key file is created

@@ -17,7 +17,7 @@ interface DeliveriesFlags extends GlobalFlags {
 }
 
 /**
- * `webhook add|list|rm|deliveries` (PRODUCT.md "Lifecycle webhooks"). `add` of a new
+ * `webhook add|list|rm|deliveries`. `add` of a new
  * webhook prints its signing secret once; the running service delivers.
  */
 export function registerWebhookCommands(program: Command): void {
