@@ -29,6 +29,7 @@ import { withLease } from "./lease.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
+import type { StatusChange } from "./status.js";
 import { type CacheEntry, TokenSource } from "./token-source.js";
 import {
   type AccessToken,
@@ -73,10 +74,18 @@ export interface GetTokenOptions {
   minTtlSeconds?: number;
 }
 
-/** Something a person should know that is not an attempt (events are attempts). */
+/**
+ * Something a person should know that is not an attempt (events are attempts): a
+ * stored pattern it will not run, a scheduler tick or a background renewal that
+ * failed before any attempt (the database is away).
+ */
 export interface TokenwardenWarning {
-  code: "unusable_pattern";
-  integration: string;
+  code: "unusable_pattern" | "scheduler_failed" | "renewal_failed";
+  /** Absent when unknown (the database that says it is away). */
+  integration?: string;
+  connectionId?: string;
+  /** The failure's error code, when there is one. */
+  errorCode?: string;
   message: string;
 }
 
@@ -93,6 +102,7 @@ const REVOKE_LEASE_MARGIN_MS = 2000;
 export class Tokenwarden extends EventEmitter<{
   event: [TokenEvent];
   warning: [TokenwardenWarning];
+  status: [StatusChange];
 }> {
   readonly #store: Store;
   /** The service's API keys: create, list, delete, and the ring that checks them. */
@@ -152,6 +162,7 @@ export class Tokenwarden extends EventEmitter<{
       http: this.#http,
       publish,
       keepUnwritten: (id, patch, version) => this.#tokens.keepUnwritten(id, patch, version),
+      onStatus: (change) => this.emit("status", change),
     });
     this.#tokens = new TokenSource({
       store,
@@ -163,14 +174,26 @@ export class Tokenwarden extends EventEmitter<{
         options.tokenEndpointConcurrency ?? DEFAULT_TOKEN_ENDPOINT_CONCURRENCY,
       ),
       publish,
+      onBackgroundFailure: (id, error) => this.#backgroundFailure(id, error),
     });
     if (options.scheduler !== false) {
       const schedulerOptions = options.scheduler === true ? {} : (options.scheduler ?? {});
       this.#scheduler = new Scheduler(
         store,
         this.clock,
-        (id) => this.#tokens.renewDue(id, this.#minTtlSeconds),
-        schedulerOptions,
+        (id) =>
+          this.#tokens
+            .renewDue(id, this.#minTtlSeconds)
+            .catch((error: unknown) => this.#backgroundFailure(id, error)),
+        {
+          onTickFailed: (error, failures) =>
+            this.emit("warning", {
+              code: "scheduler_failed",
+              ...codeOf(error),
+              message: `the scheduler could not look for due connections (${failures} in a row): ${asTokenwardenError(error).message}`,
+            }),
+          ...schedulerOptions,
+        },
       );
       this.#scheduler.start();
     }
@@ -179,6 +202,11 @@ export class Tokenwarden extends EventEmitter<{
   /** The scheduler's last observed lag in ms (for metrics). */
   get schedulerLagMs(): number {
     return this.#scheduler?.lastLagMs ?? 0;
+  }
+
+  /** Renewals the scheduler runs now, and the most it has run at once (for metrics). */
+  get schedulerInFlight(): { now: number; peak: number } {
+    return { now: this.#scheduler?.inFlight ?? 0, peak: this.#scheduler?.peakInFlight ?? 0 };
   }
 
   // Integrations ------------------------------------------------------------------
@@ -239,6 +267,7 @@ export class Tokenwarden extends EventEmitter<{
       this.#tokens.forgetIntegration(key);
       await this.#publish(`integration:${key}`);
     }
+    for (const change of changes?.statuses ?? []) this.emit("status", change);
     return result;
   }
 
@@ -402,19 +431,37 @@ export class Tokenwarden extends EventEmitter<{
       },
       {
         http: this.#http,
-        onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason),
+        onUnusablePattern: (reason) => this.#unusablePattern(id, entry.integration, reason),
       },
     );
   }
 
+  /**
+   * A renewal nobody waits for (the scheduler's, or one started in the background)
+   * failed. An attempt's own failure is an event already; the others (the database
+   * went away before the attempt) are told here, so none passes unsaid.
+   */
+  async #backgroundFailure(id: string, error: unknown): Promise<void> {
+    if (this.#events.wasRecorded(error)) return;
+    const scope = await this.#scopes.get(id).catch(() => undefined);
+    this.emit("warning", {
+      code: "renewal_failed",
+      connectionId: id,
+      ...(scope === undefined ? {} : { integration: scope.integration }),
+      ...codeOf(error),
+      message: `connection ${id}: a background renewal failed before reaching the token endpoint: ${asTokenwardenError(error).message}`,
+    });
+  }
+
   /** A stored pattern from an older version that RE2 refuses: never run; said once. */
-  #unusablePattern(integration: Integration, reason: string): void {
+  #unusablePattern(id: string, integration: Integration, reason: string): void {
     const seen = `pattern|${integration.key}|${integration.expiredBodyPattern}`;
     if (this.#warned.has(seen)) return;
     this.#warned.add(seen);
     this.emit("warning", {
       code: "unusable_pattern",
       integration: integration.key,
+      connectionId: id,
       message: `integration ${integration.key}: expiredBodyPattern is not run (RE2 refuses it: ${reason}); it counts as no match until it is rewritten`,
     });
   }
@@ -584,3 +631,7 @@ export class Tokenwarden extends EventEmitter<{
 }
 
 export type { ConnectionStatus };
+
+function codeOf(error: unknown): { errorCode?: string } {
+  return error instanceof TokenwardenError ? { errorCode: error.code } : {};
+}
