@@ -16,12 +16,14 @@ export type {
   SchedulerOptions,
   SecretFlag,
 } from "./broker/index.js";
+export type { StatusChange } from "./broker/status.js";
 export {
   type ConnectionStatus,
   type FetchInit,
   type GetTokenOptions,
   Tokenwarden,
   type TokenwardenOptions,
+  type TokenwardenWarning,
 } from "./broker/tokenwarden.js";
 
 // Errors, events and time ------------------------------------------------------------

@@ -17,10 +17,18 @@ export interface FetchInit {
   body?: string | Uint8Array | URLSearchParams | ReadableStream<Uint8Array> | null;
 }
 
-/** Something a person should know that is not an attempt (events are attempts). */
+/**
+ * Something a person should know that is not an attempt (events are attempts): a
+ * stored pattern it will not run, a scheduler tick or a background renewal that
+ * failed before any attempt (the database is away).
+ */
 export interface TokenwardenWarning {
-  code: "unusable_pattern";
-  integration: string;
+  code: "unusable_pattern" | "scheduler_failed" | "renewal_failed";
+  /** Absent when unknown (the database that says it is away). */
+  integration?: string;
+  connectionId?: string;
+  /** The failure's error code, when there is one. */
+  errorCode?: string;
   message: string;
 }
 
@@ -88,19 +96,20 @@ export class ApiCalls {
       },
       {
         http: this.#ctx.http,
-        onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason),
+        onUnusablePattern: (reason) => this.#unusablePattern(id, entry.integration, reason),
       },
     );
   }
 
   /** A stored pattern from an older version that RE2 refuses: never run; said once. */
-  #unusablePattern(integration: Integration, reason: string): void {
+  #unusablePattern(id: string, integration: Integration, reason: string): void {
     const seen = `pattern|${integration.key}|${integration.expiredBodyPattern}`;
     if (this.#warned.has(seen)) return;
     this.#warned.add(seen);
     this.#ctx.warn({
       code: "unusable_pattern",
       integration: integration.key,
+      connectionId: id,
       message: `integration ${integration.key}: expiredBodyPattern is not run (RE2 refuses it: ${reason}); it counts as no match until it is rewritten`,
     });
   }

@@ -14,6 +14,7 @@ import { INTEGRATION_SECRET_PATHS, mergeSecretInput, secretsOf } from "../core/s
 import { afterConfigChange, initialState, type StatePatch, startOver } from "../core/state.js";
 import type { Store, StoredConnection } from "../store/store.js";
 import { confineModuleHook, type ModuleHookPolicy } from "./hook-policy.js";
+import { type StatusChange, statusChange } from "./status.js";
 import {
   type ConnectionView,
   connectionView,
@@ -58,10 +59,16 @@ export interface CatalogueChanges {
   connections: Set<string>;
   /** Integrations whose connections' cached tokens must be dropped. */
   integrations: Set<string>;
+  /** Statuses the writes changed: told only after the commit. */
+  statuses: StatusChange[];
 }
 
 export class CatalogueWriter {
-  readonly changes: CatalogueChanges = { connections: new Set(), integrations: new Set() };
+  readonly changes: CatalogueChanges = {
+    connections: new Set(),
+    integrations: new Set(),
+    statuses: [],
+  };
   readonly #store: Store;
   readonly #clock: Clock;
 
@@ -97,6 +104,7 @@ export class CatalogueWriter {
     }
     const now = this.#clock.now();
     const patches = new Map<string, StatePatch>();
+    const before = new Map<string, StoredConnection>();
     if (existing !== undefined) {
       const moved = newDestinations(
         secretDestinations(existing.integration),
@@ -122,6 +130,7 @@ export class CatalogueWriter {
         );
         const current = await this.#store.getConnection(connection.id);
         if (current === undefined) continue;
+        before.set(connection.id, current);
         if (movedHere.length > 0) {
           const resentHere = options.resentConnectionSecrets?.get(connection.id);
           for (const field of CONNECTION_SECRET_FIELDS) {
@@ -142,6 +151,7 @@ export class CatalogueWriter {
       await writeState(this.#store, { id, patch, now, cause: "config" });
       this.changes.connections.add(id);
     }
+    for (const [id, patch] of patches) this.#changed(before.get(id), patch);
     if (existing !== undefined) this.changes.integrations.add(integration.key);
     const written = await this.#store.getIntegration(integration.key);
     return integrationView(written as NonNullable<typeof written>);
@@ -213,9 +223,16 @@ export class CatalogueWriter {
         now,
       );
     }
+    if (existing !== undefined) this.#changed({ ...existing, connection }, patch);
     this.changes.connections.add(connection.id);
     const written = await this.#store.getConnection(connection.id);
     return connectionView(written as StoredConnection);
+  }
+
+  #changed(was: StoredConnection | undefined, patch: StatePatch): void {
+    if (was === undefined) return;
+    const change = statusChange(was.connection, was.state.status, patch);
+    if (change !== undefined) this.changes.statuses.push(change);
   }
 }
 

@@ -26,6 +26,8 @@ export class EventLog {
   readonly #store: EventStore;
   readonly #clock: Clock;
   readonly #emit: (event: TokenEvent) => void;
+  /** Failures already told as events: a caller further up need not tell them again. */
+  readonly #recorded = new WeakSet<object>();
 
   constructor(store: EventStore, clock: Clock, emit: (event: TokenEvent) => void) {
     this.#store = store;
@@ -41,6 +43,7 @@ export class EventLog {
     result: EventResult,
   ): Promise<void> {
     const { error } = result;
+    if (error !== undefined) this.#recorded.add(error);
     const event = {
       ...subject,
       at: this.#clock.now(),
@@ -68,6 +71,11 @@ export class EventLog {
       };
     }
     this.#emit(recorded);
+  }
+
+  /** Whether this failure was recorded as an event (the attempt's own failure). */
+  wasRecorded(error: unknown): boolean {
+    return typeof error === "object" && error !== null && this.#recorded.has(error);
   }
 }
 

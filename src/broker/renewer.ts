@@ -24,6 +24,7 @@ import {
 } from "../oauth/token-endpoint.js";
 import type { ConfigurationStore, Store, StoredConnection } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
+import { type StatusChange, statusChange } from "./status.js";
 import { writeState } from "./webhooks/transitions.js";
 
 /** A connection as stored, with its integration, resolved for it. */
@@ -62,6 +63,8 @@ export interface RenewerContext {
   publish(id: string): Promise<void>;
   /** A token the database could not take: kept in memory until it can. */
   keepUnwritten(id: string, patch: StatePatch, expectedVersion: number): void;
+  /** A status this attempt changed, told after the write succeeded. */
+  onStatus?(change: StatusChange): void;
 }
 
 /** What an attempt leaves behind: the connection as it now stands. */
@@ -166,6 +169,7 @@ export class Renewer {
           .status;
       }
       await writeState(store, { id, patch: afterRevoke(), now: clock.now(), cause: "revoke" });
+      this.#announce(loaded, loaded.stored.state.status, afterRevoke());
       await this.#ctx.publish(id);
       await this.#record(loaded, "manual", "revoke", started, { httpStatus });
     } catch (error) {
@@ -261,6 +265,7 @@ export class Renewer {
         return withToken(loaded, base, token, patch, base.state.tokenVersion + 1);
       }
       if (version !== undefined) {
+        this.#announce(loaded, base.state.status, patch);
         await this.#ctx.publish(connection.id);
         await this.#record(loaded, step.trigger, step.action, step.started, {
           httpStatus: token.httpStatus ?? null,
@@ -312,22 +317,34 @@ export class Renewer {
       random,
       retryAfterSeconds: error.retryAfterSeconds,
     });
+    let written = false;
     try {
       // Conditional: a failure must not mark a connection whose token another holder
       // has renewed meanwhile.
-      await writeState(store, {
-        id: connection.id,
-        patch,
-        now,
-        expectedVersion: state.tokenVersion,
-        cause: step.trigger === "authorize" ? "authorize" : "renew",
-      });
+      written =
+        (await writeState(store, {
+          id: connection.id,
+          patch,
+          now,
+          expectedVersion: state.tokenVersion,
+          cause: step.trigger === "authorize" ? "authorize" : "renew",
+        })) !== undefined;
     } catch {
       // The failure itself is what the caller hears about; the database being away
       // is reported by the next read.
     } finally {
       await this.#record(loaded, step.trigger, step.action, step.started, { error });
     }
+    if (written) this.#announce(loaded, state.status, patch);
+  }
+
+  #announce(
+    loaded: Loaded,
+    previous: StoredConnection["state"]["status"],
+    patch: StatePatch,
+  ): void {
+    const change = statusChange(loaded.stored.connection, previous, patch);
+    if (change !== undefined) this.#ctx.onStatus?.(change);
   }
 
   #record(

@@ -26,6 +26,8 @@ export interface SchedulerOptions {
   checkoutMs?: number;
   /** Longest wait between ticks while the store fails (ms). */
   maxBackoffMs?: number;
+  /** Told of each tick that failed (the database is away), with how many in a row. */
+  onTickFailed?: (error: unknown, failuresInRow: number) => void;
 }
 
 export type RenewDue = (id: string) => Promise<void>;
@@ -39,6 +41,7 @@ export class Scheduler {
   readonly #batchSize: number;
   readonly #checkoutMs: number;
   readonly #maxBackoffMs: number;
+  readonly #onTickFailed: SchedulerOptions["onTickFailed"];
   readonly #running = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = true;
@@ -64,6 +67,7 @@ export class Scheduler {
     this.#batchSize = options.batchSize ?? 200;
     this.#checkoutMs = options.checkoutMs ?? 60_000;
     this.#maxBackoffMs = options.maxBackoffMs ?? 2_000;
+    this.#onTickFailed = options.onTickFailed;
   }
 
   start(): void {
@@ -88,16 +92,22 @@ export class Scheduler {
           this.#failures = 0;
           this.#schedule(more ? 0 : this.#tickMs);
         },
-        () => {
+        (error: unknown) => {
           // The store failed (the database is away): back off, doubling up to the
           // cap, so an outage costs a few queries a second at most; the first tick
           // that works brings the usual pace back.
           this.#failures += 1;
+          this.#onTickFailed?.(error, this.#failures);
           this.#schedule(this.backoffMs());
         },
       );
     }, delayMs);
     this.#timer.unref();
+  }
+
+  /** Renewals running now. */
+  get inFlight(): number {
+    return this.#running.size;
   }
 
   /** The wait before the next tick after the current run of failures (ms). */

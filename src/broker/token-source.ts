@@ -43,6 +43,8 @@ export interface TokenSourceContext {
   hostLimit: HostLimit;
   /** Tells the other processes that this connection changed. */
   publish(id: string): Promise<void>;
+  /** A background renewal failed (the attempt's own failures are events already). */
+  onBackgroundFailure?(id: string, error: unknown): void;
 }
 
 /** Extra time on top of `timeoutMs` before a refresh lease lapses. */
@@ -243,8 +245,9 @@ export class TokenSource {
 
   #renewInBackground(id: string): void {
     if (this.#closed || this.#flights.has(id)) return;
-    this.#obtain(id, { trigger: "demand", minTtlSeconds: 0, renewAhead: true }).catch(
-      () => undefined, // recorded as an event; the caller already has its token
+    // The caller already has its token; the failure is told, not thrown.
+    this.#obtain(id, { trigger: "demand", minTtlSeconds: 0, renewAhead: true }).catch((error) =>
+      this.#ctx.onBackgroundFailure?.(id, error),
     );
   }
 

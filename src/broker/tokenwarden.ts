@@ -5,6 +5,7 @@ import { type Clock, systemClock } from "../core/clock.js";
 import type { ConnectionStatus } from "../core/connection.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
+import { asTokenwardenError } from "../core/failure.js";
 import type { ApiRequest, ApiResponse } from "../oauth/api-call.js";
 import { HttpClient, type HttpClientOptions } from "../oauth/http.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
@@ -27,6 +28,7 @@ import { withLease } from "./lease.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
+import type { StatusChange } from "./status.js";
 import { type CacheEntry, TokenSource } from "./token-source.js";
 import {
   type AccessToken,
@@ -84,6 +86,7 @@ const REVOKE_LEASE_MARGIN_MS = 2000;
 export class Tokenwarden extends EventEmitter<{
   event: [TokenEvent];
   warning: [TokenwardenWarning];
+  status: [StatusChange];
 }> {
   readonly #store: Store;
   /** The service's API keys: create, list, delete, and the ring that checks them. */
@@ -146,6 +149,7 @@ export class Tokenwarden extends EventEmitter<{
       http: this.#http,
       publish,
       keepUnwritten: (id, patch, version) => this.#tokens.keepUnwritten(id, patch, version),
+      onStatus: (change) => this.emit("status", change),
     });
     this.#tokens = new TokenSource({
       store,
@@ -157,6 +161,7 @@ export class Tokenwarden extends EventEmitter<{
         options.tokenEndpointConcurrency ?? DEFAULT_TOKEN_ENDPOINT_CONCURRENCY,
       ),
       publish,
+      onBackgroundFailure: (id, error) => this.#backgroundFailure(id, error),
     });
     this.#api = new ApiCalls({
       tokens: this.#tokens,
@@ -179,8 +184,19 @@ export class Tokenwarden extends EventEmitter<{
       this.#scheduler = new Scheduler(
         store,
         this.clock,
-        (id) => this.#tokens.renewDue(id, this.#minTtlSeconds),
-        schedulerOptions,
+        (id) =>
+          this.#tokens
+            .renewDue(id, this.#minTtlSeconds)
+            .catch((error: unknown) => this.#backgroundFailure(id, error)),
+        {
+          onTickFailed: (error, failures) =>
+            this.emit("warning", {
+              code: "scheduler_failed",
+              ...codeOf(error),
+              message: `the scheduler could not look for due connections (${failures} in a row): ${asTokenwardenError(error).message}`,
+            }),
+          ...schedulerOptions,
+        },
       );
       this.#scheduler.start();
     }
@@ -218,6 +234,11 @@ export class Tokenwarden extends EventEmitter<{
   /** The scheduler's last observed lag in ms (for metrics). */
   get schedulerLagMs(): number {
     return this.#scheduler?.lastLagMs ?? 0;
+  }
+
+  /** Renewals the scheduler runs now, and the most it has run at once (for metrics). */
+  get schedulerInFlight(): { now: number; peak: number } {
+    return { now: this.#scheduler?.inFlight ?? 0, peak: this.#scheduler?.peakInFlight ?? 0 };
   }
 
   // Integrations ------------------------------------------------------------------
@@ -278,6 +299,7 @@ export class Tokenwarden extends EventEmitter<{
       this.#tokens.forgetIntegration(key);
       await this.#publish(`integration:${key}`);
     }
+    for (const change of changes?.statuses ?? []) this.emit("status", change);
     return result;
   }
 
@@ -419,6 +441,23 @@ export class Tokenwarden extends EventEmitter<{
     return this.#api.forward(id, request);
   }
 
+  /**
+   * A renewal nobody waits for (the scheduler's, or one started in the background)
+   * failed. An attempt's own failure is an event already; the others (the database
+   * went away before the attempt) are told here, so none passes unsaid.
+   */
+  async #backgroundFailure(id: string, error: unknown): Promise<void> {
+    if (this.#events.wasRecorded(error)) return;
+    const scope = await this.#scopes.get(id).catch(() => undefined);
+    this.emit("warning", {
+      code: "renewal_failed",
+      connectionId: id,
+      ...(scope === undefined ? {} : { integration: scope.integration }),
+      ...codeOf(error),
+      message: `connection ${id}: a background renewal failed before reaching the token endpoint: ${asTokenwardenError(error).message}`,
+    });
+  }
+
   // Authorization code ------------------------------------------------------------
 
   /**
@@ -512,3 +551,7 @@ export class Tokenwarden extends EventEmitter<{
 }
 
 export type { ConnectionStatus };
+
+function codeOf(error: unknown): { errorCode?: string } {
+  return error instanceof TokenwardenError ? { errorCode: error.code } : {};
+}

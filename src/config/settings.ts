@@ -30,6 +30,8 @@ export interface Settings {
   hooksDir: string | undefined;
   /** Origins a connect link may return to (`TOKENWARDEN_CONNECT_RETURN_ORIGINS`, comma-separated). */
   connectReturnOrigins: string[];
+  /** Renewals at once per token endpoint host (`Tokenwarden.open`'s option). */
+  tokenEndpointConcurrency: number;
 }
 
 /** The settings that have a flag, as commander hands them over (flag, else variable, else default). */
@@ -41,6 +43,7 @@ export interface SettingFlags {
   config?: string;
   logLevel?: string;
   hooksDir?: string;
+  tokenEndpointConcurrency?: string | number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -88,6 +91,13 @@ const OPTIONS = {
     description:
       "folder that module refresh hooks set through the API must lie in (default: none, such hooks are refused)",
   },
+  tokenEndpointConcurrency: {
+    flags: "--token-endpoint-concurrency <n>",
+    env: "TOKENWARDEN_TOKEN_ENDPOINT_CONCURRENCY",
+    description:
+      "renewals at once per token endpoint host, so a storm of expiries does not flood a provider",
+    default: "64",
+  },
   logLevel: {
     flags: "--log-level <level>",
     env: "TOKENWARDEN_LOG_LEVEL",
@@ -99,7 +109,14 @@ const OPTIONS = {
 /** Settings every command takes (the database and the declarative file). */
 export const GLOBAL_SETTINGS = ["database", "config"] as const;
 /** Settings only the service takes. */
-export const SERVICE_SETTINGS = ["host", "port", "publicUrl", "hooksDir", "logLevel"] as const;
+export const SERVICE_SETTINGS = [
+  "host",
+  "port",
+  "publicUrl",
+  "hooksDir",
+  "tokenEndpointConcurrency",
+  "logLevel",
+] as const;
 
 /** The commander option of a setting: its flag, its variable and its default. */
 export function settingOption(name: keyof SettingFlags): Option {
@@ -145,6 +162,14 @@ export function resolveSettings(
       "must be an absolute http(s) URL such as https://tokens.example.com",
     );
   }
+  const concurrencyText = value("tokenEndpointConcurrency") as string;
+  const tokenEndpointConcurrency = Number(concurrencyText);
+  if (
+    !/^\d+$/.test(concurrencyText) ||
+    tokenEndpointConcurrency < 1 ||
+    tokenEndpointConcurrency > 10_000
+  )
+    throw invalidConfig("tokenEndpointConcurrency", "must be a whole number from 1 to 10000");
   const logLevel = value("logLevel") as string;
   if (!LOG_LEVELS.includes(logLevel))
     throw invalidConfig("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
@@ -163,6 +188,7 @@ export function resolveSettings(
     logLevel,
     hooksDir: nonEmpty(value("hooksDir")),
     connectReturnOrigins: returnOrigins(env.TOKENWARDEN_CONNECT_RETURN_ORIGINS),
+    tokenEndpointConcurrency,
   };
 }
 

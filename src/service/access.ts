@@ -40,6 +40,7 @@ export function authenticate(keys: ApiKeyRing): onRequestHookHandler {
       if (grant === undefined) return refuse(reply, match !== null);
       request.apiKey = grant;
       if (grant.role === "admin" || access === "client" || access === "any") return done();
+      reply.errorCode = "forbidden";
       reply
         .code(403)
         .send(
@@ -59,6 +60,7 @@ export function authenticate(keys: ApiKeyRing): onRequestHookHandler {
 }
 
 function refuse(reply: FastifyReply, presented: boolean): void {
+  reply.errorCode = "unauthorized";
   reply
     .code(401)
     .header("www-authenticate", 'Bearer realm="tokenwarden"')

@@ -2,6 +2,13 @@ import type { ErrorCode } from "../core/errors.js";
 import { TokenwardenError } from "../core/errors.js";
 import { STORAGE_RETRY_AFTER_SECONDS } from "../store/storage-errors.js";
 
+declare module "fastify" {
+  interface FastifyReply {
+    /** The error code this reply answers with (for metrics); null for any other answer. */
+    errorCode: ErrorCode | null;
+  }
+}
+
 /** HTTP status for each error code: the client's fault (4xx) or the upstream's (5xx). */
 const STATUS: Record<ErrorCode, number> = {
   invalid_config: 400,

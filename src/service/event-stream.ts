@@ -232,6 +232,7 @@ export function registerEventStream(
         "x-accel-buffering": "no",
         // A hijacked reply skips the onSend hook that sets this everywhere else.
         "x-content-type-options": "nosniff",
+        "x-request-id": request.id,
       });
       // `retry` tells an EventSource how long to wait before it reconnects and resumes.
       res.write("retry: 2000\n: connected\n\n");

@@ -32,6 +32,7 @@ export async function startService(
     database: settings.database,
     ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
     previousSecretKeys: settings.previousSecretKeys,
+    tokenEndpointConcurrency: settings.tokenEndpointConcurrency,
     ...(options.scheduler === undefined ? {} : { scheduler: options.scheduler }),
     ...(options.webhooks === undefined ? {} : { webhooks: options.webhooks }),
   });

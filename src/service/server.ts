@@ -5,9 +5,10 @@ import Fastify, {
   type FastifyServerOptions,
 } from "fastify";
 import type { ApiKeyRing } from "../broker/api-keys.js";
-import type { Tokenwarden, TokenwardenWarning } from "../broker/tokenwarden.js";
+import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { TokenwardenError } from "../core/errors.js";
 import { authenticate, PUBLIC } from "./access.js";
+import { logBrokerSignals } from "./broker-log.js";
 import { registerConnectRoutes } from "./connect.js";
 import {
   errorBody,
@@ -18,6 +19,7 @@ import {
 } from "./errors.js";
 import { ServiceMetrics } from "./metrics.js";
 import { openapiOptions } from "./openapi.js";
+import { REQUEST_ID_HEADER, requestId } from "./request-id.js";
 import { registerRoutes } from "./routes/index.js";
 import { registerWebhookRoutes } from "./webhooks.js";
 
@@ -63,14 +65,18 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
               }),
             },
           },
+    // The caller's x-request-id when sane, else a new one (request-id.ts); Fastify
+    // would otherwise take the header as it comes.
+    requestIdHeader: false,
+    genReqId: requestId,
     // Large enough for an integration with its certificates; the proxy reads its own.
     bodyLimit: 1024 * 1024,
     // Route schemas are validated with zod (route.ts) and only documented here.
     ajv: { customOptions: { strict: false } },
     // A URL that cannot be decoded (`/%zz`) matches no route: say so in our shape.
-    frameworkErrors: (_error, _request, reply) => {
+    frameworkErrors: (_error, request, reply) => {
       // Its generic reply type has no status codes in it; ours is the plain one.
-      badUrl(reply as unknown as FastifyReply);
+      badUrl(reply as unknown as FastifyReply, request.id);
     },
   });
   app.setValidatorCompiler(() => () => true);
@@ -81,12 +87,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(swagger, openapiOptions(publicUrl));
 
   const metrics = new ServiceMetrics(tw);
-  // The broker's warnings (a stored pattern it will not run) go to the service log.
-  const onWarning = (warning: TokenwardenWarning) =>
-    app.log.warn({ code: warning.code, integration: warning.integration }, warning.message);
-  tw.on("warning", onWarning);
+  // What the broker does on its own (failures, status changes, warnings) is logged.
+  const unlog = logBrokerSignals(tw, app.log);
   app.addHook("onClose", async () => {
-    tw.off("warning", onWarning);
+    unlog();
+    metrics.close();
   });
 
   // A graceful close waits for requests in flight; their keep-alive connections must
@@ -98,8 +103,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
   // Both hooks run on every request, so they are callback hooks: no promise per
   // request when the answer is known at once (the common case).
-  app.addHook("onSend", (_request, reply, payload, done) => {
+  app.addHook("onSend", (request, reply, payload, done) => {
     if (closing) reply.header("connection", "close");
+    reply.header(REQUEST_ID_HEADER, request.id);
     // No response is ever to be read as another type than the one it says (the
     // callback page and error bodies echo request data).
     reply.header("x-content-type-options", "nosniff");
@@ -111,8 +117,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     }
     done(null, payload);
   });
+  app.addHook("onResponse", (request, reply, done) => {
+    metrics.observeRequest(request, reply, reply.errorCode);
+    done();
+  });
 
   app.decorateRequest("apiKey", null);
+  app.decorateReply("errorCode", null);
   app.addHook("onRequest", authenticate(keys));
 
   app.setErrorHandler((error, request, reply) => {
@@ -122,8 +133,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
         : fromFrameworkError(error as { statusCode?: number; code?: string; message: string });
     if (known === undefined) {
       request.log.error({ err: error }, "unexpected failure");
+      reply.errorCode = "internal_error";
       return reply.code(500).send(INTERNAL_ERROR_BODY);
     }
+    reply.errorCode = known.code;
     if (known.code === "internal_error") {
       // A bug: its details (the cause) go to the log only.
       request.log.error({ err: known.cause ?? known }, "unexpected failure");
@@ -136,6 +149,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     return reply.code(httpStatusFor(known.code)).send(errorBody(known));
   });
   app.setNotFoundHandler((request, reply) => {
+    reply.errorCode = "not_found";
     reply
       .code(404)
       .send(
@@ -167,9 +181,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   return app;
 }
 
-function badUrl(reply: FastifyReply): void {
+/** Answered before any hook runs, so it sets what the onSend hook sets elsewhere. */
+function badUrl(reply: FastifyReply, id: string): void {
+  reply.errorCode = "invalid_request";
   reply
     .code(400)
     .header("x-content-type-options", "nosniff")
+    .header(REQUEST_ID_HEADER, id)
     .send(errorBody(new TokenwardenError("invalid_request", "the request URL is not valid")));
 }

@@ -148,4 +148,17 @@ describe("settings", () => {
     expect(() => resolveSettings({ publicUrl: "tokens.example.com" }, {})).toThrow(/^publicUrl:/);
     expect(() => resolveSettings({ logLevel: "loud" }, {})).toThrow(/^logLevel:/);
   });
+
+  it("takes the token endpoint concurrency from its flag or variable (default 64)", () => {
+    expect(resolveSettings(parsedFlags([]), {}).tokenEndpointConcurrency).toBe(64);
+    vi.stubEnv("TOKENWARDEN_TOKEN_ENDPOINT_CONCURRENCY", "8");
+    expect(resolveSettings(parsedFlags([]), {}).tokenEndpointConcurrency).toBe(8);
+    const flagged = parsedFlags(["--token-endpoint-concurrency", "16"]);
+    expect(resolveSettings(flagged, {}).tokenEndpointConcurrency).toBe(16);
+    for (const bad of ["0", "-1", "1.5", "many", "10001"]) {
+      expect(() => resolveSettings({ tokenEndpointConcurrency: bad }, {})).toThrow(
+        /^tokenEndpointConcurrency: must be a whole number/,
+      );
+    }
+  });
 });

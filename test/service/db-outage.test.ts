@@ -212,6 +212,12 @@ describe.skipIf(skipWithoutPgCluster("the database outage tests"))(
         expect(await tokenOf(b, "steady")).toBe(token);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
+      // Each tick that failed is a warning in the log (no connection to name: none was read).
+      for (const service of [a, b]) {
+        expect(service.output()).toMatch(
+          /"code":"scheduler_failed","errorCode":"storage_error".*"msg":"the scheduler could not look for due connections \(\d+ in a row\)/,
+        );
+      }
       expectAlive();
     }, 60_000);
 

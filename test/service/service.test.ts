@@ -414,7 +414,7 @@ describe("operations", () => {
     });
     const metrics = await call("GET", "/metrics", { key: null });
     expect(metrics.text).toMatch(
-      /tokenwarden_token_requests_total\{action="obtain",trigger="demand",outcome="success"\} \d+/,
+      /tokenwarden_token_requests_total\{action="obtain",trigger="demand",outcome="success",integration="[\w-]+",error_code=""\} \d+/,
     );
     expect(metrics.text).toMatch(/tokenwarden_connections\{status="active"\} \d+/);
     expect(metrics.text).toMatch(/tokenwarden_proxy_requests_total\{status="200"\} \d+/);
