@@ -29,10 +29,13 @@ async function flakyStore(
 ): Promise<{ store: Store; real: Store; fail(on: boolean): void }> {
   const real = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
   let failing = false;
-  const store: Store = guardStore(
-    new Proxy(real, {
+  // A status write runs in a transaction (with its webhook events): its store fails too.
+  const wrap = (inner: Store): Store =>
+    new Proxy(inner, {
       get(target, property) {
         const value = Reflect.get(target, property);
+        if (property === "transaction")
+          return <T>(fn: (trx: Store) => Promise<T>) => target.transaction((trx) => fn(wrap(trx)));
         if (!methods.includes(property as keyof Store) || typeof value !== "function")
           return typeof value === "function" ? value.bind(target) : value;
         return (...args: unknown[]) =>
@@ -44,8 +47,8 @@ async function flakyStore(
               )
             : (value as (...a: unknown[]) => unknown).apply(target, args);
       },
-    }),
-  );
+    });
+  const store: Store = guardStore(wrap(real));
   return { store, real, fail: (on) => (failing = on) };
 }
 
