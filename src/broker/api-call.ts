@@ -3,6 +3,7 @@ import { request } from "undici";
 import { compileLinearPattern } from "../core/linear-pattern.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
+import { asksForNonce, type DpopNonces, dpopProof } from "../oauth/dpop.js";
 import { dispatcherFor, transportError } from "../oauth/http.js";
 import { apiUrl } from "./api-url.js";
 
@@ -42,6 +43,8 @@ export interface CallOptions {
    * version): it is then never run, and counts as no match.
    */
   onUnusablePattern?: (reason: string) => void;
+  /** DPoP (RFC 9449 §7): where server nonces are kept, for tokens bound to a key. */
+  dpopNonces?: DpopNonces;
 }
 
 /** The most of a body read to test `expiredBodyPattern`; a bigger body is not an error page. */
@@ -57,9 +60,14 @@ export function placeToken(
   for (const [name, value] of Object.entries(config.requestParams.headers))
     headers[name.toLowerCase()] = value;
   const { in: where, name, template } = config.tokenPlacement;
-  const value = template.replaceAll("{token}", token.accessToken);
+  const value = dpopScheme(template, token).replaceAll("{token}", token.accessToken);
   if (where === "header") headers[name.toLowerCase()] = value;
   else url.searchParams.set(name, value);
+}
+
+/** A DPoP-bound token goes with the `DPoP` scheme (RFC 9449 §7.1), not `Bearer`. */
+export function dpopScheme(template: string, token: Pick<TokenSet, "dpopKey">): string {
+  return token.dpopKey === undefined ? template : template.replace(/^Bearer /i, "DPoP ");
 }
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus what a proxy must set itself. */
@@ -137,10 +145,40 @@ async function send(
   config: ResolvedIntegration,
   token: TokenSet,
   req: ApiRequest,
+  options: CallOptions,
 ): Promise<ApiResponse> {
   const url = apiUrl(config, req.path);
   const headers: HeaderMap = { ...req.headers };
   placeToken(config, token, url, headers);
+  const { dpopKey } = token;
+  const nonces = options.dpopNonces;
+  if (dpopKey === undefined || nonces === undefined) return sendOnce(config, req, url, headers);
+  for (let attempt = 0; ; attempt++) {
+    headers.dpop = await dpopProof(
+      { key: dpopKey, nonces },
+      { method: req.method, url, accessToken: token.accessToken },
+      Date.now(), // judged by the API's clock
+    );
+    const res = await sendOnce(config, req, url, headers);
+    const learned = nonces.learn(url, res.headers);
+    const wwwAuthenticate = res.headers["www-authenticate"];
+    const asks = asksForNonce(
+      res.status,
+      "",
+      Array.isArray(wwwAuthenticate) ? wwwAuthenticate.join(", ") : wwwAuthenticate,
+    );
+    // A stream cannot be sent twice; otherwise once more with the nonce (RFC 9449 §9).
+    if (attempt > 0 || learned === undefined || !asks || req.body instanceof Readable) return res;
+    res.body.resume();
+  }
+}
+
+async function sendOnce(
+  config: ResolvedIntegration,
+  req: ApiRequest,
+  url: URL,
+  headers: HeaderMap,
+): Promise<ApiResponse> {
   try {
     const res = await request(url, {
       method: req.method as "GET",
@@ -161,7 +199,7 @@ export async function callApi(
   renew: RenewAfterRejection,
   options: CallOptions = {},
 ): Promise<ApiResponse> {
-  const first = await send(config, token, req);
+  const first = await send(config, token, req, options);
   if (req.body instanceof Readable) return first;
   const { refused, response } = await refusal(config, first, options);
   if (!refused) return response;
@@ -176,5 +214,5 @@ export async function callApi(
   // refusal goes back as it is, and the call is not sent twice.
   if (next.accessToken === token.accessToken) return response;
   response.body.resume();
-  return send(config, next, req);
+  return send(config, next, req, options);
 }

@@ -14,8 +14,11 @@ import type { Integration } from "../core/integration.js";
 import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
 import { afterFailure, afterRevoke, afterToken, type StatePatch } from "../core/state.js";
 import { carryRefreshToken, type TokenSet } from "../core/token-set.js";
+import { type DpopContext, DpopNonces, generateDpopKey } from "../oauth/dpop.js";
+import { requestJwtBearerGrant, requestTokenExchange } from "../oauth/extension-grants.js";
 import { revokeToken } from "../oauth/revocation.js";
 import {
+  type ProtocolOptions,
   refreshAccessToken,
   requestClientCredentialsGrant,
   requestPasswordGrant,
@@ -58,6 +61,28 @@ export interface RenewerContext {
   publish(id: string): Promise<void>;
   /** A token the database could not take: kept in memory until it can. */
   keepUnwritten(id: string, patch: StatePatch, expectedVersion: number): void;
+  /** RFC 8693: the current access token of the connection a token exchange names. */
+  subjectToken?(connectionId: string): Promise<string>;
+  /** DPoP server nonces seen by this process. */
+  dpopNonces?: DpopNonces;
+}
+
+/**
+ * The DPoP key a connection's next request proves: the one its tokens are bound to,
+ * or a new one when it holds none yet. `undefined` when the integration does not use DPoP.
+ */
+export async function dpopFor(
+  integration: Pick<Integration, "dpop">,
+  token: TokenSet | undefined,
+  nonces: DpopNonces,
+): Promise<DpopContext | undefined> {
+  if (integration.dpop !== true) return undefined;
+  return { key: token?.dpopKey ?? (await generateDpopKey()), nonces };
+}
+
+/** The token set with the key it is bound to, for the sealed store. */
+export function boundTo(token: TokenSet, dpop: DpopContext | undefined): TokenSet {
+  return dpop === undefined ? token : { ...token, dpopKey: dpop.key };
 }
 
 /** What an attempt leaves behind: the connection as it now stands. */
@@ -65,9 +90,11 @@ export type AttemptResult = Loaded;
 
 export class Renewer {
   readonly #ctx: RenewerContext;
+  readonly #nonces: DpopNonces;
 
   constructor(ctx: RenewerContext) {
     this.#ctx = ctx;
+    this.#nonces = ctx.dpopNonces ?? new DpopNonces();
   }
 
   /**
@@ -91,12 +118,14 @@ export class Renewer {
           : "obtain";
     const started = performance.now();
     try {
+      const dpop = await dpopFor(integration, token, this.#nonces);
+      const options: ProtocolOptions = { clock: this.#ctx.clock, ...(dpop && { dpop }) };
       let next: TokenSet;
       if (action === "hook") next = await this.#runHook(loaded);
-      else if (consumed === undefined) next = await this.#grant(loaded);
+      else if (consumed === undefined) next = await this.#grant(loaded, options);
       else {
         try {
-          next = await refreshAccessToken(loaded.resolved, consumed, { clock: this.#ctx.clock });
+          next = await refreshAccessToken(loaded.resolved, consumed, options);
         } catch (error) {
           // A password or client credentials grant can start over where a refresh
           // token has died; only the others need a person.
@@ -105,9 +134,10 @@ export class Renewer {
             throw error;
           await this.#record(loaded, trigger, action, started, { error: failure });
           action = "obtain";
-          next = await this.#grant(loaded);
+          next = await this.#grant(loaded, options);
         }
       }
+      if (action !== "hook") next = boundTo(next, dpop);
       return await this.#write(loaded, carryRefreshToken(next, consumed), consumed, {
         trigger,
         action,
@@ -151,10 +181,14 @@ export class Renewer {
       const { resolved } = loaded;
       let httpStatus: number | null = null;
       if (token !== undefined && resolved.revocationUrl !== undefined) {
+        const dpop =
+          token.dpopKey === undefined ? undefined : { key: token.dpopKey, nonces: this.#nonces };
+        const options = dpop === undefined ? {} : { dpop };
         // The refresh token first: revoking it usually takes its access tokens along.
         if (token.refreshToken !== undefined)
-          await revokeToken(resolved, token.refreshToken, "refresh_token");
-        httpStatus = (await revokeToken(resolved, token.accessToken, "access_token")).status;
+          await revokeToken(resolved, token.refreshToken, "refresh_token", options);
+        httpStatus = (await revokeToken(resolved, token.accessToken, "access_token", options))
+          .status;
       }
       await store.updateState(id, afterRevoke(), clock.now());
       await this.#ctx.publish(id);
@@ -187,10 +221,9 @@ export class Renewer {
   }
 
   /** A grant that needs no previous token. */
-  async #grant(loaded: Loaded): Promise<TokenSet> {
+  async #grant(loaded: Loaded, options: ProtocolOptions): Promise<TokenSet> {
     const { integration, resolved } = loaded;
     const { connection } = loaded.stored;
-    const options = { clock: this.#ctx.clock };
     switch (integration.grantType) {
       case "client_credentials":
         return requestClientCredentialsGrant(resolved, options);
@@ -200,13 +233,28 @@ export class Renewer {
           { username: connection.username as string, password: connection.password as string },
           options,
         );
+      case "jwt_bearer":
+        return requestJwtBearerGrant(resolved, options);
+      case "token_exchange": {
+        const subject =
+          connection.subjectToken ??
+          (await this.#subjectToken(connection.subjectConnectionId as string));
+        return requestTokenExchange(resolved, subject, options);
+      }
       case "refresh_token":
       case "authorization_code":
+      case "device_code":
         throw new TokenwardenError(
           "needs_reauth",
           `connection ${connection.id} has no refresh token; authorize it again`,
         );
     }
+  }
+
+  #subjectToken(connectionId: string): Promise<string> {
+    if (this.#ctx.subjectToken === undefined)
+      throw new TokenwardenError("internal_error", "token exchange needs the broker's getToken");
+    return this.#ctx.subjectToken(connectionId);
   }
 
   /**

@@ -7,17 +7,20 @@ import type { ConnectionStatus } from "../core/connection.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
 import { asTokenwardenError, summarize } from "../core/failure.js";
-import type { Integration } from "../core/integration.js";
+import { type Integration, isHttpUrl } from "../core/integration.js";
 import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
+import { DpopNonces, dpopProof } from "../oauth/dpop.js";
 import { closeDispatchers } from "../oauth/http.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
 import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
+import { type DeviceAuthorizationStarted, DeviceFlows } from "./device-flow.js";
 import { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
-import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
+import { RateLimits } from "./rate-limit.js";
+import { boundTo, connectionNotFound, dpopFor, loadConnection, Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
 import { type CacheEntry, TokenSource } from "./token-source.js";
@@ -87,6 +90,10 @@ export class Tokenwarden extends EventEmitter<{
   readonly #renewer: Renewer;
   readonly #tokens: TokenSource;
   readonly #scheduler: Scheduler | undefined;
+  /** DPoP nonces the servers handed this process (RFC 9449 §8). */
+  readonly #dpopNonces = new DpopNonces();
+  readonly #deviceFlows: DeviceFlows;
+  readonly #rateLimits: RateLimits;
   /** Which integration and environment each connection is in, for API key limits. */
   readonly #scopes = new ScopeCache(async (id) => {
     const stored = await this.store.getConnection(id);
@@ -128,6 +135,8 @@ export class Tokenwarden extends EventEmitter<{
       events: this.#events,
       publish,
       keepUnwritten: (id, patch, version) => this.#tokens.keepUnwritten(id, patch, version),
+      subjectToken: async (subjectId) => (await this.getToken(subjectId)).accessToken,
+      dpopNonces: this.#dpopNonces,
     });
     this.#tokens = new TokenSource({
       store,
@@ -137,6 +146,16 @@ export class Tokenwarden extends EventEmitter<{
       renewer: this.#renewer,
       publish,
     });
+    this.#deviceFlows = new DeviceFlows({
+      store,
+      clock: this.clock,
+      holderId: this.holderId,
+      renewer: this.#renewer,
+      tokens: this.#tokens,
+      events: this.#events,
+      dpopNonces: this.#dpopNonces,
+    });
+    this.#rateLimits = new RateLimits(store, this.clock);
     if (options.scheduler !== false) {
       const schedulerOptions = options.scheduler === true ? {} : (options.scheduler ?? {});
       this.#scheduler = new Scheduler(
@@ -340,7 +359,9 @@ export class Tokenwarden extends EventEmitter<{
   /** The streaming form of `fetch`, for the service's proxy. */
   async forward(id: string, request: ApiRequest): Promise<ApiResponse> {
     const entry = await this.#entry(id, this.#minTtlSeconds);
-    return callApi(
+    const { rateLimit } = entry.integration;
+    await this.#rateLimits.acquire(id, rateLimit);
+    const res = await callApi(
       entry.resolved,
       entry.token,
       request,
@@ -352,8 +373,19 @@ export class Tokenwarden extends EventEmitter<{
         });
         return renewed.token;
       },
-      { onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason) },
+      {
+        onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason),
+        dpopNonces: this.#dpopNonces,
+      },
     );
+    const retryAfter = res.headers["retry-after"];
+    await this.#rateLimits.observe(
+      id,
+      rateLimit,
+      res.status,
+      Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+    );
+    return res;
   }
 
   /** A stored pattern from an older version that RE2 refuses: never run; said once. */
@@ -423,10 +455,14 @@ export class Tokenwarden extends EventEmitter<{
     const started = performance.now();
     try {
       const { code } = readAuthorizationResponse(query, state);
-      const token = await exchangeAuthorizationCode(
-        loaded.resolved,
-        { code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier },
-        { clock: this.clock },
+      const dpop = await dpopFor(loaded.integration, undefined, this.#dpopNonces);
+      const token = boundTo(
+        await exchangeAuthorizationCode(
+          loaded.resolved,
+          { code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier },
+          { clock: this.clock, ...(dpop === undefined ? {} : { dpop }) },
+        ),
+        dpop,
       );
       await this.#tokens.exclusive(loaded.stored.connection.id, async () => {
         // The authorization replaces whatever token the connection held.
@@ -459,6 +495,44 @@ export class Tokenwarden extends EventEmitter<{
     return this.getConnection(pending.connectionId);
   }
 
+  // Device grant, DPoP (protocol breadth) --------------------------------------------
+
+  /**
+   * RFC 8628: asks the server for a user code and starts polling its token endpoint
+   * in the background until the person approves (`waitForDeviceAuthorization`).
+   */
+  startDeviceAuthorization(id: string): Promise<DeviceAuthorizationStarted> {
+    return this.#deviceFlows.start(id);
+  }
+
+  /** Resolves when this process's device flow for `id` authorized it; rejects with why not. */
+  async waitForDeviceAuthorization(id: string): Promise<ConnectionView> {
+    await this.#deviceFlows.wait(id);
+    return this.getConnection(id);
+  }
+
+  /**
+   * RFC 9449 §4: a DPoP proof for a call a workflow makes itself with this
+   * connection's token (`ath` bound to the current token, the server's nonce if known).
+   */
+  async dpopProof(
+    id: string,
+    request: { method: string; url: string },
+  ): Promise<{ proof: string }> {
+    const entry = await this.#entry(id, this.#minTtlSeconds);
+    const key = entry.token.dpopKey;
+    if (entry.integration.dpop !== true || key === undefined)
+      throw invalidConfig("dpop", `connection ${id} does not bind its tokens with DPoP`);
+    if (!isHttpUrl(request.url)) throw invalidConfig("url", "must be an absolute http(s) URL");
+    const url = new URL(request.url);
+    const proof = await dpopProof(
+      { key, nonces: this.#dpopNonces },
+      { method: request.method, url, accessToken: entry.token.accessToken },
+      Date.now(),
+    );
+    return { proof };
+  }
+
   // Lifecycle ---------------------------------------------------------------------
 
   /** Stops the scheduler, lets refreshes in flight finish, then closes the store. */
@@ -466,6 +540,7 @@ export class Tokenwarden extends EventEmitter<{
     if (this.#closed) return;
     this.#closed = true;
     await this.#scheduler?.stop();
+    await this.#deviceFlows.close();
     await this.#tokens.close();
     await this.#unsubscribe?.();
     if (this.#ownsStore) await this.store.close();

@@ -16,6 +16,11 @@ export interface TokenSet {
   raw: Record<string, unknown>;
   /** HTTP status of the response it came in, for the event record (absent for hooks). */
   httpStatus?: number;
+  /**
+   * DPoP (RFC 9449): the private JWK these tokens are bound to. Kept with the tokens,
+   * so it is sealed with them and a refresh anywhere in the cluster proves the same key.
+   */
+  dpopKey?: Record<string, unknown>;
 }
 
 /**
@@ -27,5 +32,6 @@ export function carryRefreshToken(
   previousRefreshToken: string | undefined,
 ): TokenSet {
   if (next.refreshToken !== undefined || previousRefreshToken === undefined) return next;
+  // The key stays with the token it was bound to (renewer.ts sets it on `next`).
   return { ...next, refreshToken: previousRefreshToken };
 }

@@ -42,6 +42,13 @@ export interface ConnectionsTable {
   updated_at: number;
 }
 
+export interface RateLimitsTable {
+  connection_id: string;
+  window_start: number;
+  count: number;
+  held_until: number;
+}
+
 export interface LeasesTable {
   connection_id: string;
   holder: string;
@@ -94,6 +101,7 @@ export interface Database {
   tw_integrations: IntegrationsTable;
   tw_connections: ConnectionsTable;
   tw_leases: LeasesTable;
+  tw_rate_limits: RateLimitsTable;
   tw_events: EventsTable;
   tw_pending_authorizations: PendingAuthorizationsTable;
   tw_api_keys: ApiKeysTable;

@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
 import { type Kysely, type Selectable, sql } from "kysely";
-import type {
-  Connection,
-  ConnectionState,
-  ConnectionStatus,
-  ErrorSummary,
+import {
+  CONNECTION_SECRET_FIELDS,
+  type Connection,
+  type ConnectionState,
+  type ConnectionStatus,
+  type ErrorSummary,
 } from "../core/connection.js";
 import { TokenwardenError } from "../core/errors.js";
 import type {
@@ -187,8 +188,12 @@ export class SqlStore implements Store {
     initialState: ConnectionState,
     statePatch: StatePatch = {},
   ): Promise<{ created: boolean }> {
-    const { clientSecret, password, refreshToken, ...document } = connection;
-    const secrets = { clientSecret, password, refreshToken };
+    const document: Record<string, unknown> = { ...connection };
+    const secrets: Record<string, unknown> = {};
+    for (const field of CONNECTION_SECRET_FIELDS) {
+      secrets[field] = connection[field];
+      delete document[field];
+    }
     const hasSecrets = Object.values(secrets).some((v) => v !== undefined);
     const config = {
       integration: connection.integration,
@@ -279,7 +284,7 @@ export class SqlStore implements Store {
   #summaryFrom(row: Selectable<ConnectionsTable>): ConnectionSummary {
     const document = JSON.parse(row.document) as Omit<
       Connection,
-      "clientSecret" | "password" | "refreshToken"
+      (typeof CONNECTION_SECRET_FIELDS)[number]
     >;
     const secrets =
       row.sealed_secrets === null
@@ -288,9 +293,10 @@ export class SqlStore implements Store {
             this.#sealer.open(row.sealed_secrets, sealingContext.connectionSecrets(row.id)),
           ) as Partial<Connection>);
     const connection: Connection = { ...document };
-    if (secrets.clientSecret !== undefined) connection.clientSecret = secrets.clientSecret;
-    if (secrets.password !== undefined) connection.password = secrets.password;
-    if (secrets.refreshToken !== undefined) connection.refreshToken = secrets.refreshToken;
+    for (const field of CONNECTION_SECRET_FIELDS) {
+      const value = secrets[field];
+      if (value !== undefined) connection[field] = value;
+    }
     return {
       connection,
       state: {
@@ -394,6 +400,55 @@ export class SqlStore implements Store {
       .where("connection_id", "=", id)
       .where("holder", "=", holder)
       .execute();
+  }
+
+  // Rate limits -------------------------------------------------------------------
+
+  async takeRateSlot(connectionId: string, windowStart: number, limit: number): Promise<boolean> {
+    // One conditional upsert: a newer window starts over at 1, the current one counts
+    // up to the limit, and a full one leaves the row alone (RETURNING comes back empty).
+    const row = await this.#db
+      .insertInto("tw_rate_limits")
+      .values({ connection_id: connectionId, window_start: windowStart, count: 1, held_until: 0 })
+      .onConflict((oc) =>
+        oc
+          .column("connection_id")
+          .doUpdateSet({
+            window_start: sql<number>`case when excluded.window_start > tw_rate_limits.window_start then excluded.window_start else tw_rate_limits.window_start end`,
+            count: sql<number>`case when excluded.window_start > tw_rate_limits.window_start then 1 else tw_rate_limits.count + 1 end`,
+          })
+          .where((eb) =>
+            eb.or([
+              eb("excluded.window_start", ">", eb.ref("tw_rate_limits.window_start")),
+              eb("tw_rate_limits.count", "<", limit),
+            ]),
+          ),
+      )
+      .returning("count")
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async holdCalls(connectionId: string, until: number): Promise<void> {
+    await this.#db
+      .insertInto("tw_rate_limits")
+      .values({ connection_id: connectionId, window_start: 0, count: 0, held_until: until })
+      .onConflict((oc) =>
+        oc
+          .column("connection_id")
+          .doUpdateSet({ held_until: until })
+          .where("tw_rate_limits.held_until", "<", until),
+      )
+      .execute();
+  }
+
+  async callsHeldUntil(connectionId: string): Promise<number> {
+    const row = await this.#db
+      .selectFrom("tw_rate_limits")
+      .select("held_until")
+      .where("connection_id", "=", connectionId)
+      .executeTakeFirst();
+    return row === undefined ? 0 : Number(row.held_until);
   }
 
   // Scheduler ---------------------------------------------------------------------

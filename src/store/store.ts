@@ -142,6 +142,18 @@ export interface Store {
     until: number,
   ): Promise<Array<{ id: string; nextRefreshAt: number }>>;
 
+  // Rate limits (protocol breadth): shared by every process on the database.
+  /**
+   * Counts one call in the fixed window starting at `windowStart` (epoch ms) if fewer
+   * than `limit` were counted there; `false` when the window is full. A later window
+   * starts the count over.
+   */
+  takeRateSlot(connectionId: string, windowStart: number, limit: number): Promise<boolean>;
+  /** Holds the connection's API calls until `until` (an API's Retry-After); never shortens a hold. */
+  holdCalls(connectionId: string, until: number): Promise<void>;
+  /** Until when calls are held (epoch ms; 0 when they are not). */
+  callsHeldUntil(connectionId: string): Promise<number>;
+
   appendEvent(event: NewTokenEvent): Promise<TokenEvent>;
   /** Newest first; `beforeId` pages backwards. */
   listEvents(
