@@ -29,6 +29,11 @@ const connectionFilter = z.strictObject({
   status: z.enum(CONNECTION_STATUSES).optional(),
   environment: z.string().optional(),
 });
+const dpopProofBody = z.strictObject({
+  method: z.string().regex(/^[A-Za-z]{1,16}$/, "must be an HTTP method"),
+  url: z.string().min(1).max(8192),
+});
+
 const tokenQuery = z.strictObject({
   minTtl: z.coerce.number().int("must be a whole number of seconds").min(0).max(86_400).optional(),
 });
@@ -255,6 +260,35 @@ export function registerRoutes(
         return { url: started.url, expiresAt: started.expiresAt, redirectUri };
       }
       return reply.redirect(started.url, 302);
+    },
+  });
+
+  // Device grant and DPoP (protocol breadth) ----------------------------------------
+  defineRoute(app, {
+    method: "POST",
+    url: "/v1/connections/:id/authorize",
+    summary:
+      "Start the device grant (RFC 8628): the user code and where to enter it; the service polls until the person approves",
+    tags: ["authorization"],
+    params: idParams,
+    handler: async ({ params }, _request, reply) => {
+      reply.header("cache-control", "no-store");
+      return tw.startDeviceAuthorization(params.id);
+    },
+  });
+  defineRoute(app, {
+    method: "POST",
+    url: "/v1/connections/:id/dpop-proof",
+    summary:
+      "A DPoP proof (RFC 9449) for a call the workflow makes itself with this connection's token",
+    tags: ["tokens"],
+    access: "client",
+    params: idParams,
+    body: dpopProofBody,
+    handler: async ({ params, body }, request, reply) => {
+      await assertConnectionAllowed(request, tw, params.id);
+      reply.header("cache-control", "no-store");
+      return tw.dpopProof(params.id, body);
     },
   });
 
