@@ -25,7 +25,10 @@ export const GRANT_FIELDS: Readonly<Record<GrantType, GrantFields>> = {
   refresh_token: { integration: [], connection: ["refreshToken"] },
   // A person approves on another device; the service polls the token endpoint.
   device_code: { integration: ["deviceAuthorizationUrl"], connection: [] },
-  jwt_bearer: { integration: ["assertion", "clientPrivateKey", "clientKeyId"], connection: [] },
+  jwt_bearer: {
+    integration: ["assertion", "clientPrivateKey", "clientKeyId", "clientKeyAlg"],
+    connection: [],
+  },
   token_exchange: {
     integration: ["subjectTokenType", "requestedTokenType", "audience"],
     connection: ["subjectConnectionId", "subjectToken"],

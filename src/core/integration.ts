@@ -171,7 +171,9 @@ const assertionSchema = z.strictObject({
   /** `aud`; the token URL when left out (RFC 7523 §3 point 3). */
   audience: z.string().min(1, "must not be empty").optional(),
   /** Further claims (Google's `scope`, a tenant id). */
-  claims: z.record(z.string(), z.json()).default({}),
+  claims: z
+    .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]))
+    .default({}),
   lifetimeSeconds: z.number().int().min(1).max(3600).default(300),
 });
 
@@ -216,7 +218,11 @@ const protocolBFields = {
   requestedTokenType: z.string().min(1).optional(),
   audience: z.string().min(1, "must not be empty").optional(),
   dpop: z.boolean().optional(),
-  rateLimit: rateLimitSchema.optional(),
+  // A form's empty group (`{}`, the admin page sends one) means no limit.
+  rateLimit: z.preprocess(
+    (v) => (v !== null && typeof v === "object" && Object.keys(v).length === 0 ? undefined : v),
+    rateLimitSchema.optional(),
+  ),
 };
 
 const integrationObjectSchema = z.strictObject({
