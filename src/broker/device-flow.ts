@@ -16,6 +16,7 @@ import {
   pollDeviceToken,
   requestDeviceAuthorization,
 } from "../oauth/extension-grants.js";
+import type { HttpClient } from "../oauth/http.js";
 import type { Store } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
@@ -34,6 +35,8 @@ export interface DeviceAuthorizationStarted {
 export interface DeviceFlowContext {
   store: Store;
   clock: Clock;
+  /** The owner's HTTP client: every request of a flow goes through its pools. */
+  http: HttpClient;
   holderId: string;
   renewer: Renewer;
   tokens: TokenSource;
@@ -68,7 +71,10 @@ export class DeviceFlows {
         `integration ${loaded.integration.key} does not use device_code`,
       );
     }
-    const auth = await requestDeviceAuthorization(loaded.resolved, { clock: this.#ctx.clock });
+    const auth = await requestDeviceAuthorization(loaded.resolved, {
+      clock: this.#ctx.clock,
+      http: this.#ctx.http,
+    });
     this.#running.get(id)?.abort.abort();
     const abort = new AbortController();
     const running: Running = { abort, done: Promise.resolve(), failure: undefined };
@@ -138,6 +144,7 @@ export class DeviceFlows {
           () =>
             pollDeviceToken(loaded.resolved, auth.deviceCode, {
               clock,
+              http: this.#ctx.http,
               ...(dpop === undefined ? {} : { dpop }),
             }),
         );

@@ -12,7 +12,7 @@ import type { Clock } from "../core/clock.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { Integration } from "../core/integration.js";
 import { parseRetryAfter } from "../oauth/token-response.js";
-import type { Store } from "../store/store.js";
+import type { RateLimitStore } from "../store/store.js";
 
 type RateLimit = NonNullable<Integration["rateLimit"]>;
 
@@ -20,12 +20,12 @@ type RateLimit = NonNullable<Integration["rateLimit"]>;
 const MAX_HOLD_MS = 3600_000;
 
 export class RateLimits {
-  readonly #store: Pick<Store, "takeRateSlot" | "holdCalls" | "callsHeldUntil">;
+  readonly #store: RateLimitStore;
   readonly #clock: Clock;
   /** Holds from an API's Retry-After seen by this process, by connection. */
   readonly #held = new Map<string, number>();
 
-  constructor(store: Pick<Store, "takeRateSlot" | "holdCalls" | "callsHeldUntil">, clock: Clock) {
+  constructor(store: RateLimitStore, clock: Clock) {
     this.#store = store;
     this.#clock = clock;
   }

@@ -16,6 +16,8 @@ import { afterFailure, afterRevoke, afterToken, type StatePatch } from "../core/
 import { carryRefreshToken, type TokenSet } from "../core/token-set.js";
 import { type DpopContext, DpopNonces, generateDpopKey } from "../oauth/dpop.js";
 import { requestJwtBearerGrant, requestTokenExchange } from "../oauth/extension-grants.js";
+import type { HttpClient } from "../oauth/http.js";
+import { RefreshHooks } from "../oauth/refresh-hook.js";
 import { revokeToken } from "../oauth/revocation.js";
 import {
   type ProtocolOptions,
@@ -23,9 +25,9 @@ import {
   requestClientCredentialsGrant,
   requestPasswordGrant,
 } from "../oauth/token-endpoint.js";
-import type { Store, StoredConnection } from "../store/store.js";
+import type { ConfigurationStore, Store, StoredConnection } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
-import { runRefreshHook } from "./refresh-hook.js";
+import { writeState } from "./webhooks/transitions.js";
 
 /** A connection as stored, with its integration, resolved for it. */
 export interface Loaded {
@@ -34,7 +36,7 @@ export interface Loaded {
   resolved: ResolvedIntegration;
 }
 
-export async function loadConnection(store: Store, id: string): Promise<Loaded> {
+export async function loadConnection(store: ConfigurationStore, id: string): Promise<Loaded> {
   const stored = await store.getConnection(id);
   if (stored === undefined) throw connectionNotFound(id);
   const storedIntegration = await store.getIntegration(stored.connection.integration);
@@ -57,6 +59,8 @@ export interface RenewerContext {
   clock: Clock;
   random: () => number;
   events: EventLog;
+  /** The owner's HTTP client: every request of an attempt goes through its pools. */
+  http: HttpClient;
   /** Tells the other processes that this connection changed. */
   publish(id: string): Promise<void>;
   /** A token the database could not take: kept in memory until it can. */
@@ -90,10 +94,12 @@ export type AttemptResult = Loaded;
 
 export class Renewer {
   readonly #ctx: RenewerContext;
+  readonly #hooks: RefreshHooks;
   readonly #nonces: DpopNonces;
 
   constructor(ctx: RenewerContext) {
     this.#ctx = ctx;
+    this.#hooks = new RefreshHooks(ctx.http);
     this.#nonces = ctx.dpopNonces ?? new DpopNonces();
   }
 
@@ -119,7 +125,7 @@ export class Renewer {
     const started = performance.now();
     try {
       const dpop = await dpopFor(integration, token, this.#nonces);
-      const options: ProtocolOptions = { clock: this.#ctx.clock, ...(dpop && { dpop }) };
+      const options: ProtocolOptions = { ...this.#protocol(), ...(dpop && { dpop }) };
       let next: TokenSet;
       if (action === "hook") next = await this.#runHook(loaded);
       else if (consumed === undefined) next = await this.#grant(loaded, options);
@@ -138,7 +144,8 @@ export class Renewer {
         }
       }
       if (action !== "hook") next = boundTo(next, dpop);
-      return await this.#write(loaded, carryRefreshToken(next, consumed), consumed, {
+      const carried = carryRefreshToken(next, consumed, token?.refreshTokenExpiresAt);
+      return await this.#write(loaded, carried, consumed, {
         trigger,
         action,
         started,
@@ -183,14 +190,14 @@ export class Renewer {
       if (token !== undefined && resolved.revocationUrl !== undefined) {
         const dpop =
           token.dpopKey === undefined ? undefined : { key: token.dpopKey, nonces: this.#nonces };
-        const options = dpop === undefined ? {} : { dpop };
+        const options = { ...this.#protocol(), ...(dpop === undefined ? {} : { dpop }) };
         // The refresh token first: revoking it usually takes its access tokens along.
         if (token.refreshToken !== undefined)
           await revokeToken(resolved, token.refreshToken, "refresh_token", options);
         httpStatus = (await revokeToken(resolved, token.accessToken, "access_token", options))
           .status;
       }
-      await store.updateState(id, afterRevoke(), clock.now());
+      await writeState(store, { id, patch: afterRevoke(), now: clock.now(), cause: "revoke" });
       await this.#ctx.publish(id);
       await this.#record(loaded, "manual", "revoke", started, { httpStatus });
     } catch (error) {
@@ -203,7 +210,7 @@ export class Renewer {
   async #runHook(loaded: Loaded): Promise<TokenSet> {
     const { resolved } = loaded;
     const { token, connection } = loaded.stored;
-    return runRefreshHook(
+    return this.#hooks.run(
       resolved,
       {
         clientId: resolved.clientId,
@@ -218,6 +225,10 @@ export class Renewer {
       },
       () => this.#ctx.clock.now(),
     );
+  }
+
+  #protocol(): { clock: Clock; http: HttpClient } {
+    return { clock: this.#ctx.clock, http: this.#ctx.http };
   }
 
   /** A grant that needs no previous token. */
@@ -277,7 +288,13 @@ export class Renewer {
     for (;;) {
       let version: number | undefined;
       try {
-        version = await store.updateState(connection.id, patch, now, base.state.tokenVersion);
+        version = await writeState(store, {
+          id: connection.id,
+          patch,
+          now,
+          expectedVersion: base.state.tokenVersion,
+          cause: step.trigger === "authorize" ? "authorize" : "renew",
+        });
       } catch (error) {
         const failure = asTokenwardenError(error);
         if (failure.code !== "storage_error") throw failure;
@@ -344,7 +361,13 @@ export class Renewer {
     try {
       // Conditional: a failure must not mark a connection whose token another holder
       // has renewed meanwhile.
-      await store.updateState(connection.id, patch, now, state.tokenVersion);
+      await writeState(store, {
+        id: connection.id,
+        patch,
+        now,
+        expectedVersion: state.tokenVersion,
+        cause: step.trigger === "authorize" ? "authorize" : "renew",
+      });
     } catch {
       // The failure itself is what the caller hears about; the database being away
       // is reported by the next read.

@@ -1,6 +1,7 @@
 import type { Connection, ConnectionState, ErrorSummary } from "../core/connection.js";
 import type { Integration } from "../core/integration.js";
 import { INTEGRATION_SECRET_PATHS, secretFlags } from "../core/secrets.js";
+import { fillTokenTemplate } from "../core/template.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { ConnectionSummary, StoredIntegration } from "../store/store.js";
 
@@ -34,6 +35,8 @@ export type ConnectionView = Omit<
   scope: string | null;
   lastRefreshAt: string | null;
   nextRefreshAt: string | null;
+  /** When the refresh token ends, if the server said (`refresh_token_expires_in`). */
+  refreshTokenExpiresAt: string | null;
   lastError: (Omit<ErrorSummary, "at"> & { at: string }) | null;
   createdAt: string;
   updatedAt: string;
@@ -80,6 +83,7 @@ export function connectionView(summary: ConnectionSummary): ConnectionView {
     scope: state.scope,
     lastRefreshAt: isoOrNull(state.lastRefreshAt),
     nextRefreshAt: isoOrNull(state.nextRefreshAt),
+    refreshTokenExpiresAt: isoOrNull(state.refreshTokenExpiresAt ?? null),
     lastError:
       state.lastError === null ? null : { ...state.lastError, at: iso(state.lastError.at) },
     createdAt: iso(summary.createdAt),
@@ -98,7 +102,7 @@ export function accessTokenView(
     token.dpopKey === undefined
       ? placement.template
       : placement.template.replace(/^Bearer /i, "DPoP ");
-  const value = template.replaceAll("{token}", token.accessToken);
+  const value = fillTokenTemplate(template, token.accessToken);
   return {
     accessToken: token.accessToken,
     tokenType: token.dpopKey === undefined ? token.tokenType : "DPoP",

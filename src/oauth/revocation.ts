@@ -45,10 +45,7 @@ export async function revokeToken(
   const res = await sendWithDpop(
     { method: "POST", url, headers, body: params.toString() },
     config,
-    {
-      what,
-      ...options,
-    },
+    { what, ...options },
   );
   if (res.status >= 200 && res.status <= 299) return { status: res.status };
   throw tokenEndpointError(res, parseResponseBody(res), config.responseMap, what);

@@ -5,6 +5,7 @@ import { applyClientAuthentication } from "./client-auth.js";
 import { asksForNonce, type DpopContext, dpopProof } from "./dpop.js";
 import {
   describeEndpoint,
+  type HttpClient,
   type HttpRequest,
   type HttpResponse,
   sendHttpRequest,
@@ -37,9 +38,15 @@ export type TokenEndpointConfig = Pick<
   | "refreshAheadSeconds"
 >;
 
+/**
+ * Like oauth4webapi's `customFetch`: `http` is the client whose pools a call goes
+ * through (a `Tokenwarden` passes its own). Without one, the call opens a connection
+ * of its own and closes it when done.
+ */
 export interface ProtocolOptions {
   clock?: Clock;
   maxResponseBytes?: number;
+  http?: HttpClient;
   /** DPoP (RFC 9449): the connection's key, and the server nonces seen so far. */
   dpop?: DpopContext;
 }
@@ -165,6 +172,7 @@ export async function sendWithDpop(
     ...(options.maxResponseBytes === undefined
       ? {}
       : { maxResponseBytes: options.maxResponseBytes }),
+    ...(options.http === undefined ? {} : { http: options.http }),
   };
   const { dpop } = options;
   if (dpop === undefined) return sendHttpRequest(req, settings, limits);

@@ -1,19 +1,20 @@
-import { Readable } from "node:stream";
-import { request } from "undici";
-import { compileLinearPattern } from "../core/linear-pattern.js";
-import type { ResolvedIntegration } from "../core/resolve.js";
-import type { TokenSet } from "../core/token-set.js";
-import { asksForNonce, type DpopNonces, dpopProof } from "../oauth/dpop.js";
-import { dispatcherFor, transportError } from "../oauth/http.js";
-import { apiUrl } from "./api-url.js";
-
-export { apiUrl } from "./api-url.js";
-
 /**
  * An API call with the token in place (seed 003's token parameter and request
  * parameters), and the one refresh-and-retry of PRODUCT.md point 7. Both `fetch` and
  * the service's proxy go through here; bodies stream both ways.
  */
+import { Readable } from "node:stream";
+import { request } from "undici";
+import { compileLinearPattern } from "../core/linear-pattern.js";
+import type { ResolvedIntegration } from "../core/resolve.js";
+import { fillTokenTemplate } from "../core/template.js";
+import type { TokenSet } from "../core/token-set.js";
+import { apiUrl } from "./api-url.js";
+import { asksForNonce, type DpopNonces, dpopProof } from "./dpop.js";
+import { type HttpClient, transportError } from "./http.js";
+
+export { apiUrl } from "./api-url.js";
+
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
 export interface ApiRequest {
@@ -38,6 +39,8 @@ export interface ApiResponse {
 export type RenewAfterRejection = (rejected: TokenSet) => Promise<TokenSet>;
 
 export interface CallOptions {
+  /** The client whose pools the call goes through (the caller's `Tokenwarden`'s). */
+  http: HttpClient;
   /**
    * Told when a stored `expiredBodyPattern` is one RE2 refuses (written by an older
    * version): it is then never run, and counts as no match.
@@ -60,7 +63,7 @@ export function placeToken(
   for (const [name, value] of Object.entries(config.requestParams.headers))
     headers[name.toLowerCase()] = value;
   const { in: where, name, template } = config.tokenPlacement;
-  const value = dpopScheme(template, token).replaceAll("{token}", token.accessToken);
+  const value = fillTokenTemplate(dpopScheme(template, token), token.accessToken);
   if (where === "header") headers[name.toLowerCase()] = value;
   else url.searchParams.set(name, value);
 }
@@ -152,14 +155,15 @@ async function send(
   placeToken(config, token, url, headers);
   const { dpopKey } = token;
   const nonces = options.dpopNonces;
-  if (dpopKey === undefined || nonces === undefined) return sendOnce(config, req, url, headers);
+  if (dpopKey === undefined || nonces === undefined)
+    return sendOnce(options.http, config, req, url, headers);
   for (let attempt = 0; ; attempt++) {
     headers.dpop = await dpopProof(
       { key: dpopKey, nonces },
       { method: req.method, url, accessToken: token.accessToken },
       Date.now(), // judged by the API's clock
     );
-    const res = await sendOnce(config, req, url, headers);
+    const res = await sendOnce(options.http, config, req, url, headers);
     const learned = nonces.learn(url, res.headers);
     const wwwAuthenticate = res.headers["www-authenticate"];
     const asks = asksForNonce(
@@ -174,6 +178,7 @@ async function send(
 }
 
 async function sendOnce(
+  http: HttpClient,
   config: ResolvedIntegration,
   req: ApiRequest,
   url: URL,
@@ -184,7 +189,7 @@ async function sendOnce(
       method: req.method as "GET",
       headers: headers as Record<string, string | string[]>,
       body: req.body,
-      dispatcher: dispatcherFor(config),
+      dispatcher: http.dispatcherFor(config),
     });
     return { status: res.statusCode, headers: res.headers, body: res.body };
   } catch (error) {
@@ -197,7 +202,7 @@ export async function callApi(
   token: TokenSet,
   req: ApiRequest,
   renew: RenewAfterRejection,
-  options: CallOptions = {},
+  options: CallOptions,
 ): Promise<ApiResponse> {
   const first = await send(config, token, req, options);
   if (req.body instanceof Readable) return first;
