@@ -7,7 +7,9 @@
 import { Readable } from "node:stream";
 import type { Integration } from "../core/integration.js";
 import { type ApiRequest, type ApiResponse, callApi } from "../oauth/api-call.js";
+import type { DpopNonces } from "../oauth/dpop.js";
 import type { HttpClient } from "../oauth/http.js";
+import type { RateLimits } from "./rate-limit.js";
 import type { CacheEntry, TokenSource } from "./token-source.js";
 
 /** What `fetch` accepts: the usual `RequestInit` fields. */
@@ -39,6 +41,10 @@ export interface ApiCallsContext {
   /** A valid token for the connection (the cache, or a renewal). */
   entry(id: string, minTtlSeconds: number): Promise<CacheEntry>;
   warn(warning: TokenwardenWarning): void;
+  /** Per-connection rate limits (`rateLimit`), shared through the store. */
+  rateLimits: RateLimits;
+  /** DPoP nonces the APIs handed this process (RFC 9449 §9). */
+  dpopNonces: DpopNonces;
 }
 
 export class ApiCalls {
@@ -82,7 +88,9 @@ export class ApiCalls {
   /** The streaming form of `fetch`, for the service's proxy. */
   async forward(id: string, request: ApiRequest): Promise<ApiResponse> {
     const entry = await this.#ctx.entry(id, this.#ctx.minTtlSeconds);
-    return callApi(
+    const { rateLimit } = entry.integration;
+    await this.#ctx.rateLimits.acquire(id, rateLimit);
+    const res = await callApi(
       entry.resolved,
       entry.token,
       request,
@@ -97,8 +105,17 @@ export class ApiCalls {
       {
         http: this.#ctx.http,
         onUnusablePattern: (reason) => this.#unusablePattern(id, entry.integration, reason),
+        dpopNonces: this.#ctx.dpopNonces,
       },
     );
+    const retryAfter = res.headers["retry-after"];
+    await this.#ctx.rateLimits.observe(
+      id,
+      rateLimit,
+      res.status,
+      Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+    );
+    return res;
   }
 
   /** A stored pattern from an older version that RE2 refuses: never run; said once. */

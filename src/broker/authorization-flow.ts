@@ -7,11 +7,12 @@ import type { Clock } from "../core/clock.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError, summarize } from "../core/failure.js";
 import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
+import type { DpopNonces } from "../oauth/dpop.js";
 import type { HttpClient } from "../oauth/http.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
 import type { Store } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
-import { loadConnection, type Renewer } from "./renewer.js";
+import { boundTo, dpopFor, loadConnection, type Renewer } from "./renewer.js";
 import type { TokenSource } from "./token-source.js";
 
 export interface AuthorizationFlowContext {
@@ -23,6 +24,8 @@ export interface AuthorizationFlowContext {
   tokens: TokenSource;
   /** How long a started authorization waits for its callback. */
   ttlMs: number;
+  /** DPoP nonces the servers handed this process (RFC 9449 §8). */
+  dpopNonces: DpopNonces;
 }
 
 export class AuthorizationFlow {
@@ -85,10 +88,14 @@ export class AuthorizationFlow {
     const started = performance.now();
     try {
       const { code } = readAuthorizationResponse(query, state);
-      const token = await exchangeAuthorizationCode(
-        loaded.resolved,
-        { code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier },
-        { clock: this.#ctx.clock, http: this.#ctx.http },
+      const dpop = await dpopFor(loaded.integration, undefined, this.#ctx.dpopNonces);
+      const token = boundTo(
+        await exchangeAuthorizationCode(
+          loaded.resolved,
+          { code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier },
+          { clock: this.#ctx.clock, http: this.#ctx.http, ...(dpop === undefined ? {} : { dpop }) },
+        ),
+        dpop,
       );
       await this.#ctx.tokens.exclusive(loaded.stored.connection.id, async () => {
         // The authorization replaces whatever token the connection held.

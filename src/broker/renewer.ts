@@ -14,10 +14,13 @@ import type { Integration } from "../core/integration.js";
 import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
 import { afterFailure, afterRevoke, afterToken, type StatePatch } from "../core/state.js";
 import { carryRefreshToken, type TokenSet } from "../core/token-set.js";
+import { type DpopContext, DpopNonces, generateDpopKey } from "../oauth/dpop.js";
+import { requestJwtBearerGrant, requestTokenExchange } from "../oauth/extension-grants.js";
 import type { HttpClient } from "../oauth/http.js";
 import { RefreshHooks } from "../oauth/refresh-hook.js";
 import { revokeToken } from "../oauth/revocation.js";
 import {
+  type ProtocolOptions,
   refreshAccessToken,
   requestClientCredentialsGrant,
   requestPasswordGrant,
@@ -65,6 +68,28 @@ export interface RenewerContext {
   keepUnwritten(id: string, patch: StatePatch, expectedVersion: number): void;
   /** A status this attempt changed, told after the write succeeded. */
   onStatus?(change: StatusChange): void;
+  /** RFC 8693: the current access token of the connection a token exchange names. */
+  subjectToken?(connectionId: string): Promise<string>;
+  /** DPoP server nonces seen by this process. */
+  dpopNonces?: DpopNonces;
+}
+
+/**
+ * The DPoP key a connection's next request proves: the one its tokens are bound to,
+ * or a new one when it holds none yet. `undefined` when the integration does not use DPoP.
+ */
+export async function dpopFor(
+  integration: Pick<Integration, "dpop">,
+  token: TokenSet | undefined,
+  nonces: DpopNonces,
+): Promise<DpopContext | undefined> {
+  if (integration.dpop !== true) return undefined;
+  return { key: token?.dpopKey ?? (await generateDpopKey()), nonces };
+}
+
+/** The token set with the key it is bound to, for the sealed store. */
+export function boundTo(token: TokenSet, dpop: DpopContext | undefined): TokenSet {
+  return dpop === undefined ? token : { ...token, dpopKey: dpop.key };
 }
 
 /** What an attempt leaves behind: the connection as it now stands. */
@@ -73,10 +98,12 @@ export type AttemptResult = Loaded;
 export class Renewer {
   readonly #ctx: RenewerContext;
   readonly #hooks: RefreshHooks;
+  readonly #nonces: DpopNonces;
 
   constructor(ctx: RenewerContext) {
     this.#ctx = ctx;
     this.#hooks = new RefreshHooks(ctx.http);
+    this.#nonces = ctx.dpopNonces ?? new DpopNonces();
   }
 
   /**
@@ -100,12 +127,14 @@ export class Renewer {
           : "obtain";
     const started = performance.now();
     try {
+      const dpop = await dpopFor(integration, token, this.#nonces);
+      const options: ProtocolOptions = { ...this.#protocol(), ...(dpop && { dpop }) };
       let next: TokenSet;
       if (action === "hook") next = await this.#runHook(loaded);
-      else if (consumed === undefined) next = await this.#grant(loaded);
+      else if (consumed === undefined) next = await this.#grant(loaded, options);
       else {
         try {
-          next = await refreshAccessToken(loaded.resolved, consumed, this.#protocol());
+          next = await refreshAccessToken(loaded.resolved, consumed, options);
         } catch (error) {
           // A password or client credentials grant can start over where a refresh
           // token has died; only the others need a person.
@@ -114,9 +143,10 @@ export class Renewer {
             throw error;
           await this.#record(loaded, trigger, action, started, { error: failure });
           action = "obtain";
-          next = await this.#grant(loaded);
+          next = await this.#grant(loaded, options);
         }
       }
+      if (action !== "hook") next = boundTo(next, dpop);
       const carried = carryRefreshToken(next, consumed, token?.refreshTokenExpiresAt);
       return await this.#write(loaded, carried, consumed, {
         trigger,
@@ -161,7 +191,9 @@ export class Renewer {
       const { resolved } = loaded;
       let httpStatus: number | null = null;
       if (token !== undefined && resolved.revocationUrl !== undefined) {
-        const options = this.#protocol();
+        const dpop =
+          token.dpopKey === undefined ? undefined : { key: token.dpopKey, nonces: this.#nonces };
+        const options = { ...this.#protocol(), ...(dpop === undefined ? {} : { dpop }) };
         // The refresh token first: revoking it usually takes its access tokens along.
         if (token.refreshToken !== undefined)
           await revokeToken(resolved, token.refreshToken, "refresh_token", options);
@@ -204,10 +236,9 @@ export class Renewer {
   }
 
   /** A grant that needs no previous token. */
-  async #grant(loaded: Loaded): Promise<TokenSet> {
+  async #grant(loaded: Loaded, options: ProtocolOptions): Promise<TokenSet> {
     const { integration, resolved } = loaded;
     const { connection } = loaded.stored;
-    const options = this.#protocol();
     switch (integration.grantType) {
       case "client_credentials":
         return requestClientCredentialsGrant(resolved, options);
@@ -217,13 +248,28 @@ export class Renewer {
           { username: connection.username as string, password: connection.password as string },
           options,
         );
+      case "jwt_bearer":
+        return requestJwtBearerGrant(resolved, options);
+      case "token_exchange": {
+        const subject =
+          connection.subjectToken ??
+          (await this.#subjectToken(connection.subjectConnectionId as string));
+        return requestTokenExchange(resolved, subject, options);
+      }
       case "refresh_token":
       case "authorization_code":
+      case "device_code":
         throw new TokenwardenError(
           "needs_reauth",
           `connection ${connection.id} has no refresh token; authorize it again`,
         );
     }
+  }
+
+  #subjectToken(connectionId: string): Promise<string> {
+    if (this.#ctx.subjectToken === undefined)
+      throw new TokenwardenError("internal_error", "token exchange needs the broker's getToken");
+    return this.#ctx.subjectToken(connectionId);
   }
 
   /**

@@ -3,10 +3,12 @@ import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { ConnectionStatus } from "../core/connection.js";
-import { TokenwardenError } from "../core/errors.js";
+import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
 import { asTokenwardenError } from "../core/failure.js";
+import { isHttpUrl } from "../core/integration.js";
 import type { ApiRequest, ApiResponse } from "../oauth/api-call.js";
+import { DpopNonces, dpopProof } from "../oauth/dpop.js";
 import { HttpClient, type HttpClientOptions } from "../oauth/http.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { RotationReport } from "../store/rotation.js";
@@ -22,9 +24,11 @@ import {
   validateCatalogueDocument,
 } from "./catalogue-import.js";
 import { ConnectSessions } from "./connect-sessions.js";
+import { type DeviceAuthorizationStarted, DeviceFlows } from "./device-flow.js";
 import { EventLog } from "./event-log.js";
 import { HostLimit } from "./host-limit.js";
 import { withLease } from "./lease.js";
+import { RateLimits } from "./rate-limit.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
@@ -108,6 +112,9 @@ export class Tokenwarden extends EventEmitter<{
   readonly webhooks: WebhookAdmin;
   /** Connect sessions: links an end user opens to authorize (connect-sessions.ts). */
   readonly connectSessions: ConnectSessions;
+  /** DPoP nonces the servers handed this process (RFC 9449 §8). */
+  readonly #dpopNonces = new DpopNonces();
+  readonly #deviceFlows: DeviceFlows;
   /** Which integration and environment each connection is in, for API key limits. */
   readonly #scopes = new ScopeCache(async (id) => {
     const stored = await this.#store.getConnection(id);
@@ -150,6 +157,8 @@ export class Tokenwarden extends EventEmitter<{
       publish,
       keepUnwritten: (id, patch, version) => this.#tokens.keepUnwritten(id, patch, version),
       onStatus: (change) => this.emit("status", change),
+      subjectToken: async (subjectId) => (await this.getToken(subjectId)).accessToken,
+      dpopNonces: this.#dpopNonces,
     });
     this.#tokens = new TokenSource({
       store,
@@ -163,12 +172,24 @@ export class Tokenwarden extends EventEmitter<{
       publish,
       onBackgroundFailure: (id, error) => this.#backgroundFailure(id, error),
     });
+    this.#deviceFlows = new DeviceFlows({
+      store,
+      clock: this.clock,
+      http: this.#http,
+      holderId: this.holderId,
+      renewer: this.#renewer,
+      tokens: this.#tokens,
+      events: this.#events,
+      dpopNonces: this.#dpopNonces,
+    });
     this.#api = new ApiCalls({
       tokens: this.#tokens,
       http: this.#http,
       minTtlSeconds: this.#minTtlSeconds,
       entry: (id, minTtlSeconds) => this.#entry(id, minTtlSeconds),
       warn: (warning) => this.emit("warning", warning),
+      rateLimits: new RateLimits(store, this.clock),
+      dpopNonces: this.#dpopNonces,
     });
     this.#authorizations = new AuthorizationFlow({
       store,
@@ -178,6 +199,7 @@ export class Tokenwarden extends EventEmitter<{
       renewer: this.#renewer,
       tokens: this.#tokens,
       ttlMs: options.authorizationTtlMs ?? 10 * 60_000,
+      dpopNonces: this.#dpopNonces,
     });
     if (options.scheduler !== false) {
       const schedulerOptions = options.scheduler === true ? {} : (options.scheduler ?? {});
@@ -496,6 +518,44 @@ export class Tokenwarden extends EventEmitter<{
     return this.#store.rotateKeys();
   }
 
+  // Device grant, DPoP (protocol breadth) --------------------------------------------
+
+  /**
+   * RFC 8628: asks the server for a user code and starts polling its token endpoint
+   * in the background until the person approves (`waitForDeviceAuthorization`).
+   */
+  startDeviceAuthorization(id: string): Promise<DeviceAuthorizationStarted> {
+    return this.#deviceFlows.start(id);
+  }
+
+  /** Resolves when this process's device flow for `id` authorized it; rejects with why not. */
+  async waitForDeviceAuthorization(id: string): Promise<ConnectionView> {
+    await this.#deviceFlows.wait(id);
+    return this.getConnection(id);
+  }
+
+  /**
+   * RFC 9449 §4: a DPoP proof for a call a workflow makes itself with this
+   * connection's token (`ath` bound to the current token, the server's nonce if known).
+   */
+  async dpopProof(
+    id: string,
+    request: { method: string; url: string },
+  ): Promise<{ proof: string }> {
+    const entry = await this.#entry(id, this.#minTtlSeconds);
+    const key = entry.token.dpopKey;
+    if (entry.integration.dpop !== true || key === undefined)
+      throw invalidConfig("dpop", `connection ${id} does not bind its tokens with DPoP`);
+    if (!isHttpUrl(request.url)) throw invalidConfig("url", "must be an absolute http(s) URL");
+    const url = new URL(request.url);
+    const proof = await dpopProof(
+      { key, nonces: this.#dpopNonces },
+      { method: request.method, url, accessToken: entry.token.accessToken },
+      Date.now(),
+    );
+    return { proof };
+  }
+
   // Lifecycle ---------------------------------------------------------------------
 
   /**
@@ -506,6 +566,7 @@ export class Tokenwarden extends EventEmitter<{
     if (this.#closed) return;
     this.#closed = true;
     await this.#scheduler?.stop();
+    await this.#deviceFlows.close();
     await this.#dispatcher?.stop();
     await this.#tokens.close();
     await this.#unsubscribe?.();

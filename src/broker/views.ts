@@ -14,15 +14,20 @@ export interface SecretFlag {
   set: boolean;
 }
 
-export type IntegrationView = Omit<Integration, "clientSecret" | "tls"> & {
+export type IntegrationView = Omit<Integration, "clientSecret" | "tls" | "clientPrivateKey"> & {
   clientSecret: SecretFlag;
+  clientPrivateKey: SecretFlag;
   tls: Omit<Integration["tls"], "key"> & { key: SecretFlag };
   createdAt: string;
   updatedAt: string;
 };
 
-export type ConnectionView = Omit<Connection, "clientSecret" | "password" | "refreshToken"> & {
+export type ConnectionView = Omit<
+  Connection,
+  "clientSecret" | "password" | "refreshToken" | "subjectToken"
+> & {
   clientSecret: SecretFlag;
+  subjectToken: SecretFlag;
   password: SecretFlag;
   refreshToken: SecretFlag;
   status: ConnectionState["status"];
@@ -65,13 +70,14 @@ export function integrationView(stored: StoredIntegration): IntegrationView {
 }
 
 export function connectionView(summary: ConnectionSummary): ConnectionView {
-  const { clientSecret, password, refreshToken, ...rest } = summary.connection;
+  const { clientSecret, password, refreshToken, subjectToken, ...rest } = summary.connection;
   const { state } = summary;
   return {
     ...rest,
     clientSecret: { set: clientSecret !== undefined },
     password: { set: password !== undefined },
     refreshToken: { set: refreshToken !== undefined },
+    subjectToken: { set: subjectToken !== undefined },
     status: state.status,
     expiresAt: isoOrNull(state.expiresAt),
     scope: state.scope,
@@ -91,17 +97,25 @@ export function accessTokenView(
   settings: Pick<Integration, "tokenPlacement" | "responseMap">,
 ): AccessToken {
   const placement = settings.tokenPlacement;
-  const value = fillTokenTemplate(placement.template, token.accessToken);
+  // RFC 9449 §7.1: a DPoP-bound token is sent with the DPoP scheme (and a proof).
+  const template =
+    token.dpopKey === undefined
+      ? placement.template
+      : placement.template.replace(/^Bearer /i, "DPoP ");
+  const value = fillTokenTemplate(template, token.accessToken);
   return {
     accessToken: token.accessToken,
-    tokenType: token.tokenType,
+    tokenType: token.dpopKey === undefined ? token.tokenType : "DPoP",
     expiresAt: isoOrNull(token.expiresAt),
     scope: token.scope ?? null,
     extra: extraFields(token.raw, settings.responseMap),
     header:
       placement.in === "header"
         ? { name: placement.name, value }
-        : { name: "Authorization", value: `${token.tokenType} ${token.accessToken}` },
+        : {
+            name: "Authorization",
+            value: `${token.dpopKey === undefined ? token.tokenType : "DPoP"} ${token.accessToken}`,
+          },
   };
 }
 

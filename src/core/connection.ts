@@ -29,6 +29,9 @@ export const connectionSchema = z.strictObject({
   username: z.string().min(1, "must not be empty").optional(),
   password: z.string().min(1, "must not be empty").optional(),
   refreshToken: z.string().min(1, "must not be empty").optional(),
+  // Protocol breadth (b): RFC 8693's subject, another connection's token or a given one.
+  subjectConnectionId: idSchema.optional(),
+  subjectToken: z.string().min(1, "must not be empty").optional(),
 });
 
 export type ConnectionInput = z.input<typeof connectionSchema>;
@@ -36,7 +39,12 @@ export type ConnectionInput = z.input<typeof connectionSchema>;
 export type Connection = z.output<typeof connectionSchema>;
 
 /** Fields of a connection that are secrets: stored sealed, never returned. */
-export const CONNECTION_SECRET_FIELDS = ["clientSecret", "password", "refreshToken"] as const;
+export const CONNECTION_SECRET_FIELDS = [
+  "clientSecret",
+  "password",
+  "refreshToken",
+  "subjectToken",
+] as const;
 
 export function parseConnection(input: unknown): Connection {
   return parseOrThrow(connectionSchema, input);
@@ -76,6 +84,15 @@ export function checkConnectionAgainst(integration: Integration, connection: Con
   }
   if (integration.grantType === "refresh_token" && connection.refreshToken === undefined) {
     throw invalidConfig("refreshToken", "is required for grantType refresh_token");
+  }
+  if (integration.grantType === "token_exchange") {
+    if ((connection.subjectConnectionId === undefined) === (connection.subjectToken === undefined))
+      throw invalidConfig(
+        "subjectConnectionId",
+        "token_exchange needs exactly one of subjectConnectionId and subjectToken",
+      );
+    if (connection.subjectConnectionId === connection.id)
+      throw invalidConfig("subjectConnectionId", "must name another connection");
   }
 }
 

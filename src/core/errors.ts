@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   "conflict",
   "internal_error",
   "storage_error",
+  // A connection's `rateLimit` (or an API's own Retry-After) holds the call: 429.
+  "rate_limited",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

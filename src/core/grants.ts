@@ -10,7 +10,7 @@ import type { GrantType, IntegrationInput } from "./integration.js";
 export interface GrantFields {
   /** Integration fields only this grant uses. */
   integration: ReadonlyArray<keyof IntegrationInput>;
-  /** Connection fields only this grant uses; `checkConnectionAgainst` requires each. */
+  /** Connection fields only this grant uses; `checkConnectionAgainst` requires each (token_exchange: one of its two). */
   connection: ReadonlyArray<keyof ConnectionInput>;
 }
 
@@ -23,11 +23,31 @@ export const GRANT_FIELDS: Readonly<Record<GrantType, GrantFields>> = {
   client_credentials: { integration: [], connection: [] },
   password: { integration: [], connection: ["username", "password"] },
   refresh_token: { integration: [], connection: ["refreshToken"] },
+  // A person approves on another device; the service polls the token endpoint.
+  device_code: { integration: ["deviceAuthorizationUrl"], connection: [] },
+  jwt_bearer: {
+    integration: ["assertion", "clientPrivateKey", "clientKeyId", "clientKeyAlg"],
+    connection: [],
+  },
+  token_exchange: {
+    integration: ["subjectTokenType", "requestedTokenType", "audience"],
+    connection: ["subjectConnectionId", "subjectToken"],
+  },
 };
 
 /** The grants that obtain a token with no person present. */
 export function isUnattendedGrant(grantType: GrantType): boolean {
-  return grantType === "client_credentials" || grantType === "password";
+  return (
+    grantType === "client_credentials" ||
+    grantType === "password" ||
+    grantType === "jwt_bearer" ||
+    grantType === "token_exchange"
+  );
+}
+
+/** The grants a person starts (and must start again once the refresh token is gone). */
+export function isPersonGrant(grantType: GrantType): boolean {
+  return grantType === "authorization_code" || grantType === "device_code";
 }
 
 export interface ConnectionActions {
@@ -50,7 +70,7 @@ export function connectionActions(
 ): ConnectionActions {
   const holdsToken = status !== "pending_authorization" && status !== "revoked";
   return {
-    authorize: grantType === "authorization_code",
+    authorize: isPersonGrant(grantType),
     refresh: holdsToken || (status === "revoked" && isUnattendedGrant(grantType)),
     revoke: holdsToken,
   };

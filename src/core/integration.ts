@@ -14,6 +14,10 @@ export const GRANT_TYPES = [
   "client_credentials",
   "password",
   "refresh_token",
+  // Protocol breadth (b): RFC 8628, RFC 7523 §2.1, RFC 8693.
+  "device_code",
+  "jwt_bearer",
+  "token_exchange",
 ] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
@@ -158,7 +162,73 @@ const responseMapSchema = z.strictObject({
 });
 export type ResponseMap = z.output<typeof responseMapSchema>;
 
+// Protocol breadth (b): device grant, JWT bearer, token exchange, DPoP, rate limits ----
+
+/** RFC 7523 §3: the claims of a JWT bearer assertion; strings may hold `{parameter}`. */
+const assertionSchema = z.strictObject({
+  /** `iss`; the client id when left out. */
+  issuer: z.string().min(1, "must not be empty").optional(),
+  /** `sub`: the service account or user the token is for; the client id when left out. */
+  subject: z.string().min(1, "must not be empty").optional(),
+  /** `aud`; the token URL when left out (RFC 7523 §3 point 3). */
+  audience: z.string().min(1, "must not be empty").optional(),
+  /** Further claims (Google's `scope`, a tenant id). */
+  claims: z
+    .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]))
+    .default({}),
+  lifetimeSeconds: z.number().int().min(1).max(3600).default(300),
+});
+
+const rateLimitSchema = z.strictObject({
+  requests: z.number().int().positive().max(1_000_000),
+  perSeconds: z.number().int().positive().max(86_400),
+  /** How long a call over the limit may wait for the next window before it gets 429. */
+  maxWaitMs: z.number().int().nonnegative().max(300_000).default(0),
+});
+
+export const DPOP_ALGORITHMS = ["ES256", "RS256", "PS256", "EdDSA"] as const;
+export const CLIENT_KEY_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "ES256",
+  "ES384",
+  "EdDSA",
+] as const;
+export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+
+const protocolBFields = {
+  deviceAuthorizationUrl: urlTemplateSchema.optional(),
+  assertion: assertionSchema.optional(),
+  /**
+   * The client's private key (PEM or JWK as JSON) for `jwt_bearer` assertions. The
+   * `private_key_jwt` client authentication (protocol-a) uses the same field.
+   */
+  clientPrivateKey: z
+    .string()
+    .min(1, "must not be empty")
+    .refine(
+      (v) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(v) || v.trim().startsWith("{"),
+      "must be a PEM private key or a JWK",
+    )
+    .optional(),
+  clientKeyId: z.string().min(1, "must not be empty").optional(),
+  clientKeyAlg: z.enum(CLIENT_KEY_ALGORITHMS).optional(),
+  /** Default: an access token (ACCESS_TOKEN_TYPE). */
+  subjectTokenType: z.string().min(1).optional(),
+  requestedTokenType: z.string().min(1).optional(),
+  audience: z.string().min(1, "must not be empty").optional(),
+  dpop: z.boolean().optional(),
+  // A form's empty group (`{}`, the admin page sends one) means no limit.
+  rateLimit: z.preprocess(
+    (v) => (v !== null && typeof v === "object" && Object.keys(v).length === 0 ? undefined : v),
+    rateLimitSchema.optional(),
+  ),
+};
+
 const integrationObjectSchema = z.strictObject({
+  ...protocolBFields,
   key: idSchema,
   displayName: z.string().min(1).max(200).optional(),
   grantType: z.enum(GRANT_TYPES),
@@ -231,7 +301,12 @@ const integrationObjectSchema = z.strictObject({
 });
 
 /** Paths whose strings are not templates: a regular expression, PEM blocks, origins. */
-export const NON_TEMPLATE_FIELDS = ["expiredBodyPattern", "tls", "allowedApiOrigins"] as const;
+export const NON_TEMPLATE_FIELDS = [
+  "expiredBodyPattern",
+  "tls",
+  "allowedApiOrigins",
+  "clientPrivateKey",
+] as const;
 
 export const integrationSchema = integrationObjectSchema.superRefine((integration, ctx) => {
   if (

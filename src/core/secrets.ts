@@ -6,7 +6,7 @@
  */
 
 /** Secrets of an integration: the client secret and the mutual-TLS private key. */
-export const INTEGRATION_SECRET_PATHS = ["clientSecret", "tls.key"] as const;
+export const INTEGRATION_SECRET_PATHS = ["clientSecret", "tls.key", "clientPrivateKey"] as const;
 
 /** Secret values by path, e.g. `{ "tls.key": "-----BEGIN PRIVATE KEY-----..." }`. */
 export type SecretValues = Record<string, string>;

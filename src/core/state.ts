@@ -5,6 +5,7 @@
  */
 import type { Connection, ConnectionState, ErrorSummary } from "./connection.js";
 import type { FailureClass } from "./failure.js";
+import { isPersonGrant } from "./grants.js";
 import type { Integration } from "./integration.js";
 import {
   backoffMs,
@@ -28,7 +29,7 @@ export type StatePatch = Partial<Omit<ConnectionState, "tokenVersion">> & {
 
 /** A new connection: waiting for a person (authorization code), or due at once. */
 export function initialState(integration: Integration, now: number): ConnectionState {
-  const needsPerson = integration.grantType === "authorization_code";
+  const needsPerson = isPersonGrant(integration.grantType);
   return {
     status: needsPerson ? "pending_authorization" : "active",
     expiresAt: null,

@@ -18,6 +18,11 @@ export interface TokenSet {
   raw: Record<string, unknown>;
   /** HTTP status of the response it came in, for the event record (absent for hooks). */
   httpStatus?: number;
+  /**
+   * DPoP (RFC 9449): the private JWK these tokens are bound to. Kept with the tokens,
+   * so it is sealed with them and a refresh anywhere in the cluster proves the same key.
+   */
+  dpopKey?: Record<string, unknown>;
 }
 
 /**
@@ -30,7 +35,8 @@ export function carryRefreshToken(
   previousRefreshTokenExpiresAt?: number,
 ): TokenSet {
   if (next.refreshToken !== undefined || previousRefreshToken === undefined) return next;
-  // The same refresh token keeps its own end, unless the server restated it.
+  // The same refresh token keeps its own end, unless the server restated it. The DPoP
+  // key stays with the token it was bound to (renewer.ts sets it on `next`).
   const carried: TokenSet = { ...next, refreshToken: previousRefreshToken };
   if (carried.refreshTokenExpiresAt === undefined && previousRefreshTokenExpiresAt !== undefined)
     carried.refreshTokenExpiresAt = previousRefreshTokenExpiresAt;

@@ -10,6 +10,7 @@ import type { ResolvedIntegration } from "../core/resolve.js";
 import { fillTokenTemplate } from "../core/template.js";
 import type { TokenSet } from "../core/token-set.js";
 import { apiUrl } from "./api-url.js";
+import { asksForNonce, type DpopNonces, dpopProof } from "./dpop.js";
 import { type HttpClient, transportError } from "./http.js";
 
 export { apiUrl } from "./api-url.js";
@@ -45,6 +46,8 @@ export interface CallOptions {
    * version): it is then never run, and counts as no match.
    */
   onUnusablePattern?: (reason: string) => void;
+  /** DPoP (RFC 9449 §7): where server nonces are kept, for tokens bound to a key. */
+  dpopNonces?: DpopNonces;
 }
 
 /** The most of a body read to test `expiredBodyPattern`; a bigger body is not an error page. */
@@ -60,9 +63,14 @@ export function placeToken(
   for (const [name, value] of Object.entries(config.requestParams.headers))
     headers[name.toLowerCase()] = value;
   const { in: where, name, template } = config.tokenPlacement;
-  const value = fillTokenTemplate(template, token.accessToken);
+  const value = fillTokenTemplate(dpopScheme(template, token), token.accessToken);
   if (where === "header") headers[name.toLowerCase()] = value;
   else url.searchParams.set(name, value);
+}
+
+/** A DPoP-bound token goes with the `DPoP` scheme (RFC 9449 §7.1), not `Bearer`. */
+export function dpopScheme(template: string, token: Pick<TokenSet, "dpopKey">): string {
+  return token.dpopKey === undefined ? template : template.replace(/^Bearer /i, "DPoP ");
 }
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus what a proxy must set itself. */
@@ -137,14 +145,45 @@ async function refusal(
 }
 
 async function send(
-  http: HttpClient,
   config: ResolvedIntegration,
   token: TokenSet,
   req: ApiRequest,
+  options: CallOptions,
 ): Promise<ApiResponse> {
   const url = apiUrl(config, req.path);
   const headers: HeaderMap = { ...req.headers };
   placeToken(config, token, url, headers);
+  const { dpopKey } = token;
+  const nonces = options.dpopNonces;
+  if (dpopKey === undefined || nonces === undefined)
+    return sendOnce(options.http, config, req, url, headers);
+  for (let attempt = 0; ; attempt++) {
+    headers.dpop = await dpopProof(
+      { key: dpopKey, nonces },
+      { method: req.method, url, accessToken: token.accessToken },
+      Date.now(), // judged by the API's clock
+    );
+    const res = await sendOnce(options.http, config, req, url, headers);
+    const learned = nonces.learn(url, res.headers);
+    const wwwAuthenticate = res.headers["www-authenticate"];
+    const asks = asksForNonce(
+      res.status,
+      "",
+      Array.isArray(wwwAuthenticate) ? wwwAuthenticate.join(", ") : wwwAuthenticate,
+    );
+    // A stream cannot be sent twice; otherwise once more with the nonce (RFC 9449 §9).
+    if (attempt > 0 || learned === undefined || !asks || req.body instanceof Readable) return res;
+    res.body.resume();
+  }
+}
+
+async function sendOnce(
+  http: HttpClient,
+  config: ResolvedIntegration,
+  req: ApiRequest,
+  url: URL,
+  headers: HeaderMap,
+): Promise<ApiResponse> {
   try {
     const res = await request(url, {
       method: req.method as "GET",
@@ -165,7 +204,7 @@ export async function callApi(
   renew: RenewAfterRejection,
   options: CallOptions,
 ): Promise<ApiResponse> {
-  const first = await send(options.http, config, token, req);
+  const first = await send(config, token, req, options);
   if (req.body instanceof Readable) return first;
   const { refused, response } = await refusal(config, first, options);
   if (!refused) return response;
@@ -180,5 +219,5 @@ export async function callApi(
   // refusal goes back as it is, and the call is not sent twice.
   if (next.accessToken === token.accessToken) return response;
   response.body.resume();
-  return send(options.http, config, next, req);
+  return send(config, next, req, options);
 }

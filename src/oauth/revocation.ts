@@ -1,8 +1,8 @@
 import { invalidConfig } from "../core/errors.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import { applyClientAuthentication } from "./client-auth.js";
-import { describeEndpoint, sendHttpRequest } from "./http.js";
-import { lowerCaseKeys, type ProtocolOptions } from "./token-endpoint.js";
+import { describeEndpoint } from "./http.js";
+import { lowerCaseKeys, type ProtocolOptions, sendWithDpop } from "./token-endpoint.js";
 import { parseResponseBody, tokenEndpointError } from "./token-response.js";
 
 export type RevocationConfig = Pick<
@@ -42,10 +42,10 @@ export async function revokeToken(
     query: url.searchParams,
   });
   const what = `revocation endpoint ${describeEndpoint(url)}`;
-  const res = await sendHttpRequest(
+  const res = await sendWithDpop(
     { method: "POST", url, headers, body: params.toString() },
     config,
-    { what, maxResponseBytes: options.maxResponseBytes, http: options.http },
+    { what, ...options },
   );
   if (res.status >= 200 && res.status <= 299) return { status: res.status };
   throw tokenEndpointError(res, parseResponseBody(res), config.responseMap, what);

@@ -2,7 +2,15 @@ import { type Clock, systemClock } from "../core/clock.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
 import { applyClientAuthentication } from "./client-auth.js";
-import { describeEndpoint, type HttpClient, sendHttpRequest } from "./http.js";
+import { asksForNonce, type DpopContext, dpopProof } from "./dpop.js";
+import {
+  describeEndpoint,
+  type HttpClient,
+  type HttpRequest,
+  type HttpResponse,
+  sendHttpRequest,
+  type TransportSettings,
+} from "./http.js";
 import { parseTokenResponse } from "./token-response.js";
 
 /**
@@ -39,6 +47,8 @@ export interface ProtocolOptions {
   clock?: Clock;
   maxResponseBytes?: number;
   http?: HttpClient;
+  /** DPoP (RFC 9449): the connection's key, and the server nonces seen so far. */
+  dpop?: DpopContext;
 }
 
 /** RFC 6749 §4.1.3: exchanges an authorization code (with its PKCE verifier, RFC 7636 §4.5). */
@@ -140,12 +150,43 @@ export async function requestToken(
     headers["content-type"] = "application/x-www-form-urlencoded";
   }
   const what = `token endpoint ${describeEndpoint(url)}`;
-  const res = await sendHttpRequest({ method: config.tokenMethod, url, headers, body }, config, {
+  const res = await sendWithDpop({ method: config.tokenMethod, url, headers, body }, config, {
     what,
-    maxResponseBytes: options.maxResponseBytes,
-    http: options.http,
+    ...options,
   });
   return parseTokenResponse(res, config, options.clock ?? systemClock, what);
+}
+
+/**
+ * Sends a request to the authorization server, with a DPoP proof when the connection
+ * binds its tokens, and once more with the server's nonce when it asks for one
+ * (RFC 9449 §8). Without DPoP it is one `sendHttpRequest`.
+ */
+export async function sendWithDpop(
+  req: HttpRequest,
+  settings: TransportSettings,
+  options: ProtocolOptions & { what: string },
+): Promise<HttpResponse> {
+  const limits = {
+    what: options.what,
+    ...(options.maxResponseBytes === undefined
+      ? {}
+      : { maxResponseBytes: options.maxResponseBytes }),
+    ...(options.http === undefined ? {} : { http: options.http }),
+  };
+  const { dpop } = options;
+  if (dpop === undefined) return sendHttpRequest(req, settings, limits);
+  for (let attempt = 0; ; attempt++) {
+    // The proof's iat is judged by the server's clock: real time, not an injected one.
+    const proof = await dpopProof(dpop, { method: req.method, url: req.url }, Date.now());
+    const res = await sendHttpRequest(
+      { ...req, headers: { ...req.headers, dpop: proof } },
+      settings,
+      limits,
+    );
+    const learned = dpop.nonces.learn(req.url, res.headers);
+    if (attempt > 0 || learned === undefined || !asksForNonce(res.status, res.body)) return res;
+  }
 }
 
 export function lowerCaseKeys(record: Record<string, string>): Record<string, string> {

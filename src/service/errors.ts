@@ -27,6 +27,7 @@ const STATUS: Record<ErrorCode, number> = {
   timeout: 504,
   internal_error: 500,
   storage_error: 503,
+  rate_limited: 429,
 };
 
 export function httpStatusFor(code: ErrorCode): number {

@@ -23,6 +23,7 @@ export const integrationViewSchema = z
   .strictObject({
     ...integrationSchema.shape,
     clientSecret: secretFlag,
+    clientPrivateKey: secretFlag,
     // Their output is built by a transform, which JSON Schema cannot follow: said here.
     tokenPlacement: z.strictObject({
       in: z.enum(["header", "query"]),
@@ -56,6 +57,7 @@ export const connectionViewSchema = z
     clientSecret: secretFlag,
     password: secretFlag,
     refreshToken: secretFlag,
+    subjectToken: secretFlag,
     status: z.enum(CONNECTION_STATUSES),
     expiresAt: isoTime.nullable(),
     scope: z.string().nullable(),
@@ -163,6 +165,16 @@ export const RESPONSE_COMPONENTS = {
     url: z.string(),
     expiresAt: isoTime,
     redirectUri: z.string(),
+  }),
+  DeviceAuthorization: z.strictObject({
+    userCode: z.string().describe("What the person enters at verificationUri"),
+    verificationUri: z.string(),
+    verificationUriComplete: z.string().nullable(),
+    expiresAt: isoTime,
+    interval: z.number().int().describe("Seconds between polls of the token endpoint"),
+  }),
+  DpopProof: z.strictObject({
+    proof: z.string().describe("The DPoP header's value (a signed JWT) for that one request"),
   }),
   AdminSchemas: z.object({
     integration: z.record(z.string(), z.unknown()),

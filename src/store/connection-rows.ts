@@ -5,7 +5,7 @@
  * roles, which write the same row.
  */
 import type { Selectable } from "kysely";
-import type { Connection } from "../core/connection.js";
+import { CONNECTION_SECRET_FIELDS, type Connection } from "../core/connection.js";
 import type { StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { Sealer } from "./crypto.js";
@@ -30,8 +30,12 @@ export function connectionColumns(
 ): Pick<ConnectionsTable, "integration" | "environment" | "document" | "sealed_secrets"> & {
   sealedAny: boolean;
 } {
-  const { clientSecret, password, refreshToken, ...document } = connection;
-  const secrets = { clientSecret, password, refreshToken };
+  const document: Record<string, unknown> = { ...connection };
+  const secrets: Record<string, unknown> = {};
+  for (const field of CONNECTION_SECRET_FIELDS) {
+    secrets[field] = connection[field];
+    delete document[field];
+  }
   const sealedAny = Object.values(secrets).some((v) => v !== undefined);
   return {
     integration: connection.integration,

@@ -33,6 +33,8 @@ const tokenSetSchema = z.object({
   refreshTokenExpiresAt: z.number().optional(),
   raw: z.record(z.string(), z.unknown()),
   httpStatus: z.number().int().optional(),
+  // DPoP (RFC 9449): the private JWK the tokens are bound to.
+  dpopKey: z.record(z.string(), z.unknown()).optional(),
 });
 
 const errorSummarySchema = z.object({

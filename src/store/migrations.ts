@@ -137,6 +137,19 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       },
     },
     "0006_lifecycle": { up: (db: Kysely<unknown>) => lifecycleMigration(db, dialect) },
+    "0008_protocol_b": {
+      async up(db: Kysely<unknown>) {
+        // Per-connection rate limits shared by every process (rate-limit.ts): the calls
+        // counted in the current window, and how long an API's Retry-After holds calls.
+        await db.schema
+          .createTable("tw_rate_limits")
+          .addColumn("connection_id", "text", (c) => c.primaryKey())
+          .addColumn("window_start", bigint, (c) => c.notNull())
+          .addColumn("count", "integer", (c) => c.notNull())
+          .addColumn("held_until", bigint, (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
   };
 }
 

@@ -48,6 +48,13 @@ export interface ConnectionsTable {
   refresh_token_warned_for: number | null;
 }
 
+export interface RateLimitsTable {
+  connection_id: string;
+  window_start: number;
+  count: number;
+  held_until: number;
+}
+
 export interface LeasesTable {
   connection_id: string;
   holder: string;
@@ -161,6 +168,7 @@ export interface Database {
   tw_integrations: IntegrationsTable;
   tw_connections: ConnectionsTable;
   tw_leases: LeasesTable;
+  tw_rate_limits: RateLimitsTable;
   tw_events: EventsTable;
   tw_pending_authorizations: PendingAuthorizationsTable;
   tw_api_keys: ApiKeysTable;

@@ -4,7 +4,7 @@
  * The drivers differ only in how the Kysely instance is made (open.ts).
  *
  * Each role lives in a module of its own (sql-configuration.ts, sql-token-state.ts,
- * sql-leases.ts, sql-events.ts, sql-pending-authorizations.ts, sql-api-keys.ts) on a
+ * sql-leases.ts, sql-rate-limits.ts, sql-events.ts, sql-pending-authorizations.ts, sql-api-keys.ts) on a
  * shared context (sql-context.ts); this class composes them, and keeps what spans
  * them all: transactions, the sealing key, the change feed, readiness and closing.
  */
@@ -26,6 +26,7 @@ import type { SqlContext } from "./sql-context.js";
 import { SqlEvents } from "./sql-events.js";
 import { SqlLeases } from "./sql-leases.js";
 import { SqlPendingAuthorizations } from "./sql-pending-authorizations.js";
+import { SqlRateLimits } from "./sql-rate-limits.js";
 import { SqlTokenState } from "./sql-token-state.js";
 import { guardStore } from "./storage-errors.js";
 import type {
@@ -68,6 +69,7 @@ export class SqlStore implements Store {
   readonly #configuration: SqlConfiguration;
   readonly #tokenState: SqlTokenState;
   readonly #leases: SqlLeases;
+  readonly #rateLimits: SqlRateLimits;
   readonly #events: SqlEvents;
   readonly #pending: SqlPendingAuthorizations;
   readonly #apiKeys: SqlApiKeys;
@@ -97,6 +99,7 @@ export class SqlStore implements Store {
     this.#configuration = new SqlConfiguration(ctx);
     this.#tokenState = new SqlTokenState(ctx);
     this.#leases = new SqlLeases(ctx);
+    this.#rateLimits = new SqlRateLimits(ctx);
     this.#events = new SqlEvents(ctx);
     this.#pending = new SqlPendingAuthorizations(ctx);
     this.#apiKeys = new SqlApiKeys(ctx);
@@ -218,6 +221,18 @@ export class SqlStore implements Store {
   }
   releaseLease(id: string, holder: string): Promise<void> {
     return this.#leases.releaseLease(id, holder);
+  }
+
+  // Rate limits (sql-rate-limits.ts) ----------------------------------------------
+
+  takeRateSlot(connectionId: string, windowStart: number, limit: number): Promise<boolean> {
+    return this.#rateLimits.takeRateSlot(connectionId, windowStart, limit);
+  }
+  holdCalls(connectionId: string, until: number): Promise<void> {
+    return this.#rateLimits.holdCalls(connectionId, until);
+  }
+  callsHeldUntil(connectionId: string): Promise<number> {
+    return this.#rateLimits.callsHeldUntil(connectionId);
   }
 
   // Events (sql-events.ts) --------------------------------------------------------

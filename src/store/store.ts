@@ -133,6 +133,20 @@ export interface TokenStateStore {
   countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>>;
 }
 
+/** Per-connection rate limits (protocol breadth): shared by every process on the database. */
+export interface RateLimitStore {
+  /**
+   * Counts one call in the fixed window starting at `windowStart` (epoch ms) if fewer
+   * than `limit` were counted there; `false` when the window is full. A later window
+   * starts the count over.
+   */
+  takeRateSlot(connectionId: string, windowStart: number, limit: number): Promise<boolean>;
+  /** Holds the connection's API calls until `until` (an API's Retry-After); never shortens a hold. */
+  holdCalls(connectionId: string, until: number): Promise<void>;
+  /** Until when calls are held (epoch ms; 0 when they are not). */
+  callsHeldUntil(connectionId: string): Promise<number>;
+}
+
 /** The refresh lease: one holder renews a connection at a time, across processes. */
 export interface LeaseStore {
   /** Claims the refresh lease if it is free, expired or already ours. */
@@ -235,6 +249,7 @@ export interface Store
   extends ConfigurationStore,
     TokenStateStore,
     LeaseStore,
+    RateLimitStore,
     EventStore,
     PendingAuthorizationStore,
     ApiKeyStore,

@@ -177,8 +177,8 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
     await form.getByLabel("Grant Type").selectOption("authorization_code");
     expect(await field("authorizationUrl").isVisible()).toBe(true);
 
-    await form.getByLabel("Key").fill("oidc");
-    await form.getByLabel("Authorization URL").fill(op.authorizationUrl);
+    await form.locator("#f-key").fill("oidc");
+    await form.locator("#f-authorizationUrl").fill(op.authorizationUrl);
     await form.getByLabel("Token URL").fill("not a url");
     await form.getByLabel("Client ID").fill(BASIC_CLIENT_ID);
     await form.getByLabel("Client Secret").fill(BASIC_CLIENT_SECRET);

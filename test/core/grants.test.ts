@@ -21,6 +21,8 @@ const integrationFor = (grantType: (typeof GRANT_TYPES)[number]) =>
     grantType,
     tokenUrl: "https://auth.acme.example/token",
     authorizationUrl: "https://auth.acme.example/authorize",
+    deviceAuthorizationUrl: "https://auth.acme.example/device",
+    clientPrivateKey: "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----",
     clientId: "app",
   });
 
@@ -30,17 +32,25 @@ const allConnectionFields = {
   username: "ann",
   password: "pw",
   refreshToken: "rt",
+  subjectToken: "st",
 };
+
+/** token_exchange takes one of its two subject fields, never both: checked on its own below. */
+const ONE_OF = new Set(["subjectConnectionId", "subjectToken"]);
 
 describe("GRANT_FIELDS", () => {
   it("names each connection field the grant requires, and no other", () => {
-    for (const grant of GRANT_TYPES) {
+    for (const grant of GRANT_TYPES.filter((g) => g !== "token_exchange")) {
       const integration = integrationFor(grant);
       // With every grant-specific field given, the connection passes.
       expect(() =>
         checkConnectionAgainst(integration, parseConnection(allConnectionFields)),
       ).not.toThrow();
-      const specific = new Set(Object.values(GRANT_FIELDS).flatMap((f) => f.connection));
+      const specific = new Set(
+        Object.values(GRANT_FIELDS)
+          .flatMap((f) => f.connection)
+          .filter((f) => !ONE_OF.has(f)),
+      );
       for (const field of specific) {
         const { [field]: _left, ...rest } = allConnectionFields as Record<string, string>;
         let failedOn: string | undefined;
@@ -58,6 +68,19 @@ describe("GRANT_FIELDS", () => {
         });
       }
     }
+  });
+
+  it("gives token_exchange exactly one subject: another connection or a given token", () => {
+    const integration = integrationFor("token_exchange");
+    expect([...GRANT_FIELDS.token_exchange.connection].sort()).toEqual([...ONE_OF].sort());
+    const base = { id: "c", integration: "acme" };
+    const check = (extra: Record<string, string>) => () =>
+      checkConnectionAgainst(integration, parseConnection({ ...base, ...extra }));
+    expect(check({ subjectToken: "st" })).not.toThrow();
+    expect(check({ subjectConnectionId: "other" })).not.toThrow();
+    expect(check({})).toThrow("subjectConnectionId");
+    expect(check({ subjectToken: "st", subjectConnectionId: "other" })).toThrow("exactly one");
+    expect(check({ subjectConnectionId: "c" })).toThrow("another connection");
   });
 
   it("gives authorizationUrl to authorization_code, which requires it", () => {
@@ -88,6 +111,9 @@ describe("connectionActions", () => {
     expect(connectionActions("revoked", "password").refresh).toBe(true);
     expect(connectionActions("revoked", "authorization_code").refresh).toBe(false);
     expect(connectionActions("revoked", "refresh_token").refresh).toBe(false);
+    expect(connectionActions("revoked", "device_code").refresh).toBe(false);
+    expect(connectionActions("revoked", "jwt_bearer").refresh).toBe(true);
+    expect(connectionActions("revoked", "token_exchange").refresh).toBe(true);
   });
 
   it("allows refresh and revoke in every status that holds a token; authorize for the code grant", () => {
@@ -95,7 +121,7 @@ describe("connectionActions", () => {
       if (status === "pending_authorization" || status === "revoked") continue;
       for (const grant of GRANT_TYPES) {
         expect(connectionActions(status, grant)).toEqual({
-          authorize: grant === "authorization_code",
+          authorize: grant === "authorization_code" || grant === "device_code",
           refresh: true,
           revoke: true,
         });

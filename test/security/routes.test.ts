@@ -205,6 +205,7 @@ describe("default deny on the matched route", () => {
       "get /v1/connections/{id}",
       "get /v1/connections/{id}/token",
       "get /v1/connections/{id}/events",
+      "post /v1/connections/{id}/dpop-proof",
       ...["get", "head", "post", "put", "patch", "delete", "options"].map(
         (m) => `${m} /v1/proxy/{id}/{path}`,
       ),

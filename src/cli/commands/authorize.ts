@@ -29,7 +29,7 @@ export function registerAuthorizeCommand(program: Command): void {
   program
     .command("authorize <id>")
     .description(
-      "authorize a connection in a browser, through a loopback redirect on 127.0.0.1 (RFC 8252)",
+      "authorize a connection in a browser, through a loopback redirect on 127.0.0.1 (RFC 8252); for the device grant (RFC 8628), print the user code and wait",
     )
     .option("--port <port>", "loopback port to listen on (0: any free port)", "0")
     .option("--no-open", "print the URL only; do not try to open a browser")
@@ -51,6 +51,14 @@ Examples:
         throw invalidConfig("port", "must be a TCP port number");
       if (!(timeoutSeconds > 0)) throw invalidConfig("timeout", "must be a number of seconds");
       await withTokenwarden(flags, async (tw) => {
+        const connection = await tw.getConnection(id);
+        const { grantType } = await tw.getIntegration(connection.integration);
+        if (grantType === "device_code") {
+          const view = await authorizeOnDevice(tw, id, timeoutSeconds * 1000);
+          if (flags.json === true) printJson(view);
+          else process.stdout.write(`${id}: ${status(view.status)}\n`);
+          return;
+        }
         const view = await authorizeOnLoopback(tw, id, {
           port,
           open: flags.open,
@@ -124,6 +132,46 @@ async function authorizeOnLoopback(
     clearTimeout(timer);
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/**
+ * The device grant (RFC 8628): prints the user code and where to enter it (on any
+ * device), then waits while this process polls the token endpoint.
+ */
+async function authorizeOnDevice(
+  tw: Tokenwarden,
+  id: string,
+  timeoutMs: number,
+): ReturnType<Tokenwarden["waitForDeviceAuthorization"]> {
+  const started = await tw.startDeviceAuthorization(id);
+  process.stderr.write(
+    `\nTo authorize ${id}, open\n\n  ${started.verificationUri}\n\nand enter the code\n\n  ${started.userCode}\n\n` +
+      (started.verificationUriComplete === null
+        ? ""
+        : `(or open ${started.verificationUriComplete})\n\n`) +
+      `The code expires at ${started.expiresAt}.\n`,
+  );
+  const progress = spinner("Waiting for approval (Ctrl-C to give up)...");
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const view = await Promise.race([
+      tw.waitForDeviceAuthorization(id),
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(new TokenwardenError("timeout", `not approved within ${timeoutMs / 1000} s`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+    progress.stop("Authorized.");
+    return view;
+  } catch (error) {
+    progress.stop();
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

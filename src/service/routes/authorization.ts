@@ -1,7 +1,7 @@
 /**
  * The authorization code grant through the service: start it (a redirect to the
  * server, or its URL as JSON for the admin page), and the redirect URL the server
- * sends the person back to. The page shown there says what happened
+ * sends the person back to; and the device grant's start (RFC 8628). The page shown there says what happened
  * (callback-outcome.ts, shared with the CLI's loopback server).
  */
 import { TokenwardenError } from "../../core/errors.js";
@@ -31,6 +31,23 @@ export const authorizationRoutes: RouteModule = (app, { tw, publicUrl, redirectU
         return { url: started.url, expiresAt: started.expiresAt, redirectUri };
       }
       return reply.redirect(started.url, 302);
+    },
+  });
+
+  defineRoute(app, {
+    method: "POST",
+    url: "/v1/connections/:id/authorize",
+    operationId: "startDeviceAuthorization",
+    summary:
+      "Start the device grant (RFC 8628): the user code and where to enter it; the service polls until the person approves",
+    tags: ["authorization"],
+    params: idParams,
+    responses: {
+      200: { description: "The user code and where to enter it", schema: "DeviceAuthorization" },
+    },
+    handler: async ({ params }, _request, reply) => {
+      reply.header("cache-control", "no-store");
+      return tw.startDeviceAuthorization(params.id);
     },
   });
 

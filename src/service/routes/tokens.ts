@@ -1,6 +1,7 @@
 /**
  * A connection's token and its history: read the token (the hot path: a client key
- * without limits costs no database read), refresh now, revoke, and the events.
+ * without limits costs no database read), a DPoP proof to go with it, refresh now,
+ * revoke, and the events.
  */
 import { z } from "zod";
 import { assertConnectionAllowed } from "../access.js";
@@ -10,6 +11,10 @@ import { idParams } from "./resource.js";
 
 const tokenQuery = z.strictObject({
   minTtl: z.coerce.number().int("must be a whole number of seconds").min(0).max(86_400).optional(),
+});
+const dpopProofBody = z.strictObject({
+  method: z.string().regex(/^[A-Za-z]{1,16}$/, "must be an HTTP method"),
+  url: z.string().min(1).max(8192),
 });
 const eventsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
@@ -34,6 +39,23 @@ export const tokenRoutes: RouteModule = (app, { tw }) => {
         params.id,
         query.minTtl === undefined ? {} : { minTtlSeconds: query.minTtl },
       );
+    },
+  });
+  defineRoute(app, {
+    method: "POST",
+    url: "/v1/connections/:id/dpop-proof",
+    operationId: "createDpopProof",
+    summary:
+      "A DPoP proof (RFC 9449) for a call the workflow makes itself with this connection's token",
+    tags: ["tokens"],
+    access: "client",
+    params: idParams,
+    body: dpopProofBody,
+    responses: { 200: { description: "The proof", schema: "DpopProof" } },
+    handler: async ({ params, body }, request, reply) => {
+      await assertConnectionAllowed(request, tw, params.id);
+      reply.header("cache-control", "no-store");
+      return tw.dpopProof(params.id, body);
     },
   });
   defineRoute(app, {
