@@ -22,6 +22,7 @@ import {
 } from "../oauth/token-endpoint.js";
 import type { Store, StoredConnection } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
+import type { ProtocolSupport } from "./protocol-support.js";
 import { runRefreshHook } from "./refresh-hook.js";
 
 /** A connection as stored, with its integration, resolved for it. */
@@ -58,6 +59,8 @@ export interface RenewerContext {
   publish(id: string): Promise<void>;
   /** A token the database could not take: kept in memory until it can. */
   keepUnwritten(id: string, patch: StatePatch, expectedVersion: number): void;
+  /** Discovery and `clientAuth: auto` memory (protocol-support.ts). */
+  protocol: ProtocolSupport;
 }
 
 /** What an attempt leaves behind: the connection as it now stands. */
@@ -75,7 +78,8 @@ export class Renewer {
    * (with the new token, or with a newer one another holder wrote); rejects with the
    * coded failure after recording it.
    */
-  async attempt(loaded: Loaded, trigger: EventTrigger): Promise<AttemptResult> {
+  async attempt(given: Loaded, trigger: EventTrigger): Promise<AttemptResult> {
+    let loaded = given;
     const { integration } = loaded;
     const { token, connection } = loaded.stored;
     const consumed =
@@ -91,12 +95,14 @@ export class Renewer {
           : "obtain";
     const started = performance.now();
     try {
+      loaded = { ...loaded, resolved: await this.#ctx.protocol.prepare(loaded.resolved) };
+      const options = this.#ctx.protocol.options(loaded.resolved);
       let next: TokenSet;
       if (action === "hook") next = await this.#runHook(loaded);
       else if (consumed === undefined) next = await this.#grant(loaded);
       else {
         try {
-          next = await refreshAccessToken(loaded.resolved, consumed, { clock: this.#ctx.clock });
+          next = await refreshAccessToken(loaded.resolved, consumed, options);
         } catch (error) {
           // A password or client credentials grant can start over where a refresh
           // token has died; only the others need a person.
@@ -148,13 +154,17 @@ export class Renewer {
     const started = performance.now();
     try {
       const { token } = loaded.stored;
-      const { resolved } = loaded;
+      // Discovery only matters when there is something to revoke.
+      const resolved =
+        token === undefined ? loaded.resolved : await this.#ctx.protocol.prepare(loaded.resolved);
+      const options = this.#ctx.protocol.options(resolved);
       let httpStatus: number | null = null;
       if (token !== undefined && resolved.revocationUrl !== undefined) {
         // The refresh token first: revoking it usually takes its access tokens along.
         if (token.refreshToken !== undefined)
-          await revokeToken(resolved, token.refreshToken, "refresh_token");
-        httpStatus = (await revokeToken(resolved, token.accessToken, "access_token")).status;
+          await revokeToken(resolved, token.refreshToken, "refresh_token", options);
+        httpStatus = (await revokeToken(resolved, token.accessToken, "access_token", options))
+          .status;
       }
       await store.updateState(id, afterRevoke(), clock.now());
       await this.#ctx.publish(id);
@@ -176,7 +186,7 @@ export class Renewer {
         clientSecret: resolved.clientSecret,
         refreshToken: token?.refreshToken ?? connection.refreshToken,
         accessToken: token?.accessToken,
-        tokenUrl: resolved.tokenUrl,
+        tokenUrl: resolved.tokenUrl ?? "",
         scope:
           token?.scope ??
           (resolved.scopes.length > 0 ? resolved.scopes.join(resolved.scopeSeparator) : undefined),
@@ -190,7 +200,7 @@ export class Renewer {
   async #grant(loaded: Loaded): Promise<TokenSet> {
     const { integration, resolved } = loaded;
     const { connection } = loaded.stored;
-    const options = { clock: this.#ctx.clock };
+    const options = this.#ctx.protocol.options(resolved);
     switch (integration.grantType) {
       case "client_credentials":
         return requestClientCredentialsGrant(resolved, options);

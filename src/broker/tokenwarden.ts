@@ -17,7 +17,8 @@ import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
 import { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
-import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
+import { ProtocolSupport } from "./protocol-support.js";
+import { connectionNotFound, type Loaded, loadConnection, Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
 import { type CacheEntry, TokenSource } from "./token-source.js";
@@ -87,6 +88,7 @@ export class Tokenwarden extends EventEmitter<{
   readonly #renewer: Renewer;
   readonly #tokens: TokenSource;
   readonly #scheduler: Scheduler | undefined;
+  readonly #protocol: ProtocolSupport;
   /** Which integration and environment each connection is in, for API key limits. */
   readonly #scopes = new ScopeCache(async (id) => {
     const stored = await this.store.getConnection(id);
@@ -120,6 +122,7 @@ export class Tokenwarden extends EventEmitter<{
     this.#minTtlSeconds = options.minTtlSeconds ?? 10;
     this.#authorizationTtlMs = options.authorizationTtlMs ?? 10 * 60_000;
     this.#events = new EventLog(store, this.clock, (event) => this.emit("event", event));
+    this.#protocol = new ProtocolSupport(store, this.clock);
     const publish = (id: string) => this.#publish(`connection:${id}`);
     this.#renewer = new Renewer({
       store,
@@ -128,6 +131,7 @@ export class Tokenwarden extends EventEmitter<{
       events: this.#events,
       publish,
       keepUnwritten: (id, patch, version) => this.#tokens.keepUnwritten(id, patch, version),
+      protocol: this.#protocol,
     });
     this.#tokens = new TokenSource({
       store,
@@ -378,7 +382,7 @@ export class Tokenwarden extends EventEmitter<{
     id: string,
     options: { redirectUri: string },
   ): Promise<{ url: string; state: string; expiresAt: string }> {
-    const loaded = await loadConnection(this.store, id);
+    const loaded = await this.#prepared(id);
     if (loaded.integration.grantType !== "authorization_code") {
       throw invalidConfig(
         "grantType",
@@ -419,14 +423,15 @@ export class Tokenwarden extends EventEmitter<{
         { field: "state" },
       );
     }
-    const loaded = await loadConnection(this.store, pending.connectionId);
     const started = performance.now();
+    let loaded = await loadConnection(this.store, pending.connectionId);
     try {
-      const { code } = readAuthorizationResponse(query, state);
+      loaded = await this.#prepared(pending.connectionId);
+      const { code } = readAuthorizationResponse(query, state, loaded.resolved.server);
       const token = await exchangeAuthorizationCode(
         loaded.resolved,
         { code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier },
-        { clock: this.clock },
+        this.#protocol.options(loaded.resolved),
       );
       await this.#tokens.exclusive(loaded.stored.connection.id, async () => {
         // The authorization replaces whatever token the connection held.
@@ -473,6 +478,12 @@ export class Tokenwarden extends EventEmitter<{
   }
 
   // Internals ---------------------------------------------------------------------
+
+  /** The connection with what discovery says about its server filled in. */
+  async #prepared(id: string): Promise<Loaded> {
+    const loaded = await loadConnection(this.store, id);
+    return { ...loaded, resolved: await this.#protocol.prepare(loaded.resolved) };
+  }
 
   async #entry(id: string, minTtlSeconds: number): Promise<CacheEntry> {
     return (

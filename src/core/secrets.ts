@@ -5,8 +5,8 @@
  * replaces it. Paths are dotted (`tls.key`), so a nested private key is a secret too.
  */
 
-/** Secrets of an integration: the client secret and the mutual-TLS private key. */
-export const INTEGRATION_SECRET_PATHS = ["clientSecret", "tls.key"] as const;
+/** Secrets of an integration: the client secret, the mutual-TLS private key, the signing key. */
+export const INTEGRATION_SECRET_PATHS = ["clientSecret", "tls.key", "clientPrivateKey"] as const;
 
 /** Secret values by path, e.g. `{ "tls.key": "-----BEGIN PRIVATE KEY-----..." }`. */
 export type SecretValues = Record<string, string>;

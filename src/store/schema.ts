@@ -90,6 +90,15 @@ export interface SealingKeysTable {
   key_id: string;
 }
 
+/** What `clientAuth: auto` found a token endpoint accepts, per integration (0007_protocol_a). */
+export interface ClientAuthLearnedTable {
+  integration: string;
+  /** The token endpoint it was learned at: a move makes it unknown again. */
+  token_url: string;
+  method: string;
+  updated_at: number;
+}
+
 export interface Database {
   tw_integrations: IntegrationsTable;
   tw_connections: ConnectionsTable;
@@ -98,4 +107,5 @@ export interface Database {
   tw_pending_authorizations: PendingAuthorizationsTable;
   tw_api_keys: ApiKeysTable;
   tw_sealing_keys: SealingKeysTable;
+  tw_client_auth_learned: ClientAuthLearnedTable;
 }

@@ -25,6 +25,7 @@ import { integrationColumns, integrationFromColumns, sealingContext } from "./se
 import type {
   ConnectionFilter,
   ConnectionSummary,
+  LearnedClientAuth,
   NewStoredApiKey,
   PendingAuthorization,
   StatePatch,
@@ -452,6 +453,28 @@ export class SqlStore implements Store {
   }
 
   // API keys ----------------------------------------------------------------------
+
+  async getLearnedClientAuth(integration: string): Promise<LearnedClientAuth | undefined> {
+    const row = await this.#db
+      .selectFrom("tw_client_auth_learned")
+      .select(["token_url", "method"])
+      .where("integration", "=", integration)
+      .executeTakeFirst();
+    return row === undefined ? undefined : { tokenUrl: row.token_url, method: row.method };
+  }
+
+  async putLearnedClientAuth(
+    integration: string,
+    learned: LearnedClientAuth,
+    now: number,
+  ): Promise<void> {
+    const values = { token_url: learned.tokenUrl, method: learned.method, updated_at: now };
+    await this.#db
+      .insertInto("tw_client_auth_learned")
+      .values({ integration, ...values })
+      .onConflict((oc) => oc.column("integration").doUpdateSet(values))
+      .execute();
+  }
 
   async createApiKey(key: NewStoredApiKey, now: number): Promise<void> {
     await this.#db

@@ -160,6 +160,10 @@ export interface Store {
   /** Removes and returns it: a state can be used once. */
   takePendingAuthorization(state: string, now: number): Promise<PendingAuthorization | undefined>;
 
+  /** What `clientAuth: auto` learned a token endpoint accepts (`undefined`: nothing yet). */
+  getLearnedClientAuth(integration: string): Promise<LearnedClientAuth | undefined>;
+  putLearnedClientAuth(integration: string, learned: LearnedClientAuth, now: number): Promise<void>;
+
   createApiKey(key: NewStoredApiKey, now: number): Promise<void>;
   listApiKeys(): Promise<StoredApiKey[]>;
   deleteApiKey(id: string): Promise<boolean>;
@@ -186,4 +190,10 @@ export interface Store {
    */
   ping(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A client authentication method a token endpoint accepted (`clientAuth: auto`). */
+export interface LearnedClientAuth {
+  tokenUrl: string;
+  method: string;
 }

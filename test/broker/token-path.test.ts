@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EventLog } from "../../src/broker/event-log.js";
+import { ProtocolSupport } from "../../src/broker/protocol-support.js";
 import { loadConnection, Renewer } from "../../src/broker/renewer.js";
 import {
   ManualClock,
@@ -213,6 +214,7 @@ describe("a holder that lost the race", () => {
       clock,
       random: () => 0.5,
       events: new EventLog(store, clock, () => undefined),
+      protocol: new ProtocolSupport(store, clock),
       publish: async () => undefined,
       keepUnwritten: () => undefined,
     });

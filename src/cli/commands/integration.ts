@@ -118,7 +118,12 @@ Examples:
         if (flags.json === true) return printJson(all);
         printTable(
           ["KEY", "GRANT", "TOKEN URL", "CLIENT SECRET"],
-          all.map((i) => [i.key, i.grantType, i.tokenUrl, i.clientSecret.set ? "set" : "-"]),
+          all.map((i) => [
+            i.key,
+            i.grantType,
+            i.tokenUrl ?? i.discoveryUrl ?? "-",
+            i.clientSecret.set ? "set" : "-",
+          ]),
         );
       });
     });
