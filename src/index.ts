@@ -7,4 +7,5 @@
 export * from "./broker/index.js";
 export * from "./core/index.js";
 export * from "./oauth/index.js";
+export * from "./presets/catalogue.js";
 export * from "./store/index.js";

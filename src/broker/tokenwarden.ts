@@ -11,6 +11,7 @@ import type { Integration } from "../core/integration.js";
 import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
 import { closeDispatchers } from "../oauth/http.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
+import { PRESETS, type PresetEntry, presetEntry } from "../presets/catalogue.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
 import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
@@ -186,6 +187,11 @@ export class Tokenwarden extends EventEmitter<{
     if (!(await this.store.deleteIntegration(key))) {
       throw new TokenwardenError("not_found", `integration ${key} does not exist`);
     }
+  }
+
+  /** The preset catalogue (presets/catalogue.json), as `GET /v1/presets` lists it. */
+  listPresets(): PresetEntry[] {
+    return PRESETS.map(presetEntry);
   }
 
   // Connections -------------------------------------------------------------------

@@ -11,6 +11,7 @@ import { registerAuthorizeCommand } from "./commands/authorize.js";
 import { registerConnectionCommands } from "./commands/connection.js";
 import { registerIntegrationCommands } from "./commands/integration.js";
 import { registerKeyCommands } from "./commands/key.js";
+import { registerPresetsCommand } from "./commands/presets.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerTokenCommands } from "./commands/tokens.js";
 
@@ -60,6 +61,7 @@ sealed under older keys (see "key rotate"). Exit status: 0 on success, 1 with "e
   registerAuthorizeCommand(program);
   registerApiKeyCommands(program);
   registerKeyCommands(program);
+  registerPresetsCommand(program);
   return program;
 }
 

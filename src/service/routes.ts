@@ -8,6 +8,7 @@ import { assertConnectionAllowed, PUBLIC, withinLimits } from "./access.js";
 import { adminSchemas } from "./admin-schemas.js";
 import { registerEventStream } from "./event-stream.js";
 import { callbackPage } from "./pages.js";
+import { registerPresetRoutes } from "./presets-routes.js";
 import { defineRoute } from "./route.js";
 
 /**
@@ -115,6 +116,7 @@ export function registerRoutes(
   { tw, publicUrl, hooksDir }: RouteContext,
 ): void {
   const redirectUri = `${publicUrl}/oauth/callback`;
+  registerPresetRoutes(app, tw);
 
   // Integrations ------------------------------------------------------------------
   defineRoute(app, {
