@@ -83,7 +83,7 @@ export function findPreset(name: string): Preset | undefined {
 /**
  * An integration input started from its preset: the preset's fields first, the
  * input's own over them (objects merged key by key, lists replaced). A field the
- * input sets to `null` drops the preset's value.
+ * input sets to `null` is left unset, whatever the preset says.
  */
 export function applyPreset(input: unknown): unknown {
   if (!isPlainObject(input) || input.preset === undefined) return input;
@@ -99,7 +99,7 @@ function merge(base: Readonly<Record<string, unknown>>, own: Record<string, unkn
   const out: Record<string, unknown> = { ...base };
   for (const [name, value] of Object.entries(own)) {
     const below = base[name];
-    if (value === null && below !== undefined) delete out[name];
+    if (value === null) delete out[name];
     else if (isPlainObject(value) && isPlainObject(below)) out[name] = merge(below, value);
     else out[name] = value;
   }
