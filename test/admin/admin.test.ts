@@ -177,7 +177,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
     await form.getByLabel("Grant Type").selectOption("authorization_code");
     expect(await field("authorizationUrl").isVisible()).toBe(true);
 
-    await form.getByLabel("Key").fill("oidc");
+    await form.locator("#f-key").fill("oidc");
     await form.getByLabel("Authorization URL").fill(op.authorizationUrl);
     await form.getByLabel("Token URL").fill("not a url");
     await form.getByLabel("Client ID").fill(BASIC_CLIENT_ID);
@@ -381,6 +381,8 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
   });
 
   it("a new integration can start from a preset: its fields filled, its notes shown", async () => {
+    await page.goto(service.url);
+    await page.getByRole("button", { name: "Integrations" }).click();
     await page.locator("#new-integration").click();
     const form = page.locator("#form-dialog");
     await expect.poll(() => form.locator("#preset-start option").count()).toBeGreaterThan(40);
@@ -390,7 +392,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
     );
     expect(await form.getByLabel("Client Auth").inputValue()).toBe("body");
     expect(await form.locator("#preset-notes").textContent()).toContain("form-encoded");
-    await form.getByLabel("Key").fill("gh");
+    await form.locator("#f-key").fill("gh");
     await form.getByLabel("Client ID").fill("gh-client");
     await form.getByLabel("Client Secret").fill("gh-secret-value");
     await form.getByRole("button", { name: "Save" }).click();

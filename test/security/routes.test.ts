@@ -210,6 +210,9 @@ describe("default deny on the matched route", () => {
       "get /v1/connections/{id}",
       "get /v1/connections/{id}/token",
       "get /v1/connections/{id}/events",
+      // The preset catalogue holds no secret (presets-routes.ts).
+      "get /v1/presets",
+      "get /v1/presets/{name}",
       ...["get", "head", "post", "put", "patch", "delete", "options"].map(
         (m) => `${m} /v1/proxy/{id}/{*}`,
       ),
