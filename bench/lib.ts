@@ -24,15 +24,33 @@ export interface Started {
   stop(): Promise<void>;
 }
 
+export interface StartOptions {
+  env?: Record<string, string>;
+  /** A line matching this names the port (group 1). */
+  ready?: RegExp;
+  /** Pin the process (every thread) to these CPUs, as `taskset -c` takes them. */
+  cpu?: string | undefined;
+  /** Arguments for node before the script (`--import tsx`). */
+  nodeArgs?: string[];
+}
+
+/**
+ * The CPUs the load generator and the servers under load run on: apart, so that the
+ * generator cannot take the server's core (and the server's CPU time is its own).
+ */
+export const LOAD_CPU = process.env.BENCH_LOAD_CPU ?? "0";
+export const SERVER_CPU = process.env.BENCH_SERVER_CPU ?? "1";
+
 /** Starts `node <args>` and waits for a line matching `ready` (which names the port). */
-export async function startProcess(
-  args: string[],
-  env: Record<string, string> = {},
-  ready = /listening (\d+)/,
-): Promise<Started> {
-  const child = spawn(process.execPath, args, {
+export async function startProcess(args: string[], options: StartOptions = {}): Promise<Started> {
+  const ready = options.ready ?? /listening (\d+)/;
+  const node = [process.execPath, ...(options.nodeArgs ?? []), ...args];
+  // taskset execs node in place: the child's pid is node's.
+  const [command, ...argv] =
+    options.cpu === undefined ? node : ["taskset", "-c", options.cpu, ...node];
+  const child = spawn(command as string, argv, {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.add(child);
@@ -75,15 +93,23 @@ export function startServer(mode: string, ...args: string[]): Promise<Started> {
   return startProcess(["bench/servers.mjs", mode, "0", ...args]);
 }
 
+/** A bench/servers.mjs server pinned to `cpu`. */
+export function startPinnedServer(cpu: string, mode: string, ...args: string[]): Promise<Started> {
+  return startProcess(["bench/servers.mjs", mode, "0", ...args], { cpu });
+}
+
 /** `tokenwarden serve` from the build, quiet, on the given database. */
 export async function startTokenwarden(
   database: string,
-  extraEnv: Record<string, string> = {},
+  options: { env?: Record<string, string>; cpu?: string } = {},
 ): Promise<Started> {
   return startProcess(
     [CLI, "serve", "--port", "0", "--log-level", "warn", "--database", database],
-    { TOKENWARDEN_API_KEYS: API_KEY, TOKENWARDEN_SECRET_KEY: SECRET_KEY, ...extraEnv },
-    /Tokenwarden listening on http:\/\/127\.0\.0\.1:(\d+)/,
+    {
+      env: { TOKENWARDEN_API_KEYS: API_KEY, TOKENWARDEN_SECRET_KEY: SECRET_KEY, ...options.env },
+      ready: /Tokenwarden listening on http:\/\/127\.0\.0\.1:(\d+)/,
+      cpu: options.cpu,
+    },
   );
 }
 
@@ -166,9 +192,10 @@ export const ms = (n: number) => `${n.toFixed(2)} ms`;
 export async function startWithConnection(
   name: string,
   integration: Record<string, unknown> = {},
+  cpu?: string,
 ): Promise<{ as: Started; tw: Started; stop(): Promise<void> }> {
   const as = await startServer("token-server", "3600");
-  const tw = await startTokenwarden(await tempSqlite(name));
+  const tw = await startTokenwarden(await tempSqlite(name), cpu === undefined ? {} : { cpu });
   await api(tw.url, "PUT", "/v1/integrations/bench", {
     grantType: "client_credentials",
     tokenUrl: `${as.url}/token`,
@@ -185,25 +212,4 @@ export async function startWithConnection(
       await as.stop();
     },
   };
-}
-
-/**
- * Measures a baseline and a candidate in alternation, `rounds` times, and returns the
- * round with the median ratio: on a shared 2-core machine one pair of runs can be
- * off by a quarter either way; alternating and taking the median steadies the ratio.
- */
-export async function alternate(
-  rounds: number,
-  baseline: () => Promise<LoadResult>,
-  candidate: () => Promise<LoadResult>,
-): Promise<{ baseline: LoadResult; candidate: LoadResult; ratio: number; ratios: number[] }> {
-  const results: Array<{ baseline: LoadResult; candidate: LoadResult; ratio: number }> = [];
-  for (let i = 0; i < rounds; i++) {
-    const b = await baseline();
-    const c = await candidate();
-    results.push({ baseline: b, candidate: c, ratio: c.rps / b.rps });
-  }
-  const sorted = [...results].sort((x, y) => x.ratio - y.ratio);
-  const median = sorted[Math.floor(sorted.length / 2)] as (typeof results)[number];
-  return { ...median, ratios: results.map((r) => r.ratio) };
 }

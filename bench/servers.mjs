@@ -2,6 +2,7 @@
 //   node bench/servers.mjs token-server <port> [expiresIn] [delayMs]  a client credentials token endpoint
 //   node bench/servers.mjs bare-json <port> <body>                     node:http answering a fixed JSON body
 //   node bench/servers.mjs api <port>                                  the "API" behind the proxies
+//     (GET /source?bytes=N streams N bytes; POST /sink counts what it is sent)
 //   node bench/servers.mjs bare-proxy <port> <target origin> <token>   an undici pass-through proxy
 // Each prints "listening <port>" when ready. Plain JS: nothing is compiled on the measured path.
 import { createServer } from "node:http";
@@ -15,12 +16,22 @@ if (mode === "token-server") {
   const expiresIn = Number(rest[0] ?? 3600);
   const delayMs = Number(rest[1] ?? 0);
   let issued = 0;
+  // Requests being answered now, and the most at once since the last `/count?reset=1`:
+  // what the provider sees of a client's concurrency.
+  let inFlight = 0;
+  let peak = 0;
   server = createServer((req, res) => {
-    if (req.url === "/count") {
+    if (req.url?.startsWith("/count")) {
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ issued }));
+      res.end(JSON.stringify({ issued, inFlight, peak }));
+      if (req.url.endsWith("reset=1")) peak = inFlight;
       return;
     }
+    inFlight++;
+    peak = Math.max(peak, inFlight);
+    res.on("close", () => {
+      inFlight--;
+    });
     req.resume();
     req.on("end", () => {
       issued++;
@@ -54,13 +65,42 @@ if (mode === "token-server") {
       { id: 2, qty: 1 },
     ],
   });
+  const chunk = Buffer.alloc(64 * 1024, 120);
   server = createServer((req, res) => {
+    if (!req.headers.authorization?.startsWith("Bearer ")) {
+      req.resume();
+      res.writeHead(401).end();
+      return;
+    }
+    const url = new URL(req.url ?? "/", "http://api");
+    if (url.pathname === "/sink") {
+      let received = 0;
+      req.on("data", (c) => {
+        received += c.length;
+      });
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ received }));
+      });
+      return;
+    }
     req.resume();
+    if (url.pathname === "/source") {
+      let left = Number(url.searchParams.get("bytes") ?? 0);
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": left });
+      // Written as the socket drains: the API holds one chunk, whatever the size.
+      const pump = () => {
+        while (left > 0) {
+          const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
+          left -= piece.length;
+          if (!res.write(piece)) return res.once("drain", pump);
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
     req.on("end", () => {
-      if (!req.headers.authorization?.startsWith("Bearer ")) {
-        res.writeHead(401).end();
-        return;
-      }
       res.writeHead(200, { "content-type": "application/json" });
       res.end(body);
     });

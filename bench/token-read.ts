@@ -1,58 +1,43 @@
-import {
-  API_KEY,
-  alternate,
-  api,
-  fmt,
-  ms,
-  runLoad,
-  startServer,
-  startWithConnection,
-} from "./lib.js";
+import { API_KEY, api, SERVER_CPU, startPinnedServer, startWithConnection } from "./lib.js";
+import { compare, med, ratioText, row, saturationText, TABLE_HEAD } from "./wrk.js";
 
 /**
  * GET /v1/connections/:id/token against a bare node:http server answering the same
- * JSON body: the ceiling for any Node server. Goal: at least 0.8 of it.
+ * JSON body (the ceiling for any Node server), both pinned to SERVER_CPU with wrk on
+ * LOAD_CPU. Goals: at least 0.9 of the ceiling in requests/s and in server CPU per
+ * request, p99 within 2 ms, at 32 connections.
  */
-export async function tokenRead(durationMs: number): Promise<string> {
-  const { tw, stop } = await startWithConnection("read");
+export async function tokenRead(durationMs: number, rounds: number): Promise<string> {
+  const { tw, stop } = await startWithConnection("read", {}, SERVER_CPU);
   try {
     const body = JSON.stringify(await api(tw.url, "GET", "/v1/connections/bench-1/token"));
-    const bare = await startServer("bare-json", body);
+    const bare = await startPinnedServer(SERVER_CPU, "bare-json", body);
     try {
       const connections = 32;
-      // Warm both (JIT, connection pools), then measure each for the same time.
-      await runLoad({ url: `${bare.url}/`, connections, durationMs: 1500 });
-      await runLoad({
-        url: `${tw.url}/v1/connections/bench-1/token`,
-        headers: { authorization: `Bearer ${API_KEY}` },
-        connections,
-        durationMs: 1500,
-      });
-      const rounds = durationMs >= 10_000 ? 3 : 1;
-      const each = rounds === 1 ? durationMs : Math.round(durationMs / 2);
-      const measured = await alternate(
+      const result = await compare(
         rounds,
-        () => runLoad({ url: `${bare.url}/`, connections, durationMs: each }),
-        () =>
-          runLoad({
-            url: `${tw.url}/v1/connections/bench-1/token`,
-            headers: { authorization: `Bearer ${API_KEY}` },
-            connections,
-            durationMs: each,
-          }),
+        connections,
+        durationMs,
+        { url: `${bare.url}/`, pid: bare.child.pid! },
+        {
+          url: `${tw.url}/v1/connections/bench-1/token`,
+          authorization: `Bearer ${API_KEY}`,
+          pid: tw.child.pid!,
+        },
       );
-      const { baseline, candidate: ours, ratio } = measured;
+      const p99 = med(result.candidate, (r) => r.p99Ms);
       return [
         "### 1. Token read",
         "",
-        `\`GET /v1/connections/:id/token\` (${connections} connections, ${rounds} alternating rounds of ${each / 1000} s each, the median round shown; load from a separate process) against a bare \`node:http\` server answering the same ${body.length}-byte JSON body.`,
+        `\`GET /v1/connections/:id/token\` against a bare \`node:http\` server answering the same ${body.length}-byte JSON body: ${connections} connections from wrk (one thread, CPU ${process.env.BENCH_LOAD_CPU ?? "0"}), each server alone on CPU ${SERVER_CPU}; ${rounds} alternating round(s) of ${Math.round(durationMs / 1000)} s, medians shown. Server CPU is user + system time from \`/proc/<pid>/stat\` over the run ÷ requests served.`,
         "",
-        "| server | requests/s | p50 | p99 | errors |",
-        "|---|---:|---:|---:|---:|",
-        `| bare node:http (ceiling) | ${fmt(baseline.rps)} | ${ms(baseline.p50)} | ${ms(baseline.p99)} | ${baseline.errors} |`,
-        `| Tokenwarden | ${fmt(ours.rps)} | ${ms(ours.p50)} | ${ms(ours.p99)} | ${ours.errors} |`,
+        ...TABLE_HEAD,
+        row("bare node:http (ceiling)", result.baseline),
+        row("Tokenwarden", result.candidate),
         "",
-        `**Ratio: ${ratio.toFixed(2)} of the ceiling** (rounds: ${measured.ratios.map((r) => r.toFixed(2)).join(", ")}) (goal 0.80: ${ratio >= 0.8 ? "met" : `missed by ${(0.8 - ratio).toFixed(2)}`}). Non-200 answers: ${JSON.stringify(Object.fromEntries(Object.entries(ours.statuses).filter(([s]) => s !== "200")))}.`,
+        `**Requests/s: ${ratioText(result.rpsRatios, 0.9)}** of the ceiling. **CPU per request: ${ratioText(result.cpuRatios, 0.9)}** (bare ÷ Tokenwarden). **p99 ${p99.toFixed(2)} ms** (goal within 2 ms: ${p99 <= 2 ? "met" : "missed"}).`,
+        "",
+        saturationText(result.baseline),
         "",
       ].join("\n");
     } finally {

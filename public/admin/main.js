@@ -7,6 +7,7 @@
 import { ApiError, api, connectionPath } from "./api.js";
 import { $, announce, confirmAction, detailMessage, el } from "./dom.js";
 import { openForm, submitForm } from "./forms.js";
+import { renderWebhooks, wireLifecycle } from "./lifecycle.js";
 import { followEvents } from "./stream.js";
 import {
   renderConnections,
@@ -101,6 +102,12 @@ async function route(/** @type {App} */ app) {
   const hash = decodeURIComponent(location.hash.slice(1));
   if (hash.startsWith("connection/")) return openDetail(app, hash.slice("connection/".length));
   app.detailId = null;
+  if (hash === "webhooks") {
+    show(app, "webhooks");
+    return renderWebhooks(app).catch((error) =>
+      announce(`Webhooks: ${error instanceof Error ? error.message : error}`),
+    );
+  }
   if (hash === "integrations") {
     renderIntegrations(app, handlersFor(app));
     return show(app, "integrations");
@@ -191,6 +198,7 @@ function startStream(/** @type {App} */ app) {
 /** @param {App} app */
 function wire(app) {
   app.onUnauthorized = (message) => signOut(app, message);
+  wireLifecycle(app);
   const handlers = handlersFor(app);
   const connectionId = () => /** @type {string} */ (app.detailId);
 

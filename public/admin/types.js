@@ -33,7 +33,7 @@
  * @property {ObjectSchema} schema
  * @property {Record<string, unknown> | undefined} existing The current view, when editing.
  *
- * @typedef {"sign-in" | "connections" | "integrations" | "detail"} Page
+ * @typedef {"sign-in" | "connections" | "integrations" | "webhooks" | "detail"} Page
  *
  * @typedef {object} App Everything the page holds, in one object passed to each function.
  * @property {string | null} key The API key (also in sessionStorage, this tab only).

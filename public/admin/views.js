@@ -1,6 +1,8 @@
 // @ts-check
 /** Rendering: each function draws one part of the page from the app's state. */
+
 import { $, el } from "./dom.js";
+import { renderConnectLink } from "./lifecycle.js";
 
 /**
  * @typedef {import("./types.js").App} App
@@ -14,7 +16,13 @@ import { $, el } from "./dom.js";
  * @property {() => void} clearFilters
  */
 
-const PAGES = /** @type {const} */ (["sign-in", "connections", "integrations", "detail"]);
+const PAGES = /** @type {const} */ ([
+  "sign-in",
+  "connections",
+  "integrations",
+  "webhooks",
+  "detail",
+]);
 
 /** Shows one page; the navigation only while signed in, the tab of the page as current. */
 export function show(/** @type {App} */ app, /** @type {Page} */ page) {
@@ -257,6 +265,7 @@ export function renderDetail(app) {
       ? ""
       : `Not possible while the connection is ${c.status.replaceAll("_", " ")}`;
   }
+  renderConnectLink(app);
 }
 
 /** @param {App} app */

@@ -2,7 +2,6 @@ import type { Clock } from "../core/clock.js";
 import {
   CONNECTION_SECRET_FIELDS,
   type Connection,
-  type ConnectionState,
   checkConnectionAgainst,
   parseConnection,
 } from "../core/connection.js";
@@ -22,6 +21,7 @@ import {
   type IntegrationView,
   integrationView,
 } from "./views.js";
+import { raiseEvents, writeState } from "./webhooks/transitions.js";
 
 /**
  * Writes to the catalogue (integrations and connections), run by the broker inside one
@@ -140,7 +140,7 @@ export class CatalogueWriter {
     }
     await this.#store.putIntegration(integration, now);
     for (const [id, patch] of patches) {
-      await this.#store.updateState(id, patch, now);
+      await writeState(this.#store, { id, patch, now, cause: "config" });
       this.changes.connections.add(id);
     }
     if (existing !== undefined) this.changes.integrations.add(integration.key);
@@ -154,7 +154,10 @@ export class CatalogueWriter {
    * written. A connection whose destinations move (another integration, or a parameter
    * in a URL's host) must send its stored secrets again, and forgets its token set.
    */
-  async putConnection(input: unknown): Promise<ConnectionView> {
+  async putConnection(
+    input: unknown,
+    options: { announce?: boolean } = {},
+  ): Promise<ConnectionView> {
     const id = stringField(input, "id");
     const existing = id === undefined ? undefined : await this.#store.getConnection(id);
     const stored =
@@ -197,6 +200,20 @@ export class CatalogueWriter {
           : afterConfigChange(integration, existing, connection, now);
     }
     await this.#store.putConnection(connection, now, initial, patch);
+    // `announce: false`: a connect link writing credentials, whose authorization follows.
+    if (existing !== undefined && patch.status !== undefined && options.announce !== false) {
+      // In the catalogue's transaction, as the write it announces.
+      await raiseEvents(
+        this.#store,
+        {
+          connectionId: connection.id,
+          integration: connection.integration,
+          environment: connection.environment,
+        },
+        { previousStatus: existing.state.status, status: patch.status, cause: "config" },
+        now,
+      );
+    }
     this.changes.connections.add(connection.id);
     const written = await this.#store.getConnection(connection.id);
     return connectionView(written as StoredConnection);

@@ -6,7 +6,7 @@
 import type { Clock } from "../core/clock.js";
 import type { TokenwardenError } from "../core/errors.js";
 import type { EventAction, EventTrigger, TokenEvent } from "../core/events.js";
-import type { Store } from "../store/store.js";
+import type { EventStore } from "../store/store.js";
 
 export interface EventSubject {
   connectionId: string;
@@ -23,11 +23,11 @@ export interface EventResult {
 }
 
 export class EventLog {
-  readonly #store: Pick<Store, "appendEvent">;
+  readonly #store: EventStore;
   readonly #clock: Clock;
   readonly #emit: (event: TokenEvent) => void;
 
-  constructor(store: Pick<Store, "appendEvent">, clock: Clock, emit: (event: TokenEvent) => void) {
+  constructor(store: EventStore, clock: Clock, emit: (event: TokenEvent) => void) {
     this.#store = store;
     this.#clock = clock;
     this.#emit = emit;

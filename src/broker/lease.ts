@@ -11,10 +11,10 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Clock } from "../core/clock.js";
 import { TokenwardenError } from "../core/errors.js";
-import type { Store } from "../store/store.js";
+import type { LeaseStore } from "../store/store.js";
 
 export interface LeaseSettings {
-  store: Pick<Store, "tryClaimLease" | "releaseLease">;
+  store: LeaseStore;
   clock: Clock;
   /** This process, as leases name it. */
   holderId: string;

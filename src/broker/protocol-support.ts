@@ -4,8 +4,10 @@ import type { ResolvedIntegration } from "../core/resolve.js";
 import { withServerMetadata } from "../core/server-metadata.js";
 import type { ClientAuthMemory } from "../oauth/auto-auth.js";
 import type { ConcreteClientAuthMethod } from "../oauth/client-auth.js";
+import { discoverServer } from "../oauth/discovery.js";
+import type { HttpClient } from "../oauth/http.js";
 import type { ProtocolOptions } from "../oauth/token-endpoint.js";
-import type { Store } from "../store/store.js";
+import type { LearnedClientAuthStore } from "../store/store.js";
 import { type Discover, DiscoveryCache } from "./discovery-cache.js";
 
 /**
@@ -15,14 +17,20 @@ import { type Discover, DiscoveryCache } from "./discovery-cache.js";
  * integration so every process starts with it.
  */
 export class ProtocolSupport {
-  readonly #store: Store;
+  readonly #store: LearnedClientAuthStore;
   readonly #clock: Clock;
+  readonly #http: HttpClient;
   readonly #discovery: DiscoveryCache;
 
-  constructor(store: Store, clock: Clock, discover?: Discover) {
+  /** `http` is the broker's client: discovery and every protocol call go through its pools. */
+  constructor(store: LearnedClientAuthStore, clock: Clock, http: HttpClient, discover?: Discover) {
     this.#store = store;
     this.#clock = clock;
-    this.#discovery = new DiscoveryCache(clock, discover);
+    this.#http = http;
+    this.#discovery = new DiscoveryCache(
+      clock,
+      discover ?? ((url, transport) => discoverServer(url, transport, { http })),
+    );
   }
 
   /** The integration with what its discovery URL says filled in. */
@@ -34,8 +42,9 @@ export class ProtocolSupport {
 
   /** Options for the protocol client's calls on behalf of this integration. */
   options(resolved: ResolvedIntegration): ProtocolOptions {
-    if (resolved.clientAuth !== "auto") return { clock: this.#clock };
-    return { clock: this.#clock, clientAuthMemory: this.#memory(resolved) };
+    const base = { clock: this.#clock, http: this.#http };
+    if (resolved.clientAuth !== "auto") return base;
+    return { ...base, clientAuthMemory: this.#memory(resolved) };
   }
 
   forgetDiscovery(): void {

@@ -14,16 +14,18 @@ import type { Integration } from "../core/integration.js";
 import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
 import { afterFailure, afterRevoke, afterToken, type StatePatch } from "../core/state.js";
 import { carryRefreshToken, type TokenSet } from "../core/token-set.js";
+import type { HttpClient } from "../oauth/http.js";
+import { RefreshHooks } from "../oauth/refresh-hook.js";
 import { revokeToken } from "../oauth/revocation.js";
 import {
   refreshAccessToken,
   requestClientCredentialsGrant,
   requestPasswordGrant,
 } from "../oauth/token-endpoint.js";
-import type { Store, StoredConnection } from "../store/store.js";
+import type { ConfigurationStore, Store, StoredConnection } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
 import type { ProtocolSupport } from "./protocol-support.js";
-import { runRefreshHook } from "./refresh-hook.js";
+import { writeState } from "./webhooks/transitions.js";
 
 /** A connection as stored, with its integration, resolved for it. */
 export interface Loaded {
@@ -32,7 +34,7 @@ export interface Loaded {
   resolved: ResolvedIntegration;
 }
 
-export async function loadConnection(store: Store, id: string): Promise<Loaded> {
+export async function loadConnection(store: ConfigurationStore, id: string): Promise<Loaded> {
   const stored = await store.getConnection(id);
   if (stored === undefined) throw connectionNotFound(id);
   const storedIntegration = await store.getIntegration(stored.connection.integration);
@@ -55,6 +57,8 @@ export interface RenewerContext {
   clock: Clock;
   random: () => number;
   events: EventLog;
+  /** The owner's HTTP client: every request of an attempt goes through its pools. */
+  http: HttpClient;
   /** Tells the other processes that this connection changed. */
   publish(id: string): Promise<void>;
   /** A token the database could not take: kept in memory until it can. */
@@ -68,9 +72,11 @@ export type AttemptResult = Loaded;
 
 export class Renewer {
   readonly #ctx: RenewerContext;
+  readonly #hooks: RefreshHooks;
 
   constructor(ctx: RenewerContext) {
     this.#ctx = ctx;
+    this.#hooks = new RefreshHooks(ctx.http);
   }
 
   /**
@@ -114,7 +120,8 @@ export class Renewer {
           next = await this.#grant(loaded);
         }
       }
-      return await this.#write(loaded, carryRefreshToken(next, consumed), consumed, {
+      const carried = carryRefreshToken(next, consumed, token?.refreshTokenExpiresAt);
+      return await this.#write(loaded, carried, consumed, {
         trigger,
         action,
         started,
@@ -166,7 +173,7 @@ export class Renewer {
         httpStatus = (await revokeToken(resolved, token.accessToken, "access_token", options))
           .status;
       }
-      await store.updateState(id, afterRevoke(), clock.now());
+      await writeState(store, { id, patch: afterRevoke(), now: clock.now(), cause: "revoke" });
       await this.#ctx.publish(id);
       await this.#record(loaded, "manual", "revoke", started, { httpStatus });
     } catch (error) {
@@ -179,7 +186,7 @@ export class Renewer {
   async #runHook(loaded: Loaded): Promise<TokenSet> {
     const { resolved } = loaded;
     const { token, connection } = loaded.stored;
-    return runRefreshHook(
+    return this.#hooks.run(
       resolved,
       {
         clientId: resolved.clientId,
@@ -239,7 +246,13 @@ export class Renewer {
     for (;;) {
       let version: number | undefined;
       try {
-        version = await store.updateState(connection.id, patch, now, base.state.tokenVersion);
+        version = await writeState(store, {
+          id: connection.id,
+          patch,
+          now,
+          expectedVersion: base.state.tokenVersion,
+          cause: step.trigger === "authorize" ? "authorize" : "renew",
+        });
       } catch (error) {
         const failure = asTokenwardenError(error);
         if (failure.code !== "storage_error") throw failure;
@@ -306,7 +319,13 @@ export class Renewer {
     try {
       // Conditional: a failure must not mark a connection whose token another holder
       // has renewed meanwhile.
-      await store.updateState(connection.id, patch, now, state.tokenVersion);
+      await writeState(store, {
+        id: connection.id,
+        patch,
+        now,
+        expectedVersion: state.tokenVersion,
+        cause: step.trigger === "authorize" ? "authorize" : "renew",
+      });
     } catch {
       // The failure itself is what the caller hears about; the database being away
       // is reported by the next read.

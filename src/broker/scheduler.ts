@@ -1,19 +1,24 @@
 import type { Clock } from "../core/clock.js";
-import type { Store } from "../store/store.js";
+import type { TokenStateStore } from "../store/store.js";
 
 /**
- * Built-in scheduler (seed 000 needed a separate Scheduler component; here it comes
- * with the broker). Each tick checks out the connections whose `next_refresh_at` is
- * due, soonest first, from an index: no table scan. Checking out moves the row's next
- * refresh a minute ahead, so the schedulers of a cluster take disjoint rows, and a
- * process that dies mid-way leaves its rows to the others a minute later. The broker
- * then writes the real next refresh time (with its jitter). Work runs with bounded
- * concurrency.
+ * The built-in scheduler: no separate component to configure. Each tick checks out
+ * the connections whose `next_refresh_at` is due, soonest first, from an index: no
+ * table scan. Checking out moves the row's next refresh a minute ahead, so the
+ * schedulers of a cluster take disjoint rows, and a process that dies mid-way leaves
+ * its rows to the others a minute later. The broker then writes the real next refresh
+ * time (with its jitter).
+ *
+ * Its pace follows the token endpoints: a renewal waits on the network, not on this
+ * process, so as many run at once as come due (Little's law: rate x latency), up to
+ * `concurrency` overall; the broker bounds them per token endpoint host as well. A
+ * fixed pool would cap the pace at pool / latency: 8 renewals against a 200 ms
+ * endpoint is 40 a second, while 5,000 tokens issued together come due together.
  */
 export interface SchedulerOptions {
   /** How often to look for due work when idle (ms). */
   tickMs?: number;
-  /** Refreshes run at once by this process. */
+  /** The most renewals this process's scheduler runs at once (a bound, not a pool). */
   concurrency?: number;
   /** Rows checked out per query. */
   batchSize?: number;
@@ -26,7 +31,7 @@ export interface SchedulerOptions {
 export type RenewDue = (id: string) => Promise<void>;
 
 export class Scheduler {
-  readonly #store: Store;
+  readonly #store: TokenStateStore;
   readonly #clock: Clock;
   readonly #renew: RenewDue;
   readonly #tickMs: number;
@@ -42,13 +47,20 @@ export class Scheduler {
   #failures = 0;
   /** How late the last due connection was picked up (ms): the scheduler's lag. */
   lastLagMs = 0;
+  /** The most renewals it has had in flight at once (for metrics and benchmarks). */
+  peakInFlight = 0;
 
-  constructor(store: Store, clock: Clock, renew: RenewDue, options: SchedulerOptions = {}) {
+  constructor(
+    store: TokenStateStore,
+    clock: Clock,
+    renew: RenewDue,
+    options: SchedulerOptions = {},
+  ) {
     this.#store = store;
     this.#clock = clock;
     this.#renew = renew;
     this.#tickMs = options.tickMs ?? 250;
-    this.#concurrency = options.concurrency ?? 8;
+    this.#concurrency = options.concurrency ?? 512;
     this.#batchSize = options.batchSize ?? 200;
     this.#checkoutMs = options.checkoutMs ?? 60_000;
     this.#maxBackoffMs = options.maxBackoffMs ?? 2_000;
@@ -114,6 +126,7 @@ export class Scheduler {
         .finally(() => this.#running.delete(id));
       this.#running.set(id, run);
     }
+    this.peakInFlight = Math.max(this.peakInFlight, this.#running.size);
     return due.length > 0 && due.length === Math.min(free, this.#batchSize);
   }
 }

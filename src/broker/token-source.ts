@@ -7,7 +7,7 @@
  * its own request, and only asks again if it is not satisfied.
  */
 import type { Clock } from "../core/clock.js";
-import { type ConnectionSnapshot, decide, type TokenRequest } from "../core/decision.js";
+import { decide, type TokenRequest } from "../core/decision.js";
 import { TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError } from "../core/failure.js";
 import type { Integration } from "../core/integration.js";
@@ -16,6 +16,7 @@ import type { ResolvedIntegration } from "../core/resolve.js";
 import { nextRefreshAt, type StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { Store } from "../store/store.js";
+import { type HostLimit, tokenEndpointHost } from "./host-limit.js";
 import { withLease } from "./lease.js";
 import { type Loaded, loadConnection, type Renewer } from "./renewer.js";
 import { KeyedMutex, SingleFlight } from "./single-flight.js";
@@ -38,6 +39,8 @@ export interface TokenSourceContext {
   holderId: string;
   random: () => number;
   renewer: Renewer;
+  /** Renewals at once per token endpoint host. */
+  hostLimit: HostLimit;
   /** Tells the other processes that this connection changed. */
   publish(id: string): Promise<void>;
 }
@@ -176,7 +179,7 @@ export class TokenSource {
       if (decision.kind === "fail") throw decision.error;
       const seen = loaded.stored.state;
       try {
-        loaded = await this.#flight(id, seen, request.trigger);
+        loaded = await this.#flight(id, loaded, request.trigger);
       } catch (error) {
         // The flight failed: the token held may still satisfy this caller (the old
         // token keeps being served while valid); otherwise the failure is the answer.
@@ -198,35 +201,44 @@ export class TokenSource {
   }
 
   /** Joins this connection's flight, or starts one. */
-  #flight(id: string, seen: ConnectionSnapshot["state"], trigger: TokenRequest["trigger"]) {
+  #flight(id: string, seen: Loaded, trigger: TokenRequest["trigger"]) {
     return this.#flights.run(id, () =>
       this.#serial.run(id, () => this.#renewUnderLease(id, seen, trigger)),
     );
   }
 
+  /**
+   * Renews under the connection's lease, from a fresh read: `seen` (what the caller
+   * decided on) only says what counts as "someone else renewed it meanwhile".
+   */
   async #renewUnderLease(
     id: string,
-    seen: ConnectionSnapshot["state"],
+    seen: Loaded,
     trigger: TokenRequest["trigger"],
   ): Promise<Loaded> {
     const { store } = this.#ctx;
+    const before = seen.stored.state;
     const moved = (state: { tokenVersion: number; status: string }) =>
-      state.tokenVersion !== seen.tokenVersion || state.status !== seen.status;
-    const before = await loadConnection(store, id);
-    if (moved(before.stored.state)) return before;
+      state.tokenVersion !== before.tokenVersion || state.status !== before.status;
     const outcome = await withLease(
       this.#ctx,
       id,
-      before.resolved.timeoutMs + LEASE_MARGIN_MS,
+      seen.resolved.timeoutMs + LEASE_MARGIN_MS,
       async () => {
         const now = await store.readTokenVersion(id);
         return now === undefined || moved(now);
       },
       async () => {
-        // Read again under the lease: another process may have finished just before.
+        // Read again under the lease: another flight, here or in another process,
+        // may have finished just before, and the configuration may have changed.
         const fresh = await loadConnection(store, id);
         if (moved(fresh.stored.state)) return fresh;
-        return this.#ctx.renewer.attempt(fresh, trigger);
+        // A token URL that discovery will supply is not known yet: the issuer's host
+        // stands for it (the endpoint is almost always on it).
+        const endpoint = fresh.resolved.tokenUrl ?? fresh.resolved.discoveryUrl ?? "";
+        return this.#ctx.hostLimit.run(tokenEndpointHost(endpoint), () =>
+          this.#ctx.renewer.attempt(fresh, trigger),
+        );
       },
     );
     return outcome.claimed ? outcome.value : loadConnection(store, id);

@@ -1,25 +1,32 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
-import { Readable } from "node:stream";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { ConnectionStatus } from "../core/connection.js";
-import { invalidConfig, TokenwardenError } from "../core/errors.js";
+import { TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
-import { asTokenwardenError, summarize } from "../core/failure.js";
-import type { Integration } from "../core/integration.js";
-import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
-import { closeDispatchers } from "../oauth/http.js";
-import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
+import type { ApiRequest, ApiResponse } from "../oauth/api-call.js";
+import { HttpClient, type HttpClientOptions } from "../oauth/http.js";
 import { PRESETS, type PresetEntry, presetEntry } from "../presets/catalogue.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
+import type { RotationReport } from "../store/rotation.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
-import { type ApiRequest, type ApiResponse, callApi } from "./api-call.js";
+import { ApiCalls, type FetchInit, type TokenwardenWarning } from "./api-calls.js";
+import { ApiKeys } from "./api-keys.js";
+import { AuthorizationFlow } from "./authorization-flow.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
+import {
+  type CatalogueDocument,
+  type CatalogueImportReport,
+  importCatalogue,
+  validateCatalogueDocument,
+} from "./catalogue-import.js";
+import { ConnectSessions } from "./connect-sessions.js";
 import { EventLog } from "./event-log.js";
+import { HostLimit } from "./host-limit.js";
 import { withLease } from "./lease.js";
 import { ProtocolSupport } from "./protocol-support.js";
-import { connectionNotFound, type Loaded, loadConnection, Renewer } from "./renewer.js";
+import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
 import { type CacheEntry, TokenSource } from "./token-source.js";
@@ -30,6 +37,9 @@ import {
   type IntegrationView,
   integrationView,
 } from "./views.js";
+import { WebhookAdmin } from "./webhooks/admin.js";
+import { Dispatcher, type DispatcherOptions } from "./webhooks/dispatcher.js";
+import { deleteAnnounced } from "./webhooks/transitions.js";
 
 export interface TokenwardenOptions extends OpenStoreOptions {
   /** An already open store (tests, embedding); otherwise `database` is opened. */
@@ -45,26 +55,25 @@ export interface TokenwardenOptions extends OpenStoreOptions {
   minTtlSeconds?: number;
   /** How long a started authorization waits for its callback. */
   authorizationTtlMs?: number;
+  /**
+   * Renewals at once per token endpoint host (default 64), whatever starts them: a
+   * storm of expiries does not flood one provider.
+   */
+  tokenEndpointConcurrency?: number;
+  /** Limits of this instance's HTTP client (its own pools, closed with it). */
+  http?: HttpClientOptions;
+  /** `false`: this process delivers no webhooks (others sharing the store do). */
+  webhooks?: boolean | DispatcherOptions;
 }
 
-/** What `fetch` accepts: the usual `RequestInit` fields. */
-export interface FetchInit {
-  method?: string;
-  headers?: ConstructorParameters<typeof Headers>[0];
-  body?: string | Uint8Array | URLSearchParams | ReadableStream<Uint8Array> | null;
-}
+export type { FetchInit, TokenwardenWarning };
 
 export interface GetTokenOptions {
   /** The token must stay valid this long (capped at half its lifetime). Default 10. */
   minTtlSeconds?: number;
 }
 
-/** Something a person should know that is not an attempt (events are attempts). */
-export interface TokenwardenWarning {
-  code: "unusable_pattern";
-  integration: string;
-  message: string;
-}
+const DEFAULT_TOKEN_ENDPOINT_CONCURRENCY = 64;
 
 /** Extra time on top of `timeoutMs` before a revoke's lease lapses (two requests). */
 const REVOKE_LEASE_MARGIN_MS = 2000;
@@ -78,27 +87,34 @@ export class Tokenwarden extends EventEmitter<{
   event: [TokenEvent];
   warning: [TokenwardenWarning];
 }> {
-  readonly store: Store;
+  readonly #store: Store;
+  /** The service's API keys: create, list, delete, and the ring that checks them. */
+  readonly apiKeys: ApiKeys;
   readonly clock: Clock;
   readonly holderId: string;
   readonly #ownsStore: boolean;
   readonly #random: () => number;
   readonly #minTtlSeconds: number;
-  readonly #authorizationTtlMs: number;
   readonly #events: EventLog;
+  readonly #http: HttpClient;
   readonly #renewer: Renewer;
   readonly #tokens: TokenSource;
   readonly #scheduler: Scheduler | undefined;
   readonly #protocol: ProtocolSupport;
+  readonly #api: ApiCalls;
+  readonly #authorizations: AuthorizationFlow;
+  readonly #dispatcher: Dispatcher | undefined;
+  /** Lifecycle webhooks: endpoints and their deliveries (webhooks/). */
+  readonly webhooks: WebhookAdmin;
+  /** Connect sessions: links an end user opens to authorize (connect-sessions.ts). */
+  readonly connectSessions: ConnectSessions;
   /** Which integration and environment each connection is in, for API key limits. */
   readonly #scopes = new ScopeCache(async (id) => {
-    const stored = await this.store.getConnection(id);
+    const stored = await this.#store.getConnection(id);
     return stored === undefined
       ? undefined
       : { integration: stored.connection.integration, environment: stored.connection.environment };
   });
-  /** Warnings already given, so each is said once per process. */
-  readonly #warned = new Set<string>();
   #closed = false;
   #unsubscribe: (() => Promise<void>) | undefined;
 
@@ -114,22 +130,24 @@ export class Tokenwarden extends EventEmitter<{
 
   private constructor(store: Store, options: TokenwardenOptions, ownsStore: boolean) {
     super();
-    this.store = store;
+    this.#store = store;
+    this.apiKeys = new ApiKeys(store);
     this.#ownsStore = ownsStore;
     this.clock = options.clock ?? systemClock;
     this.holderId =
       options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
     this.#random = options.random ?? Math.random;
     this.#minTtlSeconds = options.minTtlSeconds ?? 10;
-    this.#authorizationTtlMs = options.authorizationTtlMs ?? 10 * 60_000;
     this.#events = new EventLog(store, this.clock, (event) => this.emit("event", event));
-    this.#protocol = new ProtocolSupport(store, this.clock);
+    this.#http = new HttpClient(options.http);
+    this.#protocol = new ProtocolSupport(store, this.clock, this.#http);
     const publish = (id: string) => this.#publish(`connection:${id}`);
     this.#renewer = new Renewer({
       store,
       clock: this.clock,
       random: this.#random,
       events: this.#events,
+      http: this.#http,
       publish,
       keepUnwritten: (id, patch, version) => this.#tokens.keepUnwritten(id, patch, version),
       protocol: this.#protocol,
@@ -140,7 +158,26 @@ export class Tokenwarden extends EventEmitter<{
       holderId: this.holderId,
       random: this.#random,
       renewer: this.#renewer,
+      hostLimit: new HostLimit(
+        options.tokenEndpointConcurrency ?? DEFAULT_TOKEN_ENDPOINT_CONCURRENCY,
+      ),
       publish,
+    });
+    this.#api = new ApiCalls({
+      tokens: this.#tokens,
+      http: this.#http,
+      minTtlSeconds: this.#minTtlSeconds,
+      entry: (id, minTtlSeconds) => this.#entry(id, minTtlSeconds),
+      warn: (warning) => this.emit("warning", warning),
+    });
+    this.#authorizations = new AuthorizationFlow({
+      store,
+      clock: this.clock,
+      events: this.#events,
+      renewer: this.#renewer,
+      tokens: this.#tokens,
+      protocol: this.#protocol,
+      ttlMs: options.authorizationTtlMs ?? 10 * 60_000,
     });
     if (options.scheduler !== false) {
       const schedulerOptions = options.scheduler === true ? {} : (options.scheduler ?? {});
@@ -151,6 +188,35 @@ export class Tokenwarden extends EventEmitter<{
         schedulerOptions,
       );
       this.#scheduler.start();
+    }
+    this.webhooks = new WebhookAdmin(store, this.clock);
+    this.connectSessions = new ConnectSessions({
+      store,
+      clock: this.clock,
+      writeCatalogue: (fn) => this.writeCatalogue(fn),
+      startAuthorization: (id, opts) => this.startAuthorization(id, opts),
+      authorizeNow: (id) => this.authorizeNow(id),
+    });
+    if (options.webhooks !== false) {
+      this.#dispatcher = new Dispatcher(
+        store,
+        this.clock,
+        this.holderId,
+        this.#random,
+        options.webhooks === true ? {} : (options.webhooks ?? {}),
+      );
+      this.#dispatcher.start();
+    }
+  }
+
+  /** Delivers every webhook due now and waits for the attempts (tests, one-shot commands). */
+  async deliverWebhooks(): Promise<void> {
+    if (this.#dispatcher !== undefined) return this.#dispatcher.drain();
+    const once = new Dispatcher(this.#store, this.clock, this.holderId, this.#random);
+    try {
+      await once.drain();
+    } finally {
+      await once.stop();
     }
   }
 
@@ -173,18 +239,18 @@ export class Tokenwarden extends EventEmitter<{
   }
 
   async getIntegration(key: string): Promise<IntegrationView> {
-    const stored = await this.store.getIntegration(key);
+    const stored = await this.#store.getIntegration(key);
     if (stored === undefined)
       throw new TokenwardenError("not_found", `integration ${key} does not exist`);
     return integrationView(stored);
   }
 
   async listIntegrations(): Promise<IntegrationView[]> {
-    return (await this.store.listIntegrations()).map(integrationView);
+    return (await this.#store.listIntegrations()).map(integrationView);
   }
 
   async deleteIntegration(key: string): Promise<void> {
-    if (!(await this.store.deleteIntegration(key))) {
+    if (!(await this.#store.deleteIntegration(key))) {
       throw new TokenwardenError("not_found", `integration ${key} does not exist`);
     }
   }
@@ -208,7 +274,7 @@ export class Tokenwarden extends EventEmitter<{
    */
   async writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T> {
     let changes: CatalogueChanges | undefined;
-    const result = await this.store.transaction(async (store) => {
+    const result = await this.#store.transaction(async (store) => {
       const catalogue = new CatalogueWriter(store, this.clock);
       changes = catalogue.changes;
       return fn(catalogue);
@@ -225,20 +291,41 @@ export class Tokenwarden extends EventEmitter<{
     return result;
   }
 
+  /**
+   * A declarative file's entries (config/declarative.ts), each validated first, then
+   * all written in one transaction: all of them land or none.
+   */
+  async applyDeclarative(document: CatalogueDocument): Promise<CatalogueImportReport> {
+    validateCatalogueDocument(document);
+    return this.writeCatalogue((catalogue) => importCatalogue(catalogue, document));
+  }
+
+  /** The integration, or `undefined` when there is none of that key. */
+  async findIntegration(key: string): Promise<IntegrationView | undefined> {
+    const stored = await this.#store.getIntegration(key);
+    return stored === undefined ? undefined : integrationView(stored);
+  }
+
+  /** The connection, or `undefined` when there is none of that id. */
+  async findConnection(id: string): Promise<ConnectionView | undefined> {
+    const stored = await this.#store.getConnection(id);
+    return stored === undefined ? undefined : connectionView(stored);
+  }
+
   async getConnection(id: string): Promise<ConnectionView> {
-    const stored = await this.store.getConnection(id);
+    const stored = await this.#store.getConnection(id);
     if (stored === undefined) throw connectionNotFound(id);
     return connectionView(stored);
   }
 
   async listConnections(filter: ConnectionFilter = {}): Promise<ConnectionView[]> {
-    return (await this.store.listConnections(filter)).map(connectionView);
+    return (await this.#store.listConnections(filter)).map(connectionView);
   }
 
   async deleteConnection(id: string): Promise<void> {
     this.#tokens.forget(id);
     this.#scopes.forget(id);
-    if (!(await this.store.deleteConnection(id))) throw connectionNotFound(id);
+    if (!(await deleteAnnounced(this.#store, id, this.clock.now()))) throw connectionNotFound(id);
     await this.#publish(`connection:${id}`);
   }
 
@@ -253,7 +340,7 @@ export class Tokenwarden extends EventEmitter<{
     id: string,
     options: { limit?: number; beforeId?: number } = {},
   ): Promise<TokenEvent[]> {
-    return this.store.listEvents(id, {
+    return this.#store.listEvents(id, {
       limit: Math.min(Math.max(options.limit ?? 50, 1), 500),
       ...(options.beforeId === undefined ? {} : { beforeId: options.beforeId }),
     });
@@ -261,12 +348,12 @@ export class Tokenwarden extends EventEmitter<{
 
   /** Every connection's events after `afterId`, oldest first (the live feed). */
   async eventsAfter(afterId: number, limit: number): Promise<TokenEvent[]> {
-    return this.store.listEventsAfter(afterId, Math.min(Math.max(limit, 1), 500));
+    return this.#store.listEventsAfter(afterId, Math.min(Math.max(limit, 1), 500));
   }
 
   /** The highest event id so far, 0 when there is none. */
   async lastEventId(): Promise<number> {
-    return this.store.lastEventId();
+    return this.#store.lastEventId();
   }
 
   // Tokens ------------------------------------------------------------------------
@@ -281,10 +368,25 @@ export class Tokenwarden extends EventEmitter<{
 
   /** Refreshes now, whatever the token's age (a person pressed "Refresh now"). */
   async refresh(id: string): Promise<ConnectionView> {
-    const stored = await this.store.getConnection(id);
+    const stored = await this.#store.getConnection(id);
     if (stored === undefined) throw connectionNotFound(id);
     await this.#tokens.token(id, {
       trigger: "manual",
+      minTtlSeconds: this.#minTtlSeconds,
+      afterVersion: stored.state.tokenVersion,
+    });
+    return this.getConnection(id);
+  }
+
+  /**
+   * A person's authorization without a redirect (a connect link's password form): a
+   * new token now, whatever is held, announced as `connection.authorized`.
+   */
+  async authorizeNow(id: string): Promise<ConnectionView> {
+    const stored = await this.#store.getConnection(id);
+    if (stored === undefined) throw connectionNotFound(id);
+    await this.#tokens.token(id, {
+      trigger: "authorize",
       minTtlSeconds: this.#minTtlSeconds,
       afterVersion: stored.state.tokenVersion,
     });
@@ -297,16 +399,16 @@ export class Tokenwarden extends EventEmitter<{
    */
   async revoke(id: string): Promise<ConnectionView> {
     await this.#tokens.exclusive(id, async () => {
-      const loaded = await loadConnection(this.store, id);
+      const loaded = await loadConnection(this.#store, id);
       const leaseMs = loaded.resolved.timeoutMs * 2 + REVOKE_LEASE_MARGIN_MS;
       await withLease(
-        this,
+        { store: this.#store, clock: this.clock, holderId: this.holderId },
         id,
         leaseMs,
         async () => false,
         async () => {
           this.#tokens.forget(id);
-          await this.#renewer.revoke(await loadConnection(this.store, id));
+          await this.#renewer.revoke(await loadConnection(this.#store, id));
         },
       );
       this.#tokens.forget(id);
@@ -315,181 +417,74 @@ export class Tokenwarden extends EventEmitter<{
   }
 
   /**
-   * An API call with the token placed (`tokenPlacement`, `requestParams`), retried
-   * once after a refresh when the answer says the token was refused (`retryOn`,
-   * `expiredBodyPattern`) and the body can be sent again. Returns a WHATWG Response.
+   * An API call with the token placed, retried once after a refresh when the answer
+   * says the token was refused (api-calls.ts). Returns a WHATWG Response.
    */
-  async fetch(id: string, path: string, init: FetchInit = {}): Promise<Response> {
-    const body =
-      init.body === undefined || init.body === null
-        ? null
-        : typeof init.body === "string" || init.body instanceof Uint8Array
-          ? init.body
-          : init.body instanceof URLSearchParams
-            ? init.body.toString()
-            : Readable.fromWeb(init.body as import("node:stream/web").ReadableStream<Uint8Array>);
-    const headers = Object.fromEntries(new Headers(init.headers).entries());
-    if (init.body instanceof URLSearchParams && headers["content-type"] === undefined) {
-      headers["content-type"] = "application/x-www-form-urlencoded;charset=UTF-8";
-    }
-    const res = await this.forward(id, { method: init.method ?? "GET", path, headers, body });
-    const empty =
-      res.status === 204 || res.status === 205 || res.status === 304 || init.method === "HEAD";
-    const responseHeaders = new Headers();
-    for (const [name, value] of Object.entries(res.headers)) {
-      if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
-      else if (value !== undefined) responseHeaders.set(name, value);
-    }
-    if (empty) res.body.resume();
-    return new Response(empty ? null : (Readable.toWeb(res.body) as ReadableStream<Uint8Array>), {
-      status: res.status,
-      headers: responseHeaders,
-    });
+  fetch(id: string, path: string, init: FetchInit = {}): Promise<Response> {
+    return this.#api.fetch(id, path, init);
   }
 
   /** The streaming form of `fetch`, for the service's proxy. */
-  async forward(id: string, request: ApiRequest): Promise<ApiResponse> {
-    const entry = await this.#entry(id, this.#minTtlSeconds);
-    return callApi(
-      entry.resolved,
-      entry.token,
-      request,
-      async (rejected) => {
-        const renewed = await this.#tokens.token(id, {
-          trigger: "retry",
-          minTtlSeconds: this.#minTtlSeconds,
-          rejectedAccessToken: rejected.accessToken,
-        });
-        return renewed.token;
-      },
-      { onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason) },
-    );
-  }
-
-  /** A stored pattern from an older version that RE2 refuses: never run; said once. */
-  #unusablePattern(integration: Integration, reason: string): void {
-    const seen = `pattern|${integration.key}|${integration.expiredBodyPattern}`;
-    if (this.#warned.has(seen)) return;
-    this.#warned.add(seen);
-    this.emit("warning", {
-      code: "unusable_pattern",
-      integration: integration.key,
-      message: `integration ${integration.key}: expiredBodyPattern is not run (RE2 refuses it: ${reason}); it counts as no match until it is rewritten`,
-    });
+  forward(id: string, request: ApiRequest): Promise<ApiResponse> {
+    return this.#api.forward(id, request);
   }
 
   // Authorization code ------------------------------------------------------------
 
   /**
-   * Starts the authorization code grant: a fresh `state` bound to this connection and
-   * a PKCE verifier, both kept server-side until the callback, for a short while.
+   * Starts the authorization code grant (authorization-flow.ts): the URL to open, with
+   * a fresh `state` and PKCE, both kept server-side until the callback.
    */
-  async startAuthorization(
+  startAuthorization(
     id: string,
     options: { redirectUri: string },
   ): Promise<{ url: string; state: string; expiresAt: string }> {
-    const loaded = await this.#prepared(id);
-    if (loaded.integration.grantType !== "authorization_code") {
-      throw invalidConfig(
-        "grantType",
-        `integration ${loaded.integration.key} does not use authorization_code`,
-      );
-    }
-    const request = buildAuthorizationRequest(loaded.resolved, {
-      redirectUri: options.redirectUri,
-    });
-    const expiresAt = this.clock.now() + this.#authorizationTtlMs;
-    await this.store.putPendingAuthorization({
-      state: request.state,
-      connectionId: id,
-      codeVerifier: request.codeVerifier,
-      redirectUri: options.redirectUri,
-      expiresAt,
-    });
-    return {
-      url: request.url.toString(),
-      state: request.state,
-      expiresAt: new Date(expiresAt).toISOString(),
-    };
+    return this.#authorizations.start(id, options);
+  }
+
+  /** Completes it from the redirect's query; an unknown, expired or used state is refused. */
+  async completeAuthorization(query: URLSearchParams): Promise<ConnectionView> {
+    return this.getConnection(await this.#authorizations.complete(query));
+  }
+
+  // Operations --------------------------------------------------------------------
+
+  /** Whether the database answers and every migration has run (`/readyz`). */
+  async ready(): Promise<{ ready: boolean; database: Store["dialect"] }> {
+    return { ready: await this.#store.ping(), database: this.#store.dialect };
+  }
+
+  /** How many connections are in each status (metrics). */
+  async countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>> {
+    return this.#store.countConnectionsByStatus();
   }
 
   /**
-   * Completes it from the redirect's query. A state that is unknown, expired or
-   * already used is refused before anything else is read.
+   * Re-seals every stored secret under the current master key, in one transaction
+   * (`tokenwarden key rotate`); the old keys must be among `previousSecretKeys`.
    */
-  async completeAuthorization(query: URLSearchParams): Promise<ConnectionView> {
-    const state = query.get("state");
-    if (state === null || state === "")
-      throw invalidConfig("state", "is missing from the callback");
-    const pending = await this.store.takePendingAuthorization(state, this.clock.now());
-    if (pending === undefined) {
-      throw new TokenwardenError(
-        "not_found",
-        "this authorization is unknown, expired or already completed: start it again",
-        { field: "state" },
-      );
-    }
-    const started = performance.now();
-    let loaded = await loadConnection(this.store, pending.connectionId);
-    try {
-      loaded = await this.#prepared(pending.connectionId);
-      const { code } = readAuthorizationResponse(query, state, loaded.resolved.server);
-      const token = await exchangeAuthorizationCode(
-        loaded.resolved,
-        { code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier },
-        this.#protocol.options(loaded.resolved),
-      );
-      await this.#tokens.exclusive(loaded.stored.connection.id, async () => {
-        // The authorization replaces whatever token the connection held.
-        const current = await loadConnection(this.store, loaded.stored.connection.id);
-        const after = await this.#renewer.store(current, token, {
-          trigger: "authorize",
-          action: "authorize",
-          started,
-        });
-        if (after.stored.token !== undefined) this.#tokens.remember(after, after.stored.token);
-      });
-    } catch (error) {
-      const failure = asTokenwardenError(error);
-      await this.#events.record(
-        { connectionId: loaded.stored.connection.id, integration: loaded.integration.key },
-        "authorize",
-        "authorize",
-        started,
-        { error: failure },
-      );
-      if (failure.oauthError !== "access_denied") {
-        await this.store.updateState(
-          loaded.stored.connection.id,
-          { lastError: summarize(failure, this.clock.now()) },
-          this.clock.now(),
-        );
-      }
-      throw failure;
-    }
-    return this.getConnection(pending.connectionId);
+  async rotateKeys(): Promise<RotationReport> {
+    return this.#store.rotateKeys();
   }
 
   // Lifecycle ---------------------------------------------------------------------
 
-  /** Stops the scheduler, lets refreshes in flight finish, then closes the store. */
+  /**
+   * Stops the scheduler, lets refreshes in flight finish, then closes the store and
+   * this instance's connections (API calls in flight finish first).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#scheduler?.stop();
+    await this.#dispatcher?.stop();
     await this.#tokens.close();
     await this.#unsubscribe?.();
-    if (this.#ownsStore) await this.store.close();
-    await closeDispatchers();
+    if (this.#ownsStore) await this.#store.close();
+    await this.#http.close();
   }
 
   // Internals ---------------------------------------------------------------------
-
-  /** The connection with what discovery says about its server filled in. */
-  async #prepared(id: string): Promise<Loaded> {
-    const loaded = await loadConnection(this.store, id);
-    return { ...loaded, resolved: await this.#protocol.prepare(loaded.resolved) };
-  }
 
   async #entry(id: string, minTtlSeconds: number): Promise<CacheEntry> {
     return (
@@ -501,7 +496,7 @@ export class Tokenwarden extends EventEmitter<{
   /** Tells the other processes to drop what they cached about `topic`. */
   async #publish(topic: `connection:${string}` | `integration:${string}`): Promise<void> {
     try {
-      await this.store.publishChange(`${this.holderId}|${topic}`);
+      await this.#store.publishChange(`${this.holderId}|${topic}`);
     } catch {
       // Best effort: other processes' caches still end at the token's expiry.
     }

@@ -1,6 +1,7 @@
 import type { Connection, ConnectionState, ErrorSummary } from "../core/connection.js";
 import type { Integration } from "../core/integration.js";
 import { INTEGRATION_SECRET_PATHS, secretFlags } from "../core/secrets.js";
+import { fillTokenTemplate } from "../core/template.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { ConnectionSummary, StoredIntegration } from "../store/store.js";
 
@@ -13,8 +14,9 @@ export interface SecretFlag {
   set: boolean;
 }
 
-export type IntegrationView = Omit<Integration, "clientSecret" | "tls"> & {
+export type IntegrationView = Omit<Integration, "clientSecret" | "clientPrivateKey" | "tls"> & {
   clientSecret: SecretFlag;
+  clientPrivateKey: SecretFlag;
   tls: Omit<Integration["tls"], "key"> & { key: SecretFlag };
   createdAt: string;
   updatedAt: string;
@@ -29,6 +31,8 @@ export type ConnectionView = Omit<Connection, "clientSecret" | "password" | "ref
   scope: string | null;
   lastRefreshAt: string | null;
   nextRefreshAt: string | null;
+  /** When the refresh token ends, if the server said (`refresh_token_expires_in`). */
+  refreshTokenExpiresAt: string | null;
   lastError: (Omit<ErrorSummary, "at"> & { at: string }) | null;
   createdAt: string;
   updatedAt: string;
@@ -74,6 +78,7 @@ export function connectionView(summary: ConnectionSummary): ConnectionView {
     scope: state.scope,
     lastRefreshAt: isoOrNull(state.lastRefreshAt),
     nextRefreshAt: isoOrNull(state.nextRefreshAt),
+    refreshTokenExpiresAt: isoOrNull(state.refreshTokenExpiresAt ?? null),
     lastError:
       state.lastError === null ? null : { ...state.lastError, at: iso(state.lastError.at) },
     createdAt: iso(summary.createdAt),
@@ -87,7 +92,7 @@ export function accessTokenView(
   settings: Pick<Integration, "tokenPlacement" | "responseMap">,
 ): AccessToken {
   const placement = settings.tokenPlacement;
-  const value = placement.template.replaceAll("{token}", token.accessToken);
+  const value = fillTokenTemplate(placement.template, token.accessToken);
   return {
     accessToken: token.accessToken,
     tokenType: token.tokenType,

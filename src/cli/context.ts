@@ -1,5 +1,5 @@
 import { Tokenwarden } from "../broker/tokenwarden.js";
-import { applyDeclarative, loadDeclarativeFile } from "../config/declarative.js";
+import { loadDeclarativeFile } from "../config/declarative.js";
 import { resolveSettings, type SettingFlags, type Settings } from "../config/settings.js";
 
 /** Flags every command takes. */
@@ -21,10 +21,12 @@ export async function withTokenwarden<T>(
     ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
     previousSecretKeys: settings.previousSecretKeys,
     scheduler: false,
+    // One-shot: the service's processes deliver what this command puts in the outbox.
+    webhooks: false,
   });
   try {
     if (settings.config !== undefined)
-      await applyDeclarative(tw, await loadDeclarativeFile(settings.config));
+      await tw.applyDeclarative(await loadDeclarativeFile(settings.config));
     return await run(tw, settings);
   } finally {
     await tw.close();

@@ -4,16 +4,19 @@
  * command parses its flags (commander), calls one library function and prints the
  * result; a failure prints `error <code>: <message>` on stderr and exits 1.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
+import { addSettingOptions, GLOBAL_SETTINGS } from "../config/settings.js";
 import { isTokenwardenError } from "../core/errors.js";
 import { registerApiKeyCommands } from "./commands/apikey.js";
 import { registerAuthorizeCommand } from "./commands/authorize.js";
+import { registerConnectCommand } from "./commands/connect.js";
 import { registerConnectionCommands } from "./commands/connection.js";
 import { registerIntegrationCommands } from "./commands/integration.js";
 import { registerKeyCommands } from "./commands/key.js";
 import { registerPresetsCommand } from "./commands/presets.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerTokenCommands } from "./commands/tokens.js";
+import { registerWebhookCommands } from "./commands/webhook.js";
 
 const VERSION = "0.1.0";
 
@@ -21,18 +24,6 @@ export function buildProgram(): Command {
   const program = new Command("tokenwarden")
     .description("Keeps OAuth 2.0 access tokens valid for the API calls of integration workflows.")
     .version(VERSION)
-    .addOption(
-      new Option(
-        "--database <url>",
-        "sqlite:<path> or postgres://... [env TOKENWARDEN_DATABASE_URL]",
-      ),
-    )
-    .addOption(
-      new Option(
-        "--config <file>",
-        "tokenwarden.yaml to upsert before the command [env TOKENWARDEN_CONFIG]",
-      ),
-    )
     .option("--json", "machine-readable output")
     .exitOverride()
     .configureOutput({
@@ -54,6 +45,7 @@ The master key is TOKENWARDEN_SECRET_KEY (32 bytes, base64), or for SQLite a key
 beside the database; TOKENWARDEN_PREVIOUS_SECRET_KEYS (comma-separated) opens values
 sealed under older keys (see "key rotate"). Exit status: 0 on success, 1 with "error <code>: <message>".`,
     );
+  addSettingOptions(program, GLOBAL_SETTINGS);
   registerServeCommand(program);
   registerIntegrationCommands(program);
   registerConnectionCommands(program);
@@ -61,6 +53,8 @@ sealed under older keys (see "key rotate"). Exit status: 0 on success, 1 with "e
   registerAuthorizeCommand(program);
   registerApiKeyCommands(program);
   registerKeyCommands(program);
+  registerWebhookCommands(program);
+  registerConnectCommand(program);
   registerPresetsCommand(program);
   return program;
 }

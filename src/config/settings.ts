@@ -1,11 +1,15 @@
+/**
+ * Every setting has a flag and an environment variable; flags win, then the
+ * variable, then the default. commander does that merge (`Option.env()`), from the
+ * options made here; `resolveSettings` then checks the values and derives the rest.
+ * The master key and API keys are read from the environment only: a flag would show
+ * them to anyone who can list processes.
+ */
+import { type Command, Option } from "commander";
 import { invalidConfig } from "../core/errors.js";
 import { splitKeyList } from "../store/master-key.js";
 import { DEFAULT_DATABASE_URL } from "../store/open.js";
 
-/**
- * Every setting has a flag and an environment variable; flags win (PRODUCT.md
- * "Configuration"). The CLI and the service read their settings through here.
- */
 export interface Settings {
   database: string;
   host: string;
@@ -24,8 +28,11 @@ export interface Settings {
    * (`TOKENWARDEN_HOOKS_DIR`); without it the service refuses module hooks.
    */
   hooksDir: string | undefined;
+  /** Origins a connect link may return to (`TOKENWARDEN_CONNECT_RETURN_ORIGINS`, comma-separated). */
+  connectReturnOrigins: string[];
 }
 
+/** The settings that have a flag, as commander hands them over (flag, else variable, else default). */
 export interface SettingFlags {
   database?: string;
   host?: string;
@@ -38,19 +45,99 @@ export interface SettingFlags {
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
+interface SettingOption {
+  flags: string;
+  env: string;
+  description: string;
+  default?: string;
+}
+
+const OPTIONS = {
+  database: {
+    flags: "--database <url>",
+    env: "TOKENWARDEN_DATABASE_URL",
+    description: "sqlite:<path> or postgres://...",
+    default: DEFAULT_DATABASE_URL,
+  },
+  config: {
+    flags: "--config <file>",
+    env: "TOKENWARDEN_CONFIG",
+    description: "tokenwarden.yaml to upsert before the command",
+  },
+  host: {
+    flags: "--host <host>",
+    env: "TOKENWARDEN_HOST",
+    description: "address to listen on",
+    default: "127.0.0.1",
+  },
+  port: {
+    flags: "--port <port>",
+    env: "TOKENWARDEN_PORT",
+    description: "port to listen on",
+    default: "4180",
+  },
+  publicUrl: {
+    flags: "--public-url <url>",
+    env: "TOKENWARDEN_PUBLIC_URL",
+    description:
+      "base of the redirect URL <public-url>/oauth/callback (default: http://<host>:<port>)",
+  },
+  hooksDir: {
+    flags: "--hooks-dir <dir>",
+    env: "TOKENWARDEN_HOOKS_DIR",
+    description:
+      "folder that module refresh hooks set through the API must lie in (default: none, such hooks are refused)",
+  },
+  logLevel: {
+    flags: "--log-level <level>",
+    env: "TOKENWARDEN_LOG_LEVEL",
+    description: LOG_LEVELS.join("|"),
+    default: "info",
+  },
+} satisfies Record<keyof SettingFlags, SettingOption>;
+
+/** Settings every command takes (the database and the declarative file). */
+export const GLOBAL_SETTINGS = ["database", "config"] as const;
+/** Settings only the service takes. */
+export const SERVICE_SETTINGS = ["host", "port", "publicUrl", "hooksDir", "logLevel"] as const;
+
+/** The commander option of a setting: its flag, its variable and its default. */
+export function settingOption(name: keyof SettingFlags): Option {
+  const spec: SettingOption = OPTIONS[name];
+  const option = new Option(spec.flags, spec.description).env(spec.env);
+  return spec.default === undefined ? option : option.default(spec.default);
+}
+
+/** Adds these settings' options to a command. */
+export function addSettingOptions(
+  command: Command,
+  names: readonly (keyof SettingFlags)[],
+): Command {
+  for (const name of names) command.addOption(settingOption(name));
+  return command;
+}
+
+/**
+ * Checks the values and derives the rest. Values left out (a program that calls this
+ * without commander) take their defaults; `env` is read for the keys only.
+ */
 export function resolveSettings(
   flags: SettingFlags = {},
   env: NodeJS.ProcessEnv = process.env,
 ): Settings {
-  const host = flags.host ?? env.TOKENWARDEN_HOST ?? "127.0.0.1";
-  const portText = String(flags.port ?? env.TOKENWARDEN_PORT ?? "4180");
+  const value = (name: keyof typeof OPTIONS): string | undefined => {
+    const given = flags[name];
+    if (given !== undefined) return String(given);
+    const spec: SettingOption = OPTIONS[name];
+    return spec.default;
+  };
+  const host = value("host") as string;
+  const portText = value("port") as string;
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65535)
     throw invalidConfig("port", "must be a TCP port number (0-65535)");
   const publicUrl = (
-    flags.publicUrl ??
-    env.TOKENWARDEN_PUBLIC_URL ??
-    `http://${host.includes(":") ? `[${host}]` : host}:${port}`
+    value("publicUrl") ?? `http://${host.includes(":") ? `[${host}]` : host}:${port}`
   ).replace(/\/+$/, "");
   if (!/^https?:\/\/[^/]+/.test(publicUrl) || !URL.canParse(publicUrl)) {
     throw invalidConfig(
@@ -58,11 +145,11 @@ export function resolveSettings(
       "must be an absolute http(s) URL such as https://tokens.example.com",
     );
   }
-  const logLevel = flags.logLevel ?? env.TOKENWARDEN_LOG_LEVEL ?? "info";
+  const logLevel = value("logLevel") as string;
   if (!LOG_LEVELS.includes(logLevel))
     throw invalidConfig("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
   return {
-    database: flags.database ?? env.TOKENWARDEN_DATABASE_URL ?? DEFAULT_DATABASE_URL,
+    database: value("database") as string,
     host,
     port,
     publicUrl,
@@ -72,12 +159,26 @@ export function resolveSettings(
       .split(",")
       .map((k) => k.trim())
       .filter((k) => k !== ""),
-    config: flags.config ?? env.TOKENWARDEN_CONFIG,
+    config: value("config"),
     logLevel,
-    hooksDir: nonEmpty(flags.hooksDir) ?? nonEmpty(env.TOKENWARDEN_HOOKS_DIR),
+    hooksDir: nonEmpty(value("hooksDir")),
+    connectReturnOrigins: returnOrigins(env.TOKENWARDEN_CONNECT_RETURN_ORIGINS),
   };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === "" ? undefined : value;
+}
+
+/** Each must be an http(s) origin; kept as parsed origins, so comparisons are exact. */
+function returnOrigins(text: string | undefined): string[] {
+  const origins = (text ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  return origins.map((o) => {
+    if (!URL.canParse(o) || !/^https?:$/.test(new URL(o).protocol))
+      throw invalidConfig("TOKENWARDEN_CONNECT_RETURN_ORIGINS", `${o} is not an http(s) origin`);
+    return new URL(o).origin;
+  });
 }

@@ -99,4 +99,6 @@ export interface ConnectionState {
   lastError: ErrorSummary | null;
   scope: string | null;
   tokenVersion: number;
+  /** When the refresh token ends, if the server said (`refresh_token_expires_in`). */
+  refreshTokenExpiresAt?: number | null;
 }

@@ -8,7 +8,12 @@ import { type ErrorCode, TokenwardenError } from "./errors.js";
 import type { EventTrigger } from "./events.js";
 import { isUnattendedGrant } from "./grants.js";
 import type { Integration } from "./integration.js";
-import { canRenewUnattended, isInRefreshWindow, isUsable } from "./refresh-policy.js";
+import {
+  canRenewUnattended,
+  isInRefreshWindow,
+  isKeepAliveDue,
+  isUsable,
+} from "./refresh-policy.js";
 import type { TokenSet } from "./token-set.js";
 
 export interface TokenRequest {
@@ -56,6 +61,8 @@ export function decide(
   // Is the request satisfied by what is held?
   switch (request.trigger) {
     case "manual":
+    case "authorize":
+      // A person asked for a new token (Refresh now, a connect link's password).
       if (token !== undefined && state.tokenVersion > (request.afterVersion ?? Infinity))
         return use();
       break;
@@ -63,7 +70,8 @@ export function decide(
       if (usable && token.accessToken !== request.rejectedAccessToken) return use();
       break;
     case "schedule":
-      if (usable && !inWindow) return use();
+      // Keep-alive: an idle token is renewed before its window, so its refresh token lives.
+      if (usable && !inWindow && !isKeepAliveDue(token, integration, now)) return use();
       break;
     default:
       if (usable && request.renewAhead === true) {
@@ -86,7 +94,11 @@ export function decide(
   if (state.status === "revoked" && !isUnattendedGrant(integration.grantType)) {
     return fail("needs_reauth", `connection ${id} was revoked; authorize it again`);
   }
-  if (state.status === "needs_reauth" && request.trigger !== "manual") {
+  if (
+    state.status === "needs_reauth" &&
+    request.trigger !== "manual" &&
+    request.trigger !== "authorize"
+  ) {
     if (usable) return use();
     const why = state.lastError === null ? "" : `: ${state.lastError.message}`;
     return fail("needs_reauth", `connection ${id} needs to be authorized again${why}`);

@@ -161,6 +161,8 @@ const responseMapSchema = z.strictObject({
   expiresIn: responsePathSchema.optional(),
   expiresAt: responsePathSchema.optional(),
   refreshToken: responsePathSchema.optional(),
+  /** Where the refresh token's own lifetime is (`refresh_token_expires_in` by default). */
+  refreshTokenExpiresIn: responsePathSchema.optional(),
   scope: responsePathSchema.optional(),
   error: responsePathSchema.optional(),
   errorDescription: responsePathSchema.optional(),
@@ -320,6 +322,13 @@ const integrationObjectSchema = z.strictObject({
   session: z.enum(SESSION_MODES).default("auto"),
   fixedTtlSeconds: z.number().int().positive().max(MAX_LIFETIME_SECONDS).default(3600),
   refreshAheadSeconds: z.number().int().nonnegative().max(MAX_LIFETIME_SECONDS).default(60),
+  /** Keep-alive: refresh a connection nobody used at least this often (idle refresh tokens). */
+  refreshAtLeastEverySeconds: z.number().int().min(60).max(MAX_LIFETIME_SECONDS).optional(),
+  /**
+   * How long before its refresh token expires a connection says so (webhook); left
+   * out, REFRESH_TOKEN_WARNING_SECONDS (integrations stored before it existed too).
+   */
+  refreshTokenWarningSeconds: z.number().int().nonnegative().max(MAX_LIFETIME_SECONDS).optional(),
   retryOn: z.array(z.number().int().min(100).max(599)).default([401, 403]),
   expiredBodyPattern: z
     .string()

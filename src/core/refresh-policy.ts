@@ -61,11 +61,20 @@ export function expiryFor(
   return fromServer ?? fixed;
 }
 
+/**
+ * A duration no longer than half the token's lifetime: the one rule that lets servers
+ * issuing very short-lived tokens work (both the refresh lead and a caller's minimum
+ * remaining life are capped by it).
+ */
+function cappedAtHalfLife(token: TokenSet, ms: number): number {
+  if (token.expiresAt === null) return ms;
+  return Math.min(ms, Math.max(0, token.expiresAt - token.issuedAt) / 2);
+}
+
 /** How long before expiry the refresh window opens: `refreshAheadSeconds`, at most half the lifetime. */
 export function refreshLeadMs(token: TokenSet, settings: RefreshSettings): number {
   if (token.expiresAt === null) return 0;
-  const lifetime = Math.max(0, token.expiresAt - token.issuedAt);
-  return Math.min(settings.refreshAheadSeconds * 1000, lifetime / 2);
+  return cappedAtHalfLife(token, settings.refreshAheadSeconds * 1000);
 }
 
 /** When the refresh window opens (epoch ms), or `null` if this token is never refreshed. */
@@ -96,8 +105,7 @@ export function isUsable(
   minTtlSeconds: number,
 ): boolean {
   if (settings.session === "none" || token.expiresAt === null) return true;
-  const lifetime = Math.max(0, token.expiresAt - token.issuedAt);
-  const required = Math.min(minTtlSeconds * 1000, lifetime / 2);
+  const required = cappedAtHalfLife(token, minTtlSeconds * 1000);
   return token.expiresAt - now > required;
 }
 
@@ -144,3 +152,53 @@ export function backoffMs(
   const random = options.random ?? Math.random;
   return Math.round(base + random() * Math.max(0, ceiling - base));
 }
+
+/**
+ * When a refresh token ends, from the lifetime a token response gave it
+ * (`refresh_token_expires_in`); a lifetime that is not positive or beyond
+ * MAX_LIFETIME_SECONDS is no known end.
+ */
+export function refreshTokenExpiryFrom(
+  expiresInSeconds: number | undefined,
+  issuedAt: number,
+): number | undefined {
+  if (expiresInSeconds === undefined || !(expiresInSeconds > 0)) return undefined;
+  if (expiresInSeconds > MAX_LIFETIME_SECONDS) return undefined;
+  return issuedAt + Math.round(expiresInSeconds * 1000);
+}
+
+export interface KeepAliveSettings {
+  session: SessionMode;
+  refreshAtLeastEverySeconds?: number | undefined;
+}
+
+/**
+ * Keep-alive: when a token issued at `issuedAt` must be renewed although nobody asked,
+ * so that a refresh token with an idle lifetime stays alive. `null`: no keep-alive
+ * (none configured, or `session: none`, which is never renewed).
+ */
+export function keepAliveDueAt(issuedAt: number, settings: KeepAliveSettings): number | null {
+  if (settings.refreshAtLeastEverySeconds === undefined || settings.session === "none") return null;
+  return issuedAt + settings.refreshAtLeastEverySeconds * 1000;
+}
+
+export function isKeepAliveDue(token: TokenSet, settings: KeepAliveSettings, now: number): boolean {
+  const due = keepAliveDueAt(token.issuedAt, settings);
+  return due !== null && now >= due;
+}
+
+/**
+ * When to warn that the refresh token is about to end (`connection.refresh_token_expiring`):
+ * `refreshTokenWarningSeconds` before its end; `null` when its end is unknown.
+ */
+export function refreshTokenWarningAt(
+  refreshTokenExpiresAt: number | undefined,
+  settings: { refreshTokenWarningSeconds?: number | undefined },
+): number | null {
+  if (refreshTokenExpiresAt === undefined) return null;
+  const lead = settings.refreshTokenWarningSeconds ?? REFRESH_TOKEN_WARNING_SECONDS;
+  return refreshTokenExpiresAt - lead * 1000;
+}
+
+/** The default of `refreshTokenWarningSeconds`: a week. */
+export const REFRESH_TOKEN_WARNING_SECONDS = 7 * 24 * 3600;

@@ -9,7 +9,9 @@ import type { Integration } from "./integration.js";
 import {
   backoffMs,
   canRenewUnattended,
+  keepAliveDueAt,
   refreshLeadMs,
+  refreshTokenWarningAt,
   refreshWindowOpensAt,
 } from "./refresh-policy.js";
 import type { TokenSet } from "./token-set.js";
@@ -17,6 +19,11 @@ import type { TokenSet } from "./token-set.js";
 /** A state change; `token: null` forgets the token, `undefined` leaves it. */
 export type StatePatch = Partial<Omit<ConnectionState, "tokenVersion">> & {
   token?: TokenSet | null;
+  /**
+   * When the refresh token's end is to be announced (refresh-policy.ts); the store
+   * announces each end once, however often it is written again.
+   */
+  refreshTokenWarnAt?: number | null;
 };
 
 /** A new connection: waiting for a person (authorization code), or due at once. */
@@ -46,11 +53,16 @@ export function nextRefreshAt(
   now: number,
   random: () => number,
 ): number | null {
+  if (!canRenewUnattended(integration, token, connection.refreshToken)) return null;
   const opensAt = refreshWindowOpensAt(token, integration);
-  if (opensAt === null || !canRenewUnattended(integration, token, connection.refreshToken))
-    return null;
   const jitter = Math.floor(random() * refreshLeadMs(token, integration) * 0.1);
-  return Math.max(now, opensAt + jitter);
+  const inWindow = opensAt === null ? null : Math.max(now, opensAt + jitter);
+  // Keep-alive: an idle connection is refreshed anyway, before its refresh token idles out.
+  const keepAlive = keepAliveDueAt(token.issuedAt, integration);
+  if (keepAlive === null) return inWindow;
+  return inWindow === null
+    ? Math.max(now, keepAlive)
+    : Math.min(inWindow, Math.max(now, keepAlive));
 }
 
 /** A new token was obtained (any grant, a refresh, a hook, an authorization). */
@@ -70,6 +82,8 @@ export function afterToken(
     failureCount: 0,
     lastError: null,
     nextRefreshAt: nextRefreshAt(integration, connection, token, now, random),
+    refreshTokenExpiresAt: token.refreshTokenExpiresAt ?? null,
+    refreshTokenWarnAt: refreshTokenWarningAt(token.refreshTokenExpiresAt, integration),
   };
 }
 
@@ -111,13 +125,15 @@ export function afterRevoke(): StatePatch {
     scope: null,
     failureCount: 0,
     lastError: null,
+    refreshTokenExpiresAt: null,
+    refreshTokenWarnAt: null,
   };
 }
 
 /** The token forgotten and the state as for a new connection. */
 export function startOver(integration: Integration, now: number): StatePatch {
   const { tokenVersion: _version, ...initial } = initialState(integration, now);
-  return { ...initial, token: null };
+  return { ...initial, token: null, refreshTokenExpiresAt: null, refreshTokenWarnAt: null };
 }
 
 /**

@@ -11,6 +11,11 @@ const PLACEHOLDER = /\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.-]*)\}/g;
 /** The placeholder `{token}` stands for the access token in `tokenPlacement.template`. */
 export const TOKEN_PLACEHOLDER = "token";
 
+/** `tokenPlacement.template` with the access token in place of `{token}`. */
+export function fillTokenTemplate(template: string, accessToken: string): string {
+  return template.replaceAll(`{${TOKEN_PLACEHOLDER}}`, accessToken);
+}
+
 export function placeholdersIn(text: string): string[] {
   const names: string[] = [];
   for (const match of text.matchAll(PLACEHOLDER)) {

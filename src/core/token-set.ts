@@ -13,6 +13,8 @@ export interface TokenSet {
   issuedAt: number;
   /** When the access token stops working (epoch ms); `null` when it has no known end. */
   expiresAt: number | null;
+  /** When the refresh token stops working (`refresh_token_expires_in`), if the server said. */
+  refreshTokenExpiresAt?: number;
   raw: Record<string, unknown>;
   /** HTTP status of the response it came in, for the event record (absent for hooks). */
   httpStatus?: number;
@@ -25,7 +27,12 @@ export interface TokenSet {
 export function carryRefreshToken(
   next: TokenSet,
   previousRefreshToken: string | undefined,
+  previousRefreshTokenExpiresAt?: number,
 ): TokenSet {
   if (next.refreshToken !== undefined || previousRefreshToken === undefined) return next;
-  return { ...next, refreshToken: previousRefreshToken };
+  // The same refresh token keeps its own end, unless the server restated it.
+  const carried: TokenSet = { ...next, refreshToken: previousRefreshToken };
+  if (carried.refreshTokenExpiresAt === undefined && previousRefreshTokenExpiresAt !== undefined)
+    carried.refreshTokenExpiresAt = previousRefreshTokenExpiresAt;
+  return carried;
 }

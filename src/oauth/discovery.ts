@@ -1,6 +1,12 @@
 import { TokenwardenError } from "../core/errors.js";
 import { type ServerMetadata, sameIssuer, serverMetadataSchema } from "../core/server-metadata.js";
-import { describeEndpoint, headerValue, sendHttpRequest, type TransportSettings } from "./http.js";
+import {
+  describeEndpoint,
+  type HttpClient,
+  headerValue,
+  sendHttpRequest,
+  type TransportSettings,
+} from "./http.js";
 
 /**
  * Authorization server discovery: RFC 8414 and OpenID Connect Discovery 1.0.
@@ -49,6 +55,7 @@ export function metadataCandidates(discoveryUrl: string): { url: string; issuer:
 export async function discoverServer(
   discoveryUrl: string,
   transport: TransportSettings,
+  options: { http?: HttpClient } = {},
 ): Promise<DiscoveredServer> {
   const candidates = metadataCandidates(discoveryUrl);
   let lastStatus = 0;
@@ -58,7 +65,7 @@ export async function discoverServer(
     const res = await sendHttpRequest(
       { method: "GET", url, headers: { accept: "application/json" } },
       transport,
-      { what, maxResponseBytes: MAX_METADATA_BYTES },
+      { what, maxResponseBytes: MAX_METADATA_BYTES, http: options.http },
     );
     lastStatus = res.status;
     // The other well-known path may be the one this server serves.

@@ -1,14 +1,15 @@
-import { createHash } from "node:crypto";
-import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
-import { type ErrorCode, TokenwardenError } from "../core/errors.js";
-import type { Integration } from "../core/integration.js";
-
 /**
  * The one place Tokenwarden speaks HTTP to the outside (token endpoints, revocation,
  * hooks, APIs). It owns TLS modes, outbound proxies, timeouts and size limits, and
  * turns transport failures into coded errors that never quote a URL's query (where
  * `clientAuth: query` puts the secret).
  */
+import { createHash } from "node:crypto";
+import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
+import { type ErrorCode, TokenwardenError } from "../core/errors.js";
+import type { Integration } from "../core/integration.js";
+
+/** What of an integration decides how its requests travel. */
 export type TransportSettings = Pick<Integration, "tls" | "proxyUrl" | "timeoutMs">;
 
 /** A token response is a few hundred bytes; anything near this is not one. */
@@ -30,51 +31,103 @@ export interface HttpResponse {
   body: string;
 }
 
-const dispatchers = new Map<string, Dispatcher>();
-/** The same settings object (one connection's resolved integration) finds its pool at once. */
-const bySettings = new WeakMap<object, { dispatcher: Dispatcher; generation: number }>();
-/** Bumped by closeDispatchers, so no one is handed a closed pool. */
-let generation = 0;
-
-/**
- * Connection pools are reused per TLS and proxy setting: a new pool per request would
- * pay a TCP and TLS handshake on every token request.
- */
-export function dispatcherFor(settings: Pick<TransportSettings, "tls" | "proxyUrl">): Dispatcher {
-  const known = bySettings.get(settings);
-  if (known !== undefined && known.generation === generation) return known.dispatcher;
-  const dispatcher = pooledDispatcher(settings);
-  bySettings.set(settings, { dispatcher, generation });
-  return dispatcher;
+export interface HttpClientOptions {
+  /** The most of a body read into memory (token, revocation and hook answers). */
+  maxResponseBytes?: number;
+  /**
+   * Pools kept at once, one per TLS and proxy setting; past this the least recently
+   * used is closed (requests on it finish first). Bounds what integrations that come
+   * and go leave behind.
+   */
+  maxPools?: number;
+  /** How long an idle connection is kept for the next request (undici's default, 4 s). */
+  keepAliveTimeoutMs?: number;
 }
 
-function pooledDispatcher(settings: Pick<TransportSettings, "tls" | "proxyUrl">): Dispatcher {
-  const key = createHash("sha256")
-    .update(JSON.stringify([settings.tls, settings.proxyUrl ?? null]))
-    .digest("base64url");
-  let dispatcher = dispatchers.get(key);
-  if (dispatcher === undefined) {
-    const { mode, ca, cert, key: privateKey } = settings.tls;
+export const DEFAULT_MAX_POOLS = 64;
+
+type PoolSettings = Pick<TransportSettings, "tls" | "proxyUrl">;
+
+/**
+ * Connection pools, reused per TLS and proxy setting (a new pool per request would
+ * pay a TCP and TLS handshake on every token request), with the limits every request
+ * through them obeys. Each `Tokenwarden` owns one and closes it when it closes, so
+ * closing one instance never touches another's connections. Requests go through it
+ * with `sendHttpRequest(req, settings, { http })`.
+ */
+export class HttpClient {
+  readonly maxResponseBytes: number;
+  readonly #maxPools: number;
+  readonly #keepAliveTimeoutMs: number | undefined;
+  /** By setting key, least recently used first (a Map keeps insertion order). */
+  readonly #pools = new Map<string, Dispatcher>();
+  /** The same settings object (one connection's resolved integration) skips the digest. */
+  readonly #keys = new WeakMap<object, string>();
+  #closed = false;
+
+  constructor(options: HttpClientOptions = {}) {
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.#maxPools = Math.max(1, options.maxPools ?? DEFAULT_MAX_POOLS);
+    this.#keepAliveTimeoutMs = options.keepAliveTimeoutMs;
+  }
+
+  /** The pool for these settings; one that was evicted or closed is never handed out. */
+  dispatcherFor(settings: PoolSettings): Dispatcher {
+    if (this.#closed) throw new TokenwardenError("internal_error", "this HTTP client is closed");
+    let key = this.#keys.get(settings);
+    if (key === undefined) {
+      key = poolKey(settings);
+      this.#keys.set(settings, key);
+    }
+    let dispatcher = this.#pools.get(key);
+    if (dispatcher === undefined) {
+      dispatcher = this.#newPool(settings);
+      // Requests already on an evicted pool finish before it closes; no one waits for it.
+      for (const old of this.#evictBeyond(this.#maxPools - 1)) void old.close().catch(() => {});
+    } else {
+      this.#pools.delete(key); // re-inserted below, at the most recently used end
+    }
+    this.#pools.set(key, dispatcher);
+    return dispatcher;
+  }
+
+  /** Closes every pool; requests in flight finish first. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#evictBeyond(0).map((d) => d.close()));
+  }
+
+  #newPool(settings: PoolSettings): Dispatcher {
+    const { mode, ca, cert, key } = settings.tls;
     const tls = {
       rejectUnauthorized: mode !== "off",
       ...(mode === "trust" && ca !== undefined ? { ca } : {}),
-      ...(cert !== undefined && privateKey !== undefined ? { cert, key: privateKey } : {}),
+      ...(cert !== undefined && key !== undefined ? { cert, key } : {}),
     };
-    dispatcher =
-      settings.proxyUrl === undefined
-        ? new Agent({ connect: tls })
-        : new ProxyAgent({ uri: settings.proxyUrl, requestTls: tls });
-    dispatchers.set(key, dispatcher);
+    const keepAlive =
+      this.#keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeout: this.#keepAliveTimeoutMs };
+    return settings.proxyUrl === undefined
+      ? new Agent({ connect: tls, ...keepAlive })
+      : new ProxyAgent({ uri: settings.proxyUrl, requestTls: tls, ...keepAlive });
   }
-  return dispatcher;
+
+  /** Takes the least recently used pools out until `size` are left, and returns them. */
+  #evictBeyond(size: number): Dispatcher[] {
+    const evicted: Dispatcher[] = [];
+    for (const [key, dispatcher] of this.#pools) {
+      if (this.#pools.size <= size) break;
+      this.#pools.delete(key);
+      evicted.push(dispatcher);
+    }
+    return evicted;
+  }
 }
 
-/** Closes every pooled connection (at shutdown, and between tests). */
-export async function closeDispatchers(): Promise<void> {
-  const all = [...dispatchers.values()];
-  dispatchers.clear();
-  generation++;
-  await Promise.all(all.map((d) => d.close()));
+/** The pool key: a digest, so the map holds no copy of a client certificate's key. */
+function poolKey(settings: PoolSettings): string {
+  return createHash("sha256")
+    .update(JSON.stringify([settings.tls, settings.proxyUrl ?? null]))
+    .digest("base64url");
 }
 
 /** `https://host/path` without query or credentials: what an error may say about a URL. */
@@ -82,20 +135,51 @@ export function describeEndpoint(url: URL): string {
   return `${url.origin}${url.pathname}`;
 }
 
+export interface SendOptions {
+  /** Overrides the client's limit for this request. */
+  maxResponseBytes?: number;
+  /** How errors name the other end (never with the URL's query). */
+  what?: string;
+  /** The pools to go through; see `sendHttpRequest`. */
+  http?: HttpClient;
+}
+
+/**
+ * Sends one request and reads its whole answer, up to the size limit, within the
+ * settings' timeout. It goes through `options.http`'s pools; without one, through a
+ * client of its own, closed once the answer is read: a one-off call owns its
+ * connection and leaves nothing open behind it (a program making many calls passes
+ * a client, as `Tokenwarden` does).
+ */
 export async function sendHttpRequest(
   req: HttpRequest,
   settings: TransportSettings,
-  options: { maxResponseBytes?: number; what?: string } = {},
+  options: SendOptions = {},
+): Promise<HttpResponse> {
+  if (options.http !== undefined) return sendWith(options.http, req, settings, options);
+  const own = new HttpClient();
+  try {
+    return await sendWith(own, req, settings, options);
+  } finally {
+    await own.close();
+  }
+}
+
+async function sendWith(
+  http: HttpClient,
+  req: HttpRequest,
+  settings: TransportSettings,
+  options: SendOptions,
 ): Promise<HttpResponse> {
   const what = options.what ?? describeEndpoint(req.url);
-  const limit = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const limit = options.maxResponseBytes ?? http.maxResponseBytes;
   const signal = AbortSignal.timeout(settings.timeoutMs);
   try {
     const res = await request(req.url, {
       method: req.method,
       headers: { "user-agent": USER_AGENT, ...req.headers },
       body: req.body ?? null,
-      dispatcher: dispatcherFor(settings),
+      dispatcher: http.dispatcherFor(settings),
       signal,
     });
     const chunks: Buffer[] = [];

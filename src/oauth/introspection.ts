@@ -63,7 +63,7 @@ export async function introspectToken(
     const res = await sendHttpRequest(
       { method: "POST", url, headers, body: params.toString() },
       config,
-      { what },
+      { what, http: options.http },
     );
     const body = parseResponseBody(res);
     if (res.status !== 200 || body === undefined) {

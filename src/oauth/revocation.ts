@@ -56,12 +56,7 @@ export async function revokeToken(
     const res = await sendHttpRequest(
       { method: "POST", url, headers, body: params.toString() },
       config,
-      {
-        what,
-        ...(options.maxResponseBytes === undefined
-          ? {}
-          : { maxResponseBytes: options.maxResponseBytes }),
-      },
+      { what, maxResponseBytes: options.maxResponseBytes, http: options.http },
     );
     if (res.status >= 200 && res.status <= 299) return { status: res.status };
     throw tokenEndpointError(res, parseResponseBody(res), config.responseMap, what);

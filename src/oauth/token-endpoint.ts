@@ -5,7 +5,7 @@ import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
 import { type ClientAuthMemory, withClientAuth } from "./auto-auth.js";
 import { applyClientAuthentication, type ConcreteClientAuthMethod } from "./client-auth.js";
-import { describeEndpoint, sendHttpRequest } from "./http.js";
+import { describeEndpoint, type HttpClient, sendHttpRequest } from "./http.js";
 import { introspectToken } from "./introspection.js";
 import { numberOf, parseTokenResponse, valueAtPath } from "./token-response.js";
 
@@ -40,9 +40,15 @@ export type TokenEndpointConfig = Pick<
   | "server"
 >;
 
+/**
+ * Like oauth4webapi's `customFetch`: `http` is the client whose pools a call goes
+ * through (a `Tokenwarden` passes its own). Without one, the call opens a connection
+ * of its own and closes it when done.
+ */
 export interface ProtocolOptions {
   clock?: Clock;
   maxResponseBytes?: number;
+  http?: HttpClient;
   /** Where `clientAuth: auto` keeps what the server accepted (auto-auth.ts). */
   clientAuthMemory?: ClientAuthMemory;
 }
@@ -167,9 +173,8 @@ async function sendTokenRequest(
   const what = `token endpoint ${describeEndpoint(url)}`;
   const res = await sendHttpRequest({ method: config.tokenMethod, url, headers, body }, config, {
     what,
-    ...(options.maxResponseBytes === undefined
-      ? {}
-      : { maxResponseBytes: options.maxResponseBytes }),
+    maxResponseBytes: options.maxResponseBytes,
+    http: options.http,
   });
   return parseTokenResponse(res, config, clock, what);
 }

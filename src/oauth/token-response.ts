@@ -1,7 +1,7 @@
 import type { Clock } from "../core/clock.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { ResponseMap } from "../core/integration.js";
-import { expiryFor, type RefreshSettings } from "../core/refresh-policy.js";
+import { expiryFor, type RefreshSettings, refreshTokenExpiryFrom } from "../core/refresh-policy.js";
 import type { TokenSet } from "../core/token-set.js";
 import { CONTROL_CHARACTERS } from "../core/url-template.js";
 import { type HttpResponse, headerValue } from "./http.js";
@@ -154,6 +154,11 @@ export function tokenSetFromBody(
   };
   if (refreshToken !== undefined && refreshToken !== "") token.refreshToken = refreshToken;
   if (scope !== undefined) token.scope = scope;
+  const refreshTokenExpiresAt = refreshTokenExpiryFrom(
+    numberOf(valueAtPath(body, map.refreshTokenExpiresIn ?? "refresh_token_expires_in")),
+    issuedAt,
+  );
+  if (refreshTokenExpiresAt !== undefined) token.refreshTokenExpiresAt = refreshTokenExpiresAt;
   return token;
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from "fastify";
+import { type ApiKeyGrant, type ApiKeyRing, allows, isLimited } from "../broker/api-keys.js";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { TokenwardenError } from "../core/errors.js";
-import { type ApiKeyGrant, type ApiKeyRing, allows, isLimited } from "./api-keys.js";
 import { errorBody } from "./errors.js";
 
 /**

@@ -211,11 +211,15 @@ export function registerEventStream(
   defineRoute(app, {
     method: "GET",
     url: "/v1/events/stream",
+    operationId: "streamEvents",
     summary:
       "Every connection's events across the cluster as they happen (text/event-stream, with ids); resume with Last-Event-ID or ?after=<id>, or start from now",
     tags: ["admin"],
     query: streamQuery,
-    responses: { 200: "text/event-stream", 400: "Last-Event-ID or after is not an event id" },
+    responses: {
+      200: { description: "Events as they happen", media: "text/event-stream" },
+      400: { description: "Last-Event-ID or after is not an event id", schema: "ErrorBody" },
+    },
     handler: async ({ query }, request, reply) => {
       const cursor =
         cursorFrom(request.headers["last-event-id"], query.after) ?? (await tw.lastEventId());

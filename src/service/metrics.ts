@@ -43,7 +43,7 @@ export class ServiceMetrics {
       registers: [this.registry],
       async collect() {
         // While the database is away the last counts stay: the rest is still scraped.
-        const counts = await tw.store.countConnectionsByStatus().catch(() => undefined);
+        const counts = await tw.countConnectionsByStatus().catch(() => undefined);
         if (counts === undefined) return;
         for (const status of CONNECTION_STATUSES) this.set({ status }, counts[status] ?? 0);
       },

@@ -1,15 +1,16 @@
-import { randomBytes } from "node:crypto";
-
 /**
- * The pages a person sees at the redirect URL: the success message of seed 000
- * ("OAuth2 token received with success!"), a denial, a stale or replayed link. Each
+ * The page a person sees at the redirect URL (its wording: callback-outcome.ts): a
+ * success, a denial, a stale or replayed link, a failure. Each
  * tells the window that opened it (the admin page) by postMessage, to that window's
  * origin only, then closes itself if it is a popup.
  */
-export interface CallbackOutcome {
+import { randomBytes } from "node:crypto";
+
+export interface CallbackPageInput {
   ok: boolean;
   connectionId?: string;
-  status?: string;
+  /** The connection's status after a success. */
+  connectionStatus?: string;
   /** The error code, e.g. `access_denied` or `not_found`. */
   error?: string;
   title: string;
@@ -17,7 +18,7 @@ export interface CallbackOutcome {
 }
 
 export function callbackPage(
-  outcome: CallbackOutcome,
+  outcome: CallbackPageInput,
   openerOrigin: string,
 ): { html: string; csp: string } {
   const nonce = randomBytes(16).toString("base64");
@@ -25,7 +26,7 @@ export function callbackPage(
     source: "tokenwarden",
     type: outcome.ok ? "authorized" : "authorization_failed",
     connectionId: outcome.connectionId ?? null,
-    status: outcome.status ?? null,
+    status: outcome.connectionStatus ?? null,
     error: outcome.error ?? null,
     title: outcome.title,
   };

@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { ApiRequest } from "../broker/api-call.js";
-import { forwardableRequestHeaders, forwardableResponseHeaders } from "../broker/api-call.js";
-import { checkRelativePath } from "../broker/api-url.js";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { ID_PATTERN } from "../core/integration.js";
+import type { ApiRequest } from "../oauth/api-call.js";
+import { forwardableRequestHeaders, forwardableResponseHeaders } from "../oauth/api-call.js";
+import { checkRelativePath } from "../oauth/api-url.js";
 import { assertConnectionAllowed, CLIENT } from "./access.js";
 import type { ServiceMetrics } from "./metrics.js";
+import { errorResponses, responseObject } from "./route.js";
 
 /**
  * `ANY /v1/proxy/:id/*`: forwards to `apiBaseUrl` + path with the token placed,
@@ -36,13 +37,31 @@ export function registerProxy(
       url: "/v1/proxy/:id/*",
       config: CLIENT,
       schema: {
+        operationId: "proxy", // one per method in /openapi.json (openapi.ts)
         summary:
           "Forward to the API with the token placed; one refresh and retry on a retryOn status",
         tags: ["proxy"],
+        response: proxyResponses(),
       },
       handler: (request, reply) => forward(tw, metrics, request, reply),
     });
   });
+}
+
+/** The API's own answer, whatever it is, or ours when the call could not be made. */
+function proxyResponses(): Record<string, unknown> {
+  return {
+    ...Object.fromEntries(
+      Object.entries(errorResponses({ url: "/v1/proxy/:id/*", access: "client", takesInput: true }))
+        .filter(([status]) => status !== "default")
+        .map(([status, response]) => [status, responseObject(response)]),
+    ),
+    default: {
+      description:
+        "The API's answer as it came (any status, headers and body); or an error body of ours (502, 503, 504) when it could not be reached",
+      content: { "*/*": { schema: {} } },
+    },
+  };
 }
 
 async function forward(

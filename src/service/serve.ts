@@ -1,8 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { Tokenwarden } from "../broker/tokenwarden.js";
-import { applyDeclarative, loadDeclarativeFile } from "../config/declarative.js";
+import { loadDeclarativeFile } from "../config/declarative.js";
 import type { Settings } from "../config/settings.js";
-import { ApiKeyRing } from "./api-keys.js";
 import { buildServer } from "./server.js";
 
 /**
@@ -22,6 +21,7 @@ export interface ServeOptions {
   /** Pino options, or false to log nothing (tests). */
   logger?: false | Record<string, unknown>;
   scheduler?: boolean | { tickMs?: number };
+  webhooks?: boolean | { tickMs?: number };
 }
 
 export async function startService(
@@ -33,17 +33,19 @@ export async function startService(
     ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
     previousSecretKeys: settings.previousSecretKeys,
     ...(options.scheduler === undefined ? {} : { scheduler: options.scheduler }),
+    ...(options.webhooks === undefined ? {} : { webhooks: options.webhooks }),
   });
   try {
     if (settings.config !== undefined)
-      await applyDeclarative(tw, await loadDeclarativeFile(settings.config));
-    const keys = new ApiKeyRing(tw.store, settings.apiKeys);
+      await tw.applyDeclarative(await loadDeclarativeFile(settings.config));
+    const keys = tw.apiKeys.ring(settings.apiKeys);
     const firstApiKey = await keys.ensureFirstKey(Date.now());
     const app = await buildServer({
       tw,
       keys,
       publicUrl: settings.publicUrl,
       hooksDir: settings.hooksDir,
+      connectReturnOrigins: settings.connectReturnOrigins,
       logger: options.logger === undefined ? { level: settings.logLevel } : options.logger,
     });
     await app.listen({ host: settings.host, port: settings.port });

@@ -4,11 +4,11 @@ import Fastify, {
   type FastifyReply,
   type FastifyServerOptions,
 } from "fastify";
+import type { ApiKeyRing } from "../broker/api-keys.js";
 import type { Tokenwarden, TokenwardenWarning } from "../broker/tokenwarden.js";
 import { TokenwardenError } from "../core/errors.js";
 import { authenticate, PUBLIC } from "./access.js";
-import { registerAdminPage } from "./admin.js";
-import type { ApiKeyRing } from "./api-keys.js";
+import { registerConnectRoutes } from "./connect.js";
 import {
   errorBody,
   fromFrameworkError,
@@ -17,9 +17,9 @@ import {
   retryAfterFor,
 } from "./errors.js";
 import { ServiceMetrics } from "./metrics.js";
-import { registerOperations } from "./operations.js";
-import { registerProxy } from "./proxy.js";
-import { registerRoutes } from "./routes.js";
+import { openapiOptions } from "./openapi.js";
+import { registerRoutes } from "./routes/index.js";
+import { registerWebhookRoutes } from "./webhooks.js";
 
 export interface ServerOptions {
   tw: Tokenwarden;
@@ -27,6 +27,8 @@ export interface ServerOptions {
   publicUrl: string;
   /** The folder module hooks set through the API must lie in; none: refused. */
   hooksDir?: string | undefined;
+  /** Origins a connect link may return to (TOKENWARDEN_CONNECT_RETURN_ORIGINS). */
+  connectReturnOrigins?: string[] | undefined;
   /** A pino logger configuration, or `false` for none. */
   logger?: FastifyServerOptions["logger"];
 }
@@ -73,20 +75,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
   app.setValidatorCompiler(() => () => true);
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: "3.1.0",
-      info: {
-        title: "Tokenwarden",
-        version: "0.1.0",
-        description:
-          "Keeps OAuth 2.0 access tokens valid for the API calls of integration workflows.",
-      },
-      servers: [{ url: publicUrl }],
-      components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer" } } },
-      security: [{ apiKey: [] }],
-    },
-  });
+  // Responses are documented (route.ts), not shaped: sent as JSON.stringify sends them.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  await app.register(swagger, openapiOptions(publicUrl));
 
   const metrics = new ServiceMetrics(tw);
   // The broker's warnings (a stored pattern it will not run) go to the service log.
@@ -156,13 +148,22 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       );
   });
 
-  registerRoutes(app, { tw, publicUrl, hooksDir: options.hooksDir });
-  registerProxy(app, tw, metrics);
-  registerOperations(app, tw, metrics);
+  registerRoutes(app, {
+    tw,
+    publicUrl,
+    redirectUri: `${publicUrl}/oauth/callback`,
+    hooksDir: options.hooksDir,
+    metrics,
+  });
+  registerWebhookRoutes(app, tw);
+  registerConnectRoutes(app, {
+    tw,
+    publicUrl,
+    returnOrigins: options.connectReturnOrigins ?? [],
+  });
   // Public: it describes the interface this open-source package ships, and nothing
   // configured in this instance (no integration, connection or key).
   app.get("/openapi.json", { config: PUBLIC, schema: { hide: true } }, async () => app.swagger());
-  registerAdminPage(app, publicUrl);
   return app;
 }
 

@@ -1,5 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
 import { TokenwardenError } from "../core/errors.js";
+import { lifecycleMigration } from "./lifecycle-migration.js";
 import type { Database } from "./schema.js";
 
 export type Dialect = "sqlite" | "postgres";
@@ -135,6 +136,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    "0006_lifecycle": { up: (db: Kysely<unknown>) => lifecycleMigration(db, dialect) },
     "0007_protocol_a": {
       async up(db: Kysely<unknown>) {
         // No foreign key: a learned method outlives nothing it depends on (it is

@@ -9,6 +9,7 @@ import {
   needsSealing,
   sealingContext,
 } from "./sealed-rows.js";
+import { webhookSecretContext } from "./webhook-store.js";
 
 /** What `tokenwarden key rotate` re-sealed. */
 export interface RotationReport {
@@ -18,6 +19,7 @@ export interface RotationReport {
   connectionSecrets: number;
   tokens: number;
   pendingAuthorizations: number;
+  webhookSecrets?: number;
 }
 
 const BATCH = 500;
@@ -109,8 +111,28 @@ export async function rotateSealedValues(
       report.pendingAuthorizations += 1;
     }
 
+    let webhookSecrets = 0;
+    for (const row of await trx
+      .selectFrom("tw_webhooks")
+      .select(["id", "sealed_secret"])
+      .execute()) {
+      const context = webhookSecretContext(row.id);
+      await trx
+        .updateTable("tw_webhooks")
+        .set({ sealed_secret: sealer.seal(sealer.open(row.sealed_secret, context), context) })
+        .where("id", "=", row.id)
+        .execute();
+      webhookSecrets += 1;
+    }
+    // Only when there are any: reports from before webhooks keep their shape.
+    if (webhookSecrets > 0) report.webhookSecrets = webhookSecrets;
+
     const total =
-      report.integrations + report.connectionSecrets + report.tokens + report.pendingAuthorizations;
+      report.integrations +
+      report.connectionSecrets +
+      report.tokens +
+      report.pendingAuthorizations +
+      webhookSecrets;
     if (total > 0) await recordKeyId(trx, keyId);
     return report;
   });

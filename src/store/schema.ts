@@ -40,6 +40,12 @@ export interface ConnectionsTable {
   scope: string | null;
   created_at: number;
   updated_at: number;
+  /** When the refresh token ends (0006_lifecycle); NULL: unknown. */
+  refresh_token_expires_at: number | null;
+  /** When that end is to be announced; indexed, cleared once announced. */
+  refresh_token_warn_at: number | null;
+  /** The end last announced: each end is announced once. */
+  refresh_token_warned_for: number | null;
 }
 
 export interface LeasesTable {
@@ -90,6 +96,67 @@ export interface SealingKeysTable {
   key_id: string;
 }
 
+/** Webhook endpoints (0006_lifecycle). */
+export interface WebhooksTable {
+  id: string;
+  url: string;
+  /** The event types it takes, as a JSON list. */
+  events: string;
+  enabled: number;
+  /** The signing secret (`whsec_...`), sealed. */
+  sealed_secret: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/**
+ * The outbox: one row per event and endpoint, written in the transaction that changed
+ * the connection. A row is claimed by moving `next_attempt_at` ahead (a lease), so a
+ * cluster tries each once at a time and a dead process's rows come due again.
+ */
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  /** `webhook-id`: the same for every attempt and endpoint of one event. */
+  message_id: string;
+  webhook_id: string;
+  type: string;
+  connection_id: string;
+  /** The JSON body, exactly as signed and sent. */
+  payload: string;
+  /** `pending`, `succeeded` or `failed`. */
+  status: string;
+  attempts: number;
+  /** While pending: when it is due (or when its claim lapses); NULL once done. */
+  next_attempt_at: number | null;
+  lease_holder: string | null;
+  created_at: number;
+  last_attempt_at: number | null;
+  last_http_status: number | null;
+  last_error: string | null;
+  delivered_at: number | null;
+}
+
+/** Connect sessions (0006_lifecycle): the link's token is kept only as its hash. */
+export interface ConnectSessionsTable {
+  token_hash: string;
+  connection_id: string;
+  integration: string;
+  environment: string;
+  /** JSON object of parameter values (not secrets). */
+  parameters: string;
+  /** 1: the session creates the connection; 0: it re-authorizes an existing one. */
+  creates: number;
+  return_url: string | null;
+  /** `open`, `started` (the person went to the server), `completed`. */
+  status: string;
+  /** Hash of the authorization state it started, to find it again at the callback. */
+  state_hash: string | null;
+  /** Failed password attempts. */
+  attempts: number;
+  expires_at: number;
+  created_at: number;
+}
+
 /** What `clientAuth: auto` found a token endpoint accepts, per integration (0007_protocol_a). */
 export interface ClientAuthLearnedTable {
   integration: string;
@@ -107,5 +174,8 @@ export interface Database {
   tw_pending_authorizations: PendingAuthorizationsTable;
   tw_api_keys: ApiKeysTable;
   tw_sealing_keys: SealingKeysTable;
+  tw_webhooks: WebhooksTable;
+  tw_webhook_deliveries: WebhookDeliveriesTable;
+  tw_connect_sessions: ConnectSessionsTable;
   tw_client_auth_learned: ClientAuthLearnedTable;
 }

@@ -7,6 +7,7 @@ import {
   withSecrets,
 } from "../core/secrets.js";
 import type { Sealer } from "./crypto.js";
+import { integrationDocument, parseJson, secretValues } from "./documents.js";
 import type { IntegrationsTable } from "./schema.js";
 
 /**
@@ -46,30 +47,34 @@ export function integrationColumns(
 }
 
 /**
- * An integration from its row, secrets opened. Rows written before migration 0004
- * carry the client secret in `sealed_client_secret` and `tls.key` in the clear in
- * the document; they read the same (and `needsSealing` says they should be rewritten).
+ * An integration from its row, secrets opened, parsed with its schema (documents.ts).
+ * Rows written before migration 0004 carry the client secret in `sealed_client_secret`
+ * and `tls.key` in the clear in the document; they read the same (and `needsSealing`
+ * says they should be rewritten).
  */
 export function integrationFromColumns(row: IntegrationRow, sealer: Sealer): Integration {
-  const document = JSON.parse(row.document) as Integration;
+  const name = `integration ${row.key}`;
+  const document = parseJson(row.document, name);
   const secrets: SecretValues =
     row.sealed_secrets === null
       ? {}
-      : (JSON.parse(
+      : secretValues(
           sealer.open(row.sealed_secrets, sealingContext.integrationSecrets(row.key)),
-        ) as SecretValues);
+          `secrets of ${name}`,
+        );
   if (row.sealed_client_secret !== null && secrets.clientSecret === undefined) {
     secrets.clientSecret = sealer.open(
       row.sealed_client_secret,
       sealingContext.legacyClientSecret(row.key),
     );
   }
-  return withSecrets(document, secrets);
+  // Parsed with the secrets in: the schema checks them too (a TLS key needs its cert).
+  return integrationDocument(withSecrets(document, secrets), row.key);
 }
 
 /** Whether a row still holds a secret the old way (a sealed client secret alone, or a key in the clear). */
 export function needsSealing(row: IntegrationRow): boolean {
   if (row.sealed_client_secret !== null) return true;
-  const document = JSON.parse(row.document) as unknown;
+  const document = parseJson(row.document, `integration ${row.key}`);
   return Object.keys(secretsOf(document, INTEGRATION_SECRET_PATHS)).length > 0;
 }

@@ -79,11 +79,12 @@ export function toStorageError(error: unknown): TokenwardenError {
  * rather than a hand-written delegate per method: a method added to the Store later is
  * covered too.
  */
-export function guardStore<T extends Store>(store: T): T {
+export function guardStore<T extends Store | object>(store: T): T {
   return new Proxy(store, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== "function") return value;
+      if (property === "transaction") return guardedTransaction(target as Store);
       return (...args: unknown[]): unknown => {
         let result: unknown;
         try {
@@ -99,4 +100,31 @@ export function guardStore<T extends Store>(store: T): T {
       };
     },
   });
+}
+
+/** What `fn` itself threw inside a transaction, carried past the driver's rollback. */
+class ThrownByWork {
+  constructor(readonly error: unknown) {}
+}
+
+/**
+ * A transaction whose work sees a guarded store too, so its driver failures become
+ * `storage_error` where they happen; what the work throws of its own (a bug, a refusal)
+ * leaves unchanged, and only a failure to begin or commit is the database's.
+ */
+function guardedTransaction(target: Store): Store["transaction"] {
+  return async <T>(fn: (store: Store) => Promise<T>): Promise<T> => {
+    try {
+      return await target.transaction(async (trx) => {
+        try {
+          return await fn(guardStore(trx));
+        } catch (error) {
+          throw new ThrownByWork(error);
+        }
+      });
+    } catch (error) {
+      if (error instanceof ThrownByWork) throw error.error;
+      throw toStorageError(error);
+    }
+  };
 }

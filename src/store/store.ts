@@ -1,15 +1,18 @@
+/**
+ * Everything Tokenwarden keeps, behind one interface split by role. The drivers seal
+ * secrets on the way in and open them on the way out: above this line values are
+ * plaintext, below it they are ciphertext.
+ */
+
 import type { Connection, ConnectionState, ConnectionStatus } from "../core/connection.js";
 import type { NewTokenEvent, TokenEvent } from "../core/events.js";
 import type { Integration } from "../core/integration.js";
 import type { StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
+import type { ConnectSessionStore } from "./connect-store.js";
 import type { RotationReport } from "./rotation.js";
+import type { WebhookStore } from "./webhook-store.js";
 
-/**
- * Everything Tokenwarden keeps, behind one interface. The drivers seal secrets on the
- * way in and open them on the way out: above this line values are plaintext, below it
- * they are ciphertext.
- */
 export interface StoredConnection {
   connection: Connection;
   state: ConnectionState;
@@ -73,24 +76,13 @@ export interface StoredApiKey {
   createdAt: number;
 }
 
-export interface Store {
-  readonly dialect: "sqlite" | "postgres";
-
-  /**
-   * Runs `fn` in one transaction with a store bound to it: everything `fn` writes
-   * through that store lands together or not at all. Changes it publishes are sent
-   * after the commit (and dropped on a rollback). Inside a transaction, this joins it.
-   * On SQLite the database has one connection: `fn` must use the store it is given,
-   * never this one, or it waits for itself.
-   */
-  transaction<T>(fn: (store: Store) => Promise<T>): Promise<T>;
-
-  /**
-   * Re-seals every sealed value under the current key in one transaction (`tokenwarden
-   * key rotate`); afterwards previous keys are no longer needed.
-   */
-  rotateKeys(): Promise<RotationReport>;
-
+/**
+ * The integrations and connections as configured: what a person writes, with the
+ * state a connection is created in. Documents are parsed with their schemas on the
+ * way out (documents.ts): a row written by an older version reads with the defaults
+ * of fields added since, and a row that no longer parses is a `storage_error` naming it.
+ */
+export interface ConfigurationStore {
   putIntegration(integration: Integration, now: number): Promise<{ created: boolean }>;
   getIntegration(key: string): Promise<StoredIntegration | undefined>;
   listIntegrations(): Promise<StoredIntegration[]>;
@@ -107,9 +99,10 @@ export interface Store {
   getConnection(id: string): Promise<StoredConnection | undefined>;
   listConnections(filter?: ConnectionFilter): Promise<ConnectionSummary[]>;
   deleteConnection(id: string): Promise<boolean>;
-  /** For the metrics: how many connections are in each status. */
-  countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>>;
+}
 
+/** A connection's token and state as the broker moves it along, and the schedule. */
+export interface TokenStateStore {
   /**
    * Writes state and token in one statement (a rotated refresh token lands with its
    * access token or not at all). Returns the new token version; with
@@ -126,11 +119,6 @@ export interface Store {
   readTokenVersion(
     id: string,
   ): Promise<{ tokenVersion: number; status: ConnectionStatus } | undefined>;
-
-  /** Claims the refresh lease if it is free, expired or already ours. */
-  tryClaimLease(id: string, holder: string, until: number, now: number): Promise<boolean>;
-  releaseLease(id: string, holder: string): Promise<void>;
-
   /**
    * Checks out up to `limit` connections due by `now`, soonest first, by moving their
    * next refresh to `until`: other processes' schedulers no longer see them as due, so
@@ -141,7 +129,19 @@ export interface Store {
     limit: number,
     until: number,
   ): Promise<Array<{ id: string; nextRefreshAt: number }>>;
+  /** For the metrics: how many connections are in each status. */
+  countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>>;
+}
 
+/** The refresh lease: one holder renews a connection at a time, across processes. */
+export interface LeaseStore {
+  /** Claims the refresh lease if it is free, expired or already ours. */
+  tryClaimLease(id: string, holder: string, until: number, now: number): Promise<boolean>;
+  releaseLease(id: string, holder: string): Promise<void>;
+}
+
+/** The record of every attempt (event-log.ts writes it, the feeds read it). */
+export interface EventStore {
   appendEvent(event: NewTokenEvent): Promise<TokenEvent>;
   /** Newest first; `beforeId` pages backwards. */
   listEvents(
@@ -155,19 +155,34 @@ export interface Store {
   listEventsAfter(afterId: number, limit: number): Promise<TokenEvent[]>;
   /** The highest event id so far (0 when there is none): where a live feed starts. */
   lastEventId(): Promise<number>;
+}
 
+/** Authorization-code flows between the redirect and the callback. */
+export interface PendingAuthorizationStore {
   putPendingAuthorization(pending: PendingAuthorization): Promise<void>;
   /** Removes and returns it: a state can be used once. */
   takePendingAuthorization(state: string, now: number): Promise<PendingAuthorization | undefined>;
+}
 
-  /** What `clientAuth: auto` learned a token endpoint accepts (`undefined`: nothing yet). */
-  getLearnedClientAuth(integration: string): Promise<LearnedClientAuth | undefined>;
-  putLearnedClientAuth(integration: string, learned: LearnedClientAuth, now: number): Promise<void>;
-
+/** The service's API keys, as hashes. */
+export interface ApiKeyStore {
   createApiKey(key: NewStoredApiKey, now: number): Promise<void>;
   listApiKeys(): Promise<StoredApiKey[]>;
   deleteApiKey(id: string): Promise<boolean>;
+}
 
+/** The master keys the sealed values are under (master-key.ts, rotation.ts). */
+export interface KeyManagementStore {
+  /**
+   * Re-seals every sealed value under the current key in one transaction (`tokenwarden
+   * key rotate`); afterwards previous keys are no longer needed. The report names the
+   * key id everything is now sealed under.
+   */
+  rotateKeys(): Promise<RotationReport>;
+}
+
+/** Changes told to the other processes on the same database, so they drop their caches. */
+export interface ChangeFeed {
   /**
    * Tells the other processes on this database that a connection (`connection:<id>`) or
    * an integration (`integration:<key>`) changed, so they drop what they cached.
@@ -183,6 +198,25 @@ export interface Store {
     listener: (topic: string) => void,
     onResubscribed?: () => void,
   ): Promise<() => Promise<void>>;
+}
+
+/** The database itself: which one, transactions, readiness, closing. */
+export interface StoreLifecycle {
+  readonly dialect: "sqlite" | "postgres";
+
+  /** Webhook endpoints and their outbox, bound to this store (or its transaction). */
+  readonly webhooks: WebhookStore;
+  /** Connect sessions, bound likewise. */
+  readonly connectSessions: ConnectSessionStore;
+
+  /**
+   * Runs `fn` in one transaction with a store bound to it: everything `fn` writes
+   * through that store lands together or not at all. Changes it publishes are sent
+   * after the commit (and dropped on a rollback). Inside a transaction, this joins it.
+   * On SQLite the database has one connection: `fn` must use the store it is given,
+   * never this one, or it waits for itself.
+   */
+  transaction<T>(fn: (store: Store) => Promise<T>): Promise<T>;
 
   /**
    * For readiness: the database answers and every migration has run. Never throws.
@@ -197,3 +231,27 @@ export interface LearnedClientAuth {
   tokenUrl: string;
   method: string;
 }
+
+/** What `clientAuth: auto` learned a token endpoint accepts, per integration. */
+export interface LearnedClientAuthStore {
+  /** `undefined`: nothing learned yet. */
+  getLearnedClientAuth(integration: string): Promise<LearnedClientAuth | undefined>;
+  putLearnedClientAuth(integration: string, learned: LearnedClientAuth, now: number): Promise<void>;
+}
+
+/**
+ * Everything Tokenwarden keeps: each role above, on one database. A module that needs
+ * one role takes that role's interface (lease.ts a `LeaseStore`, event-log.ts an
+ * `EventStore`), so what it can touch is plain from its signature.
+ */
+export interface Store
+  extends ConfigurationStore,
+    TokenStateStore,
+    LeaseStore,
+    EventStore,
+    PendingAuthorizationStore,
+    ApiKeyStore,
+    LearnedClientAuthStore,
+    KeyManagementStore,
+    ChangeFeed,
+    StoreLifecycle {}

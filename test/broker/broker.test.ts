@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { ManualClock, type TokenEvent, Tokenwarden } from "../../src/index.js";
+import { ManualClock, type TokenEvent, type Tokenwarden } from "../../src/index.js";
+import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
@@ -93,7 +94,7 @@ await describeEachDriver("broker on $name", ({ create }) => {
   let db: TestDatabase;
   const open: Tokenwarden[] = [];
   async function openTw(options: Parameters<typeof Tokenwarden.open>[0] = {}) {
-    const tw = await Tokenwarden.open({
+    const tw = await openBrokerWithStore({
       database: db.url,
       secretKey: TEST_SECRET_KEY,
       scheduler: false,
@@ -180,10 +181,10 @@ await describeEachDriver("broker on $name", ({ create }) => {
     const active = await authorize(tw, "ac-1");
     expect(active).toMatchObject({ status: "active", scope: "openid api:read" });
     const seen = new Set<string>();
-    let previous = (await tw.store.getConnection("ac-1"))!.token!;
+    let previous = (await storeOf(tw).getConnection("ac-1"))!.token!;
     for (let i = 0; i < 20; i++) {
       await tw.refresh("ac-1");
-      const current = (await tw.store.getConnection("ac-1"))!.token!;
+      const current = (await storeOf(tw).getConnection("ac-1"))!.token!;
       expect(current.refreshToken).toBeTruthy();
       expect(current.refreshToken).not.toBe(previous.refreshToken);
       expect(current.accessToken).not.toBe(previous.accessToken);
@@ -210,18 +211,17 @@ await describeEachDriver("broker on $name", ({ create }) => {
     );
     await tw.putConnection({ id: "rv-1", integration: "rv" });
     await authorize(tw, "rv-1");
-    const stored = (await tw.store.getConnection("rv-1"))!.token!;
+    const stored = (await storeOf(tw).getConnection("rv-1"))!.token!;
     // Someone revokes the grant at the server, behind Tokenwarden's back.
-    const { revokeToken, closeDispatchers } = await import("../../src/oauth/index.js");
+    const { revokeToken } = await import("../../src/oauth/index.js");
     const { resolveIntegration } = await import("../../src/core/index.js");
-    const integration = (await tw.store.getIntegration("rv"))!.integration;
-    const connection = (await tw.store.getConnection("rv-1"))!.connection;
+    const integration = (await storeOf(tw).getIntegration("rv"))!.integration;
+    const connection = (await storeOf(tw).getConnection("rv-1"))!.connection;
     await revokeToken(
       resolveIntegration(integration, connection),
       stored.refreshToken!,
       "refresh_token",
     );
-    void closeDispatchers;
 
     clock.advance(3600_000);
     const before = op.tokenRequests;
@@ -260,7 +260,7 @@ await describeEachDriver("broker on $name", ({ create }) => {
       await tw.putConnection({ id: "sched-1", integration: "sched" });
       const first = await obtained;
       expect(first.trigger).toBe("schedule");
-      const firstToken = (await tw.store.getConnection("sched-1"))!.token!;
+      const firstToken = (await storeOf(tw).getConnection("sched-1"))!.token!;
       const refreshed = await waitForEvent(
         tw,
         (e) => e.connectionId === "sched-1" && e.outcome === "success",
@@ -269,7 +269,7 @@ await describeEachDriver("broker on $name", ({ create }) => {
       // Refreshed inside the window: after half the lifetime, before the old token expired.
       expect(Date.parse(refreshed.at)).toBeGreaterThanOrEqual(firstToken.expiresAt! - 2000);
       expect(Date.parse(refreshed.at)).toBeLessThan(firstToken.expiresAt!);
-      const secondToken = (await tw.store.getConnection("sched-1"))!.token!;
+      const secondToken = (await storeOf(tw).getConnection("sched-1"))!.token!;
       expect(secondToken.accessToken).not.toBe(firstToken.accessToken);
     } finally {
       op.setAccessTokenTtl(300);
@@ -287,7 +287,7 @@ await describeEachDriver("broker on $name", ({ create }) => {
       password: "ann-password-value",
     });
     const first = await tw.getToken("pw-1");
-    const stored = (await tw.store.getConnection("pw-1"))!.token!;
+    const stored = (await storeOf(tw).getConnection("pw-1"))!.token!;
     pw.revokeRefreshToken(stored.refreshToken!);
     clock.advance(3600_000);
     const second = await tw.getToken("pw-1");
@@ -348,15 +348,15 @@ await describeEachDriver("broker on $name", ({ create }) => {
     );
     await tw.putConnection({ id: "rk-1", integration: "rk" });
     await authorize(tw, "rk-1");
-    const token = (await tw.store.getConnection("rk-1"))!.token!;
+    const token = (await storeOf(tw).getConnection("rk-1"))!.token!;
     const view = await tw.revoke("rk-1");
     expect(view).toMatchObject({ status: "revoked", expiresAt: null });
-    expect((await tw.store.getConnection("rk-1"))!.token).toBeUndefined();
+    expect((await storeOf(tw).getConnection("rk-1"))!.token).toBeUndefined();
     expect(await caught(() => tw.getToken("rk-1"))).toMatchObject({ code: "needs_reauth" });
     // The server agrees: the refresh token is dead.
     const { refreshAccessToken } = await import("../../src/oauth/index.js");
     const { resolveIntegration } = await import("../../src/core/index.js");
-    const config = resolveIntegration((await tw.store.getIntegration("rk"))!.integration, {
+    const config = resolveIntegration((await storeOf(tw).getIntegration("rk"))!.integration, {
       id: "rk-1",
       integration: "rk",
       environment: "",
@@ -397,7 +397,7 @@ await describeEachDriver("broker on $name", ({ create }) => {
       password: "ann-password-value",
     });
     const token = await tw.getToken("sec-1");
-    const refreshToken = (await tw.store.getConnection("sec-1"))!.token!.refreshToken!;
+    const refreshToken = (await storeOf(tw).getConnection("sec-1"))!.token!.refreshToken!;
     await tw.putConnection({
       id: "sec-bad",
       integration: "sec",

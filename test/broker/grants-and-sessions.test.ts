@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveSettings } from "../../src/config/settings.js";
 import { Tokenwarden } from "../../src/index.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
+import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
@@ -52,7 +53,7 @@ beforeAll(async () => {
     ),
     { logger: false, scheduler: false },
   );
-  scratch = await Tokenwarden.open({
+  scratch = await openBrokerWithStore({
     database: "sqlite::memory:",
     secretKey: TEST_SECRET_KEY,
     scheduler: false,
@@ -82,7 +83,7 @@ async function freshRefreshToken(): Promise<string> {
   await scratch.putConnection({ id, integration: "code" });
   const { url } = await scratch.startAuthorization(id, { redirectUri: DEFAULT_REDIRECT_URI });
   await scratch.completeAuthorization((await loginAndConsent(url)).searchParams);
-  const token = (await scratch.store.getConnection(id))?.token?.refreshToken;
+  const token = (await storeOf(scratch).getConnection(id))?.token?.refreshToken;
   if (token === undefined) throw new Error("oidc-provider issued no refresh token");
   return token;
 }

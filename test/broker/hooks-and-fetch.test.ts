@@ -2,7 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ManualClock, type TokenEvent, Tokenwarden } from "../../src/index.js";
+import { ManualClock, type TokenEvent, type Tokenwarden } from "../../src/index.js";
+import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 import { caught } from "../helpers.js";
@@ -47,7 +48,7 @@ afterAll(async () => {
 
 async function fresh(): Promise<Tokenwarden> {
   clock = new ManualClock(Date.now());
-  tw = await Tokenwarden.open({
+  tw = await openBrokerWithStore({
     database: db.url,
     secretKey: TEST_SECRET_KEY,
     scheduler: false,
@@ -93,7 +94,7 @@ describe("refresh hook", () => {
     const token = await tw.getToken("h1");
     expect(token.accessToken).toBe("hooked-start-rt-eu");
     expect(Date.parse(token.expiresAt!)).toBe(clock.now() + 120_000);
-    const stored = (await tw.store.getConnection("h1"))!.token!;
+    const stored = (await storeOf(tw).getConnection("h1"))!.token!;
     expect(stored.refreshToken).toBe("next-rt");
     expect(stored.raw.echo).toEqual({
       clientId: "app",

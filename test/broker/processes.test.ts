@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/index.js";
+import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
@@ -83,6 +84,8 @@ await describeEachDriver("processes on $name", ({ create }) => {
       expect(tokens.has(first.accessToken)).toBe(false);
       const events = await tw.listEvents("storm-x");
       expect(events.filter((e) => e.outcome === "success")).toHaveLength(2);
+      // Its 2-second tokens would keep the next test's scheduler busy: out of the way.
+      await tw.deleteConnection("storm-x");
     } finally {
       await tw.close();
     }
@@ -94,7 +97,7 @@ await describeEachDriver("processes on $name", ({ create }) => {
       const token = String(req.headers.authorization ?? "").replace(/^Bearer /, "");
       json(res, refusedTokens.has(token) ? 401 : 200, {});
     });
-    const tw = await Tokenwarden.open({
+    const tw = await openBrokerWithStore({
       database: db.url,
       secretKey: TEST_SECRET_KEY,
       scheduler: { tickMs: 10 },
@@ -128,11 +131,11 @@ await describeEachDriver("processes on $name", ({ create }) => {
         startWorker({ ...common, count: 1, minTtlSeconds: 3600 }),
       ];
       for (const w of workers) expect(await w.nextLine()).toBe("ready");
-      op.setTokenDelay(1500);
+      op.setTokenDelay(3000); // long enough that the workers start while it runs, even on a busy machine
       const before = op.tokenRequestLog.length;
       // The scheduler starts the refresh when the window opens (half the 6 s lifetime)...
       while (!op.tokenRequestLog.slice(before).some((r) => r.status === 0)) await sleep(5);
-      const replaced = (await tw.store.getConnection("rot-1"))?.token?.accessToken as string;
+      const replaced = (await storeOf(tw).getConnection("rot-1"))?.token?.accessToken as string;
       refusedTokens.add(replaced); // as if the API had already dropped it
       // ...and while the slowed server works on it, the others want one too.
       for (const w of workers) w.go();
@@ -150,7 +153,7 @@ await describeEachDriver("processes on $name", ({ create }) => {
         .filter((r) => r.grantType === "refresh_token");
       expect(refreshes.map((r) => r.status)).toEqual([200]);
       for (const r of results) expect(r.errors).toEqual([]);
-      const stored = await tw.store.getConnection("rot-1");
+      const stored = await storeOf(tw).getConnection("rot-1");
       expect(stored?.state.status).toBe("active");
       expect(new Set(results.flatMap((r) => r.tokens))).toEqual(
         new Set([stored?.token?.accessToken]),

@@ -31,11 +31,16 @@ it("a token the server issued while the database was away is served, kept in mem
   // The database goes away between the token request and the write of its answer:
   // the driver's own error, through the store boundary.
   let writesFail = false;
-  const store: Store = guardStore(
-    new Proxy(real, {
+  // A status write runs in a transaction (with its webhook events): its store fails too.
+  const failing = (inner: Store): Store =>
+    new Proxy(inner, {
       get(target, property) {
         const value = Reflect.get(target, property);
-        if (property !== "updateState" || typeof value !== "function") return value;
+        if (property === "transaction")
+          return <T>(fn: (trx: Store) => Promise<T>) =>
+            target.transaction((trx) => fn(failing(trx)));
+        if (typeof value !== "function") return value;
+        if (property !== "updateState") return value.bind(target);
         return (...args: Parameters<Store["updateState"]>) =>
           writesFail
             ? Promise.reject(
@@ -45,8 +50,8 @@ it("a token the server issued while the database was away is served, kept in mem
               )
             : target.updateState(...args);
       },
-    }),
-  );
+    });
+  const store: Store = guardStore(failing(real));
   const tw = await Tokenwarden.open({ store, scheduler: false });
   const events: TokenEvent[] = [];
   tw.on("event", (e) => events.push(e));

@@ -1,15 +1,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeyRing } from "../../src/broker/api-keys.js";
 import { EventLog } from "../../src/broker/event-log.js";
 import { ProtocolSupport } from "../../src/broker/protocol-support.js";
 import { loadConnection, Renewer } from "../../src/broker/renewer.js";
 import {
+  HttpClient,
   ManualClock,
   openStore,
   type Store,
   type TokenEvent,
   Tokenwarden,
 } from "../../src/index.js";
-import { ApiKeyRing } from "../../src/service/api-keys.js";
 import { buildServer } from "../../src/service/server.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
@@ -25,6 +26,8 @@ let quirk: QuirkServer;
 let db: TestDatabase;
 let issued = 0;
 const open: Tokenwarden[] = [];
+/** For the renewers the race tests build by hand. */
+const http = new HttpClient();
 
 beforeAll(async () => {
   quirk = await startQuirkServer();
@@ -43,6 +46,7 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((tw) => tw.close()));
 });
 afterAll(async () => {
+  await http.close();
   await quirk.close();
   await db.drop();
 });
@@ -118,17 +122,23 @@ describe("the token path", () => {
 
   it("a bug is internal_error, with no detail in the error or the event, and a 500 through the service", async () => {
     const store = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
-    const buggy: Store = new Proxy(store, {
-      get(target, property, receiver) {
-        if (property === "updateState") {
-          return async () => {
-            throw new TypeError("cannot read properties of undefined (secret detail)");
-          };
-        }
-        const value = Reflect.get(target, property, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    // A status write runs in a transaction (with its webhook events): its store is buggy too.
+    const bugged = (inner: Store): Store =>
+      new Proxy(inner, {
+        get(target, property, receiver) {
+          if (property === "updateState") {
+            return async () => {
+              throw new TypeError("cannot read properties of undefined (secret detail)");
+            };
+          }
+          if (property === "transaction")
+            return <T>(fn: (trx: Store) => Promise<T>) =>
+              target.transaction((trx) => fn(bugged(trx)));
+          const value = Reflect.get(target, property);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    const buggy = bugged(store);
     const tw = await instance({ store: buggy });
     await connection(await instance(), "buggy");
     const events: TokenEvent[] = [];
@@ -214,7 +224,8 @@ describe("a holder that lost the race", () => {
       clock,
       random: () => 0.5,
       events: new EventLog(store, clock, () => undefined),
-      protocol: new ProtocolSupport(store, clock),
+      http,
+      protocol: new ProtocolSupport(store, clock, http),
       publish: async () => undefined,
       keepUnwritten: () => undefined,
     });

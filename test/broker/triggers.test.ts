@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ManualClock, type TokenEvent, Tokenwarden } from "../../src/index.js";
+import { ManualClock, type TokenEvent, type Tokenwarden } from "../../src/index.js";
+import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
@@ -51,7 +52,7 @@ await describeEachDriver("triggers on $name", ({ create }) => {
   const open: Tokenwarden[] = [];
 
   async function instance(scheduler: boolean): Promise<Tokenwarden> {
-    const tw = await Tokenwarden.open({
+    const tw = await openBrokerWithStore({
       database: db.url,
       secretKey: TEST_SECRET_KEY,
       clock,
@@ -126,7 +127,7 @@ await describeEachDriver("triggers on $name", ({ create }) => {
         const old = await one.getToken(id);
         await two.getToken(id);
         refused.add(old.accessToken);
-        const stored = await setup.store.getConnection(id);
+        const stored = await storeOf(setup).getConnection(id);
         op.setTokenDelay(300);
         const before = op.tokenRequestLog.length;
 
@@ -136,7 +137,8 @@ await describeEachDriver("triggers on $name", ({ create }) => {
         // A scheduled renewal runs in the background: wait for its token to be written.
         const deadline = Date.now() + 10_000;
         while (
-          (await setup.store.getConnection(id))?.state.tokenVersion === stored?.state.tokenVersion
+          (await storeOf(setup).getConnection(id))?.state.tokenVersion ===
+          stored?.state.tokenVersion
         ) {
           if (Date.now() > deadline) throw new Error("no renewal happened");
           await new Promise((resolve) => setTimeout(resolve, 20));
@@ -152,7 +154,7 @@ await describeEachDriver("triggers on $name", ({ create }) => {
         const view = await setup.getConnection(id);
         expect(view.status).toBe("active");
         expect(view.lastError).toBeNull();
-        const current = (await setup.store.getConnection(id))?.token;
+        const current = (await storeOf(setup).getConnection(id))?.token;
         expect(current?.accessToken).not.toBe(old.accessToken);
         for (const token of served) if (token !== null) expect(token).toBe(current?.accessToken);
         // The server agrees: the stored access and refresh tokens are live.

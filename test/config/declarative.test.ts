@@ -1,14 +1,17 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Command } from "commander";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { Tokenwarden } from "../../src/broker/tokenwarden.js";
+import { loadDeclarativeFile, parseDeclarative } from "../../src/config/declarative.js";
 import {
-  applyDeclarative,
-  loadDeclarativeFile,
-  parseDeclarative,
-} from "../../src/config/declarative.js";
-import { resolveSettings } from "../../src/config/settings.js";
+  addSettingOptions,
+  GLOBAL_SETTINGS,
+  resolveSettings,
+  SERVICE_SETTINGS,
+  type SettingFlags,
+} from "../../src/config/settings.js";
 import { startService } from "../../src/service/serve.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { caught } from "../helpers.js";
@@ -82,10 +85,10 @@ describe("the declarative file", () => {
         ...config,
         connections: [...config.connections, { id: "bad", integration: "acme", colour: "red" }],
       };
-      const e = await caught(() => applyDeclarative(tw, bad));
+      const e = await caught(() => tw.applyDeclarative(bad));
       expect(e.message).toBe("connections[1].colour: unknown field");
       expect(await tw.listIntegrations()).toEqual([]);
-      expect(await applyDeclarative(tw, config)).toEqual({ integrations: 1, connections: 1 });
+      expect(await tw.applyDeclarative(config)).toEqual({ integrations: 1, connections: 1 });
       expect((await tw.getConnection("acme-prod")).environment).toBe("prod");
       expect((await tw.getIntegration("acme")).clientSecret).toEqual({ set: true });
     } finally {
@@ -106,13 +109,24 @@ describe("the declarative file", () => {
   });
 });
 
+/** The settings as the CLI reads them: commander merges flag, variable and default. */
+function parsedFlags(args: string[]): SettingFlags {
+  const command = addSettingOptions(new Command(), [...GLOBAL_SETTINGS, ...SERVICE_SETTINGS]);
+  return command.exitOverride().parse(args, { from: "user" }).opts<SettingFlags>();
+}
+
 describe("settings", () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
   it("takes flags over variables over defaults, and checks them", () => {
     const env = {
       TOKENWARDEN_PORT: "9000",
       TOKENWARDEN_HOST: "0.0.0.0",
       TOKENWARDEN_API_KEYS: "a, b,,",
     };
+    for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
     expect(resolveSettings({}, {})).toMatchObject({
       database: "sqlite:./data/tokenwarden.db",
       host: "127.0.0.1",
@@ -121,7 +135,7 @@ describe("settings", () => {
       logLevel: "info",
       apiKeys: [],
     });
-    expect(resolveSettings({ port: "8000" }, env)).toMatchObject({
+    expect(resolveSettings(parsedFlags(["--port", "8000"]), env)).toMatchObject({
       port: 8000,
       host: "0.0.0.0",
       publicUrl: "http://0.0.0.0:8000",

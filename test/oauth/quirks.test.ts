@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock, TokenwardenError } from "../../src/core/index.js";
 import {
-  closeDispatchers,
   refreshAccessToken,
   requestClientCredentialsGrant,
   requestPasswordGrant,
@@ -22,7 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
   await tlsServer.close();
-  await closeDispatchers();
 });
 
 function lastRequest() {

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TokenwardenError } from "../../src/core/index.js";
 import {
   buildAuthorizationRequest,
-  closeDispatchers,
   exchangeAuthorizationCode,
   readAuthorizationResponse,
   refreshAccessToken,
@@ -40,7 +39,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await op.close();
   await pw.close();
-  await closeDispatchers();
 });
 
 function oidcConfig(overrides: Record<string, unknown> = {}) {

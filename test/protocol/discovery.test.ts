@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DiscoveryCache } from "../../src/broker/discovery-cache.js";
 import { ManualClock, parseIntegration } from "../../src/core/index.js";
 import {
-  closeDispatchers,
   type DiscoveredServer,
   discoverServer,
   maxAge,
@@ -22,7 +21,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server.close();
-  await closeDispatchers();
 });
 
 describe("metadata URLs", () => {

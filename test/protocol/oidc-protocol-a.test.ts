@@ -3,8 +3,9 @@ import { decodeJwt } from "jose";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveSettings } from "../../src/config/settings.js";
-import { Tokenwarden, TokenwardenError } from "../../src/index.js";
+import { type Tokenwarden, TokenwardenError } from "../../src/index.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
+import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
@@ -66,7 +67,7 @@ beforeAll(async () => {
       },
     ],
   });
-  tw = await Tokenwarden.open({
+  tw = await openBrokerWithStore({
     database: "sqlite::memory:",
     secretKey: TEST_SECRET_KEY,
     scheduler: false,
@@ -182,7 +183,7 @@ describe("client authentication (library)", () => {
     // refused as invalid_client, then the signed assertion is accepted.
     const first = op.tokenRequestLog.slice(before).map((e) => e.status);
     expect(first).toEqual([401, 401, 401, 200]);
-    expect(await tw.store.getLearnedClientAuth("auto")).toMatchObject({
+    expect(await storeOf(tw).getLearnedClientAuth("auto")).toMatchObject({
       method: "client_secret_jwt",
     });
     const again = op.tokenRequestLog.length;

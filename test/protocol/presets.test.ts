@@ -10,7 +10,6 @@ import {
 } from "../../src/core/index.js";
 import {
   buildAuthorizationRequest,
-  closeDispatchers,
   exchangeAuthorizationCode,
   refreshAccessToken,
 } from "../../src/oauth/index.js";
@@ -42,7 +41,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server.close();
-  await closeDispatchers();
 });
 
 function sampleParameters(preset: Preset): Record<string, string> {

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tokenwarden } from "../../src/broker/tokenwarden.js";
-import { applyDeclarative, parseDeclarative } from "../../src/config/declarative.js";
+import { parseDeclarative } from "../../src/config/declarative.js";
+import { storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
 import {
   describeEachDriver,
@@ -55,7 +56,7 @@ await describeEachDriver("atomic imports on $name", ({ create }) => {
       username: "u",
       password: "p0",
     });
-    await tw.store.updateState("c0", { token: tokenSet() }, Date.now());
+    await storeOf(tw).updateState("c0", { token: tokenSet() }, Date.now());
   });
   afterAll(async () => {
     await tw.close();
@@ -139,11 +140,11 @@ await describeEachDriver("atomic imports on $name", ({ create }) => {
 
   it.each(refusedFiles)("changes nothing when %s", async (_what, file, message) => {
     const before = await snapshot(db);
-    const error = await caught(() => applyDeclarative(tw, file() as never));
+    const error = await caught(() => tw.applyDeclarative(file() as never));
     expect(error).toMatchObject({ code: "invalid_config" });
     expect(error.message).toMatch(message);
     expect(await snapshot(db)).toBe(before);
-    expect((await tw.store.getConnection("c0"))?.token).toBeDefined();
+    expect((await storeOf(tw).getConnection("c0"))?.token).toBeDefined();
   });
 
   it("changes nothing when the database fails midway", async () => {
@@ -166,7 +167,7 @@ await describeEachDriver("atomic imports on $name", ({ create }) => {
     }
     const before = await snapshot(db);
     const error = await caught(() =>
-      applyDeclarative(tw, {
+      tw.applyDeclarative({
         integrations: [{ ...ACME, scopes: ["admin"] }],
         connections: [
           {
@@ -223,11 +224,13 @@ await describeEachDriver("atomic imports on $name", ({ create }) => {
       "file.json",
       { NEW_SECRET: "acme-secret-2" },
     );
-    expect(await applyDeclarative(tw, file)).toEqual({ integrations: 1, connections: 1 });
-    const c0 = await tw.store.getConnection("c0");
+    expect(await tw.applyDeclarative(file)).toEqual({ integrations: 1, connections: 1 });
+    const c0 = await storeOf(tw).getConnection("c0");
     expect(c0?.connection.password).toBe("p0-new");
     expect(c0?.token).toBeUndefined(); // issued by the old server: never sent to the new one
-    expect((await tw.store.getIntegration("acme"))?.integration.clientSecret).toBe("acme-secret-2");
+    expect((await storeOf(tw).getIntegration("acme"))?.integration.clientSecret).toBe(
+      "acme-secret-2",
+    );
   });
 });
 
@@ -242,7 +245,7 @@ describe("change notifications", () => {
     const heardOk = new Promise<void>((r) => {
       resolveHeard = r;
     });
-    const unsubscribe = await listener.store.subscribeChanges((topic) => {
+    const unsubscribe = await storeOf(listener).subscribeChanges((topic) => {
       heard.push(topic.slice(topic.indexOf("|") + 1));
       if (topic.endsWith("connection:ok-1")) resolveHeard();
     });
@@ -254,7 +257,7 @@ describe("change notifications", () => {
         clientId: "a",
       });
       await caught(() =>
-        applyDeclarative(writer, {
+        writer.applyDeclarative({
           integrations: [],
           connections: [
             { id: "refused-1", integration: "n" },
@@ -262,7 +265,7 @@ describe("change notifications", () => {
           ],
         }),
       );
-      await applyDeclarative(writer, {
+      await writer.applyDeclarative({
         integrations: [],
         connections: [{ id: "ok-1", integration: "n" }],
       });

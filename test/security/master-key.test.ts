@@ -3,6 +3,7 @@ import { rm, stat, writeFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/broker/tokenwarden.js";
 import { keyId, Sealer } from "../../src/store/crypto.js";
+import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
 import { describeEachDriver, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { caught } from "../helpers.js";
@@ -45,8 +46,8 @@ async function fill(tw: Tokenwarden): Promise<void> {
     clientSecret: "integration-secret",
   });
   await tw.putConnection({ id: "c1", integration: "acme", username: "u", password: "pw-1" });
-  await tw.store.updateState("c1", { token: tokenSet({ refreshToken: "rt-1" }) }, Date.now());
-  await tw.store.putPendingAuthorization({
+  await storeOf(tw).updateState("c1", { token: tokenSet({ refreshToken: "rt-1" }) }, Date.now());
+  await storeOf(tw).putPendingAuthorization({
     state: "state-1",
     connectionId: "c1",
     codeVerifier: "verifier-1",
@@ -56,10 +57,10 @@ async function fill(tw: Tokenwarden): Promise<void> {
 }
 
 async function expectReadable(tw: Tokenwarden): Promise<void> {
-  expect((await tw.store.getIntegration("acme"))?.integration.clientSecret).toBe(
+  expect((await storeOf(tw).getIntegration("acme"))?.integration.clientSecret).toBe(
     "integration-secret",
   );
-  const c1 = await tw.store.getConnection("c1");
+  const c1 = await storeOf(tw).getConnection("c1");
   expect(c1?.connection.password).toBe("pw-1");
   expect(c1?.token?.refreshToken).toBe("rt-1");
 }
@@ -93,7 +94,7 @@ await describeEachDriver("the master key on $name", ({ create }) => {
 
     const rotating = await openTw(db, keyB, { previousSecretKeys: [keyA] });
     await expectReadable(rotating);
-    const report = await rotating.store.rotateKeys();
+    const report = await rotating.rotateKeys();
     expect(report).toEqual({
       keyId: idOf(keyB),
       integrations: 1,
@@ -113,7 +114,7 @@ await describeEachDriver("the master key on $name", ({ create }) => {
     const rotated = await openTw(db, keyB);
     await expectReadable(rotated);
     expect(
-      (await rotated.store.takePendingAuthorization("state-1", Date.now()))?.codeVerifier,
+      (await storeOf(rotated).takePendingAuthorization("state-1", Date.now()))?.codeVerifier,
     ).toBe("verifier-1");
     await rotated.close();
     const error = await caught(() => openTw(db, keyA));
@@ -128,10 +129,10 @@ await describeEachDriver("the master key on $name", ({ create }) => {
         TOKENWARDEN_PREVIOUS_SECRET_KEYS: `${newKey()}, ${keyB} ,`,
       },
       async () => {
-        const tw = await Tokenwarden.open({ database: db.url, scheduler: false });
+        const tw = await openBrokerWithStore({ database: db.url, scheduler: false });
         try {
           await expectReadable(tw);
-          expect((await tw.store.rotateKeys()).keyId).toBe(idOf(keyC));
+          expect((await tw.rotateKeys()).keyId).toBe(idOf(keyC));
         } finally {
           await tw.close();
         }
@@ -146,7 +147,7 @@ await describeEachDriver("the master key on $name", ({ create }) => {
     );
     // An explicit option wins over the environment.
     await withEnv({ TOKENWARDEN_SECRET_KEY: keyB }, async () => {
-      const tw = await Tokenwarden.open({ database: db.url, secretKey: keyC, scheduler: false });
+      const tw = await openBrokerWithStore({ database: db.url, secretKey: keyC, scheduler: false });
       await expectReadable(tw);
       await tw.close();
     });
@@ -177,10 +178,10 @@ await describeEachDriver("the master key on $name", ({ create }) => {
       const error = await caught(() => openTw(legacy, keyB));
       expect(error.message).toContain(idOf(keyA));
       const reopened = await openTw(legacy, keyA);
-      expect((await reopened.store.getIntegration("old"))?.integration.clientSecret).toBe(
+      expect((await storeOf(reopened).getIntegration("old"))?.integration.clientSecret).toBe(
         "legacy-secret",
       );
-      expect((await reopened.store.getConnection("o1"))?.connection.clientSecret).toBe(
+      expect((await storeOf(reopened).getConnection("o1"))?.connection.clientSecret).toBe(
         "conn-secret",
       );
       await reopened.close();
@@ -206,7 +207,7 @@ await describeEachDriver("the master key on $name", ({ create }) => {
       await rawQuery(own, "update tw_connections set sealed_token = $1 where id = 'c2'", [
         c1?.sealed_token,
       ]);
-      expect(await caught(() => tw.store.getConnection("c2"))).toMatchObject({
+      expect(await caught(() => storeOf(tw).getConnection("c2"))).toMatchObject({
         code: "storage_error",
       });
       expect(await caught(() => tw.getToken("c2"))).toMatchObject({ code: "storage_error" });
@@ -223,7 +224,7 @@ describe("the SQLite key file", () => {
     const path = db.url.slice("sqlite:".length);
     try {
       await withEnv(NO_ENV_KEYS, async () => {
-        const tw = await Tokenwarden.open({ database: db.url, scheduler: false });
+        const tw = await openBrokerWithStore({ database: db.url, scheduler: false });
         await fill(tw);
         await tw.close();
         expect((await stat(`${path}.key`)).mode & 0o777).toBe(0o600);
@@ -242,7 +243,7 @@ describe("the SQLite key file", () => {
           (await caught(() => Tokenwarden.open({ database: db.url, scheduler: false }))).message,
         ).toContain(idOf(originalKey));
         await writeFile(`${path}.key`, `${originalKey}\n`, { mode: 0o644 });
-        const tw2 = await Tokenwarden.open({ database: db.url, scheduler: false });
+        const tw2 = await openBrokerWithStore({ database: db.url, scheduler: false });
         await expectReadable(tw2);
         await tw2.close();
         // A key file left readable by others is made private again.
@@ -278,7 +279,7 @@ describe("readiness and the command line", () => {
       expect(put.status).toBe(201);
       // Another process rotates to a key this one was not given.
       const other = await openTw(db, keyB, { previousSecretKeys: [keyA] });
-      await other.store.rotateKeys();
+      await other.rotateKeys();
       await other.close();
       const ready = await service.call("GET", "/readyz");
       expect(ready.status).toBe(503);

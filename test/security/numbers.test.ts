@@ -7,6 +7,7 @@ import {
   parseRetryAfter,
   tokenSetFromBody,
 } from "../../src/oauth/token-response.js";
+import { storeOf } from "../fixtures/broker.js";
 import { describeEachDriver, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 import {
@@ -172,7 +173,7 @@ await describeEachDriver("stored numbers on $name", ({ name, create }) => {
       db,
       `update tw_connections set expires_at = ${big}, next_refresh_at = ${big}, last_refresh_at = -${big} where id = 'stored-big'`,
     );
-    await tw.store.updateState(
+    await storeOf(tw).updateState(
       "stored-big",
       { token: tokenSet({ expiresAt: 1e308, issuedAt: Date.now() }) },
       Date.now(),

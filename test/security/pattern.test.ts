@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openStore } from "../../src/store/open.js";
 import { CLI } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { freePort } from "../fixtures/ports.js";
@@ -150,7 +151,7 @@ describe("expiredBodyPattern", () => {
 });
 
 describe("a stored pattern RE2 refuses (from an older version)", () => {
-  let tw: SecurityService;
+  let tw: SecurityService & { db: TestDatabase };
 
   beforeAll(async () => {
     tw = await startSecurityService();
@@ -162,7 +163,8 @@ describe("a stored pattern RE2 refuses (from an older version)", () => {
   it("is never run: no match, and said once in the log", async () => {
     const issuedBefore = api.seen.filter((r) => r.target === "/token").length;
     // Written below the validation, as an older version could have.
-    await tw.service.tw.store.putIntegration(
+    const store = await openStore({ database: tw.db.url, secretKey: TEST_SECRET_KEY });
+    await store.putIntegration(
       {
         key: "legacy",
         grantType: "client_credentials",
@@ -174,6 +176,7 @@ describe("a stored pattern RE2 refuses (from an older version)", () => {
       },
       Date.now(),
     );
+    await store.close();
     expect(
       (await tw.call("PUT", "/v1/connections/l1", { body: { integration: "legacy" } })).status,
     ).toBe(201);

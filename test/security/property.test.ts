@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiUrl } from "../../src/broker/api-url.js";
 import { TokenwardenError } from "../../src/core/errors.js";
 import { parseConnection, parseIntegration, resolveIntegration } from "../../src/core/index.js";
+import { apiUrl } from "../../src/oauth/api-url.js";
 import {
   type Recorder,
   type SecurityService,

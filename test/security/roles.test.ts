@@ -1,7 +1,7 @@
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateApiKey } from "../../src/service/api-keys.js";
+import { generateApiKey } from "../../src/broker/api-keys.js";
 import { migrateUpTo } from "../../src/store/migrations.js";
 import type { Database } from "../../src/store/schema.js";
 import { runCli } from "../fixtures/cli.js";
@@ -76,11 +76,7 @@ beforeAll(async () => {
     integrations: string[] | null,
     environments: string[] | null,
   ) => {
-    const created = generateApiKey(name);
-    await tw.service.tw.store.createApiKey(
-      { id: created.id, name, hash: created.hash, role, integrations, environments },
-      Date.now(),
-    );
+    const created = await tw.service.tw.apiKeys.create({ name, role, integrations, environments });
     keys[name] = created.key;
   };
   await make("client", "client", null, null);
@@ -210,7 +206,7 @@ describe("admin keys", () => {
       expect([200, 201]).toContain(res.status);
       expect((await tw.call("GET", "/v1/schemas", { key: k })).status).toBe(200);
     }
-    const stored = await tw.service.tw.store.listApiKeys();
+    const stored = await tw.service.tw.apiKeys.list();
     expect(stored.find((k) => k.name === "from before roles")).toMatchObject({
       role: "admin",
       integrations: null,

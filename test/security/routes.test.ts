@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateApiKey } from "../../src/service/api-keys.js";
 import {
   type Recorder,
   type SecurityService,
@@ -36,11 +35,7 @@ beforeAll(async () => {
   expect(
     (await tw.call("PUT", "/v1/connections/c1", { body: { integration: "acme" } })).status,
   ).toBe(201);
-  const client = generateApiKey("client");
-  await tw.service.tw.store.createApiKey(
-    { id: client.id, name: client.name, hash: client.hash, role: "client" },
-    Date.now(),
-  );
+  const client = await tw.service.tw.apiKeys.create({ name: "client", role: "client" });
   clientKey = client.key;
 });
 afterAll(async () => {
@@ -210,11 +205,11 @@ describe("default deny on the matched route", () => {
       "get /v1/connections/{id}",
       "get /v1/connections/{id}/token",
       "get /v1/connections/{id}/events",
-      // The preset catalogue holds no secret (presets-routes.ts).
+      // The preset catalogue holds no secret (routes/presets.ts).
       "get /v1/presets",
       "get /v1/presets/{name}",
       ...["get", "head", "post", "put", "patch", "delete", "options"].map(
-        (m) => `${m} /v1/proxy/{id}/{*}`,
+        (m) => `${m} /v1/proxy/{id}/{path}`,
       ),
     ]);
     const publicRoutes = new Set([
@@ -222,13 +217,16 @@ describe("default deny on the matched route", () => {
       "get /readyz",
       "get /metrics",
       "get /oauth/callback",
+      // Connect links: the link's token is the credential (test/service/connect.test.ts).
+      "get /connect/{token}",
+      "post /connect/{token}",
     ]);
     let checked = 0;
     for (const [path, methods] of Object.entries(doc.paths)) {
       for (const method of Object.keys(methods)) {
         const route = `${method} ${path}`;
         if (publicRoutes.has(route)) continue;
-        const target = path.replace("{id}", "c1").replace("{key}", "acme").replace("{*}", "x");
+        const target = path.replace("{id}", "c1").replace("{key}", "acme").replace("{path}", "x");
         const upper = method.toUpperCase();
         const none = await tw.raw(target, { method: upper, key: null });
         expect(none.status, `${route} without a key`).toBe(401);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tokenwarden } from "../../src/broker/tokenwarden.js";
+import { storeOf } from "../fixtures/broker.js";
 import { describeEachDriver, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { caught, type LooseJson } from "../helpers.js";
 import {
@@ -51,7 +52,9 @@ await describeEachDriver("secrets on $name", ({ create }) => {
       expect(JSON.stringify(shown)).not.toContain(marker);
     }
     // The broker itself still has it, for the TLS handshake.
-    expect((await tw.store.getIntegration("m1"))?.integration.tls.key).toBe(privateKeyPem(marker));
+    expect((await storeOf(tw).getIntegration("m1"))?.integration.tls.key).toBe(
+      privateKeyPem(marker),
+    );
     const stored = await everythingStored(db);
     expect(stored).not.toContain(marker);
     const [row] = await rawQuery(
@@ -71,20 +74,20 @@ await describeEachDriver("secrets on $name", ({ create }) => {
       clientSecret: undefined,
       tls: { cert: CERT_PEM },
     });
-    expect((await tw.store.getIntegration("m2"))?.integration.tls.key).toBe(
+    expect((await storeOf(tw).getIntegration("m2"))?.integration.tls.key).toBe(
       privateKeyPem("TLSKEYMARKER0002"),
     );
     // The view itself sent back, as an admin form would.
     const view = (await tw.getIntegration("m2")) as LooseJson;
     const { createdAt: _c, updatedAt: _u, ...editable } = view;
     await tw.putIntegration({ ...editable, displayName: "edited" });
-    const kept = await tw.store.getIntegration("m2");
+    const kept = await storeOf(tw).getIntegration("m2");
     expect(kept?.integration.tls.key).toBe(privateKeyPem("TLSKEYMARKER0002"));
     expect(kept?.integration.clientSecret).toBe("cs-TLSKEYMARKER0002");
     // null removes it (with its certificate: mutual TLS needs both).
     await tw.putIntegration({ ...mtls("m2", "x"), clientSecret: undefined, tls: { key: null } });
     expect((await tw.getIntegration("m2")).tls.key).toEqual({ set: false });
-    expect((await tw.store.getIntegration("m2"))?.integration.tls.key).toBeUndefined();
+    expect((await storeOf(tw).getIntegration("m2"))?.integration.tls.key).toBeUndefined();
   });
 
   it("refuses a key that is not a string, whatever its spelling, without echoing it", async () => {
@@ -112,7 +115,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
     });
     // What versions before 0004 wrote: the document with tls.key as it came.
     const document = {
-      ...(await tw.store.getIntegration("legacy"))?.integration,
+      ...(await storeOf(tw).getIntegration("legacy"))?.integration,
       tls: { mode: "verify", cert: CERT_PEM, key: privateKeyPem(marker) },
     };
     await rawQuery(
@@ -122,7 +125,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
     );
     const reopened = await openTw(db, key);
     try {
-      expect((await reopened.store.getIntegration("legacy"))?.integration.tls.key).toBe(
+      expect((await storeOf(reopened).getIntegration("legacy"))?.integration.tls.key).toBe(
         privateKeyPem(marker),
       );
       expect((await reopened.getIntegration("legacy")).tls.key).toEqual({ set: true });
@@ -178,12 +181,12 @@ await describeEachDriver("secrets on $name", ({ create }) => {
         expect(error).toMatchObject({ code: "invalid_config", field: "clientSecret" });
         expect(String(error.message)).not.toContain("dst-secret-1");
         expect(JSON.stringify(error)).not.toContain("dst-secret-1");
-        const kept = (await tw.store.getIntegration("dst"))?.integration;
+        const kept = (await storeOf(tw).getIntegration("dst"))?.integration;
         expect(kept?.tokenUrl).toBe(base.tokenUrl);
         expect(kept?.clientSecret).toBe("dst-secret-1");
         // With the secret carried again, the same change is accepted; then put back.
         await tw.putIntegration({ ...base, ...change, clientSecret: "dst-secret-2" });
-        expect((await tw.store.getIntegration("dst"))?.integration.clientSecret).toBe(
+        expect((await storeOf(tw).getIntegration("dst"))?.integration.clientSecret).toBe(
           "dst-secret-2",
         );
         await tw.putIntegration({ ...base, clientSecret: "dst-secret-1" });
@@ -198,7 +201,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
         "https://auth.acme.example/oauth/revoke?x=1",
       ]) {
         await tw.putIntegration({ ...base, tokenUrl });
-        expect((await tw.store.getIntegration("dst"))?.integration.clientSecret).toBe(
+        expect((await storeOf(tw).getIntegration("dst"))?.integration.clientSecret).toBe(
           "dst-secret-1",
         );
       }
@@ -224,7 +227,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
         tls: { key: null },
         tokenUrl: "https://evil.example/t",
       });
-      expect((await tw.store.getIntegration("both"))?.integration.clientSecret).toBeUndefined();
+      expect((await storeOf(tw).getIntegration("both"))?.integration.clientSecret).toBeUndefined();
     });
 
     it("compares templated hosts by their authority template", async () => {
@@ -278,7 +281,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
         username: "u",
         password: "pw-secret-1",
       });
-      await tw.store.updateState("pw-1", { token: tokenSet(), status: "active" }, Date.now());
+      await storeOf(tw).updateState("pw-1", { token: tokenSet(), status: "active" }, Date.now());
       for (const region of ["evil.example#", "us", "eu.evil.example", "EU.evil"]) {
         const error = await caught(() =>
           tw.putConnection({
@@ -294,7 +297,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
         }
         expect(JSON.stringify(error)).not.toContain("pw-secret-1");
       }
-      const unchanged = await tw.store.getConnection("pw-1");
+      const unchanged = await storeOf(tw).getConnection("pw-1");
       expect(unchanged?.connection.parameters.region).toBe("eu");
       expect(unchanged?.token).toBeDefined();
       // The same region, spelled the same: nothing moves, the token stays.
@@ -304,7 +307,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
         parameters: { region: "eu" },
         username: "u",
       });
-      expect((await tw.store.getConnection("pw-1"))?.token).toBeDefined();
+      expect((await storeOf(tw).getConnection("pw-1"))?.token).toBeDefined();
       // Sent again: accepted, and the token set from the old host is forgotten.
       await tw.putConnection({
         id: "pw-1",
@@ -313,7 +316,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
         username: "u",
         password: "pw-secret-2",
       });
-      const moved = await tw.store.getConnection("pw-1");
+      const moved = await storeOf(tw).getConnection("pw-1");
       expect(moved?.token).toBeUndefined();
       expect(moved?.connection.password).toBe("pw-secret-2");
     });
@@ -335,7 +338,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
         }),
       );
       expect(error).toMatchObject({ code: "invalid_config", field: "password" });
-      expect((await tw.store.getConnection("pw-2"))?.connection.integration).toBe("regional");
+      expect((await storeOf(tw).getConnection("pw-2"))?.connection.integration).toBe("regional");
     });
 
     it("an integration move forgets its connections' tokens and refuses their kept secrets by name", async () => {
@@ -348,7 +351,7 @@ await describeEachDriver("secrets on $name", ({ create }) => {
       };
       await tw.putIntegration(ac);
       await tw.putConnection({ id: "ac-1", integration: "ac" });
-      await tw.store.updateState("ac-1", { token: tokenSet(), status: "active" }, Date.now());
+      await storeOf(tw).updateState("ac-1", { token: tokenSet(), status: "active" }, Date.now());
       await tw.putConnection({
         id: "ac-2",
         integration: "ac",
@@ -363,13 +366,13 @@ await describeEachDriver("secrets on $name", ({ create }) => {
       });
       expect(JSON.stringify(refused)).not.toContain("per-connection-secret");
       // Nothing changed: the refusal came before any write.
-      expect((await tw.store.getConnection("ac-1"))?.token).toBeDefined();
-      expect((await tw.store.getIntegration("ac"))?.integration.tokenUrl).toBe(ac.tokenUrl);
+      expect((await storeOf(tw).getConnection("ac-1"))?.token).toBeDefined();
+      expect((await storeOf(tw).getIntegration("ac"))?.integration.tokenUrl).toBe(ac.tokenUrl);
 
       await tw.putConnection({ id: "ac-2", integration: "ac", clientSecret: null });
       await tw.putIntegration({ ...ac, tokenUrl: "https://login.acme.example/token" });
       const forgotten = await tw.getConnection("ac-1");
-      expect((await tw.store.getConnection("ac-1"))?.token).toBeUndefined();
+      expect((await storeOf(tw).getConnection("ac-1"))?.token).toBeUndefined();
       expect(forgotten.status).toBe("needs_reauth");
       expect(forgotten.lastError?.message).toContain("https://login.acme.example:443");
     });

@@ -3,10 +3,11 @@ import { readFile } from "node:fs/promises";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { request } from "undici";
-import { Tokenwarden, type TokenwardenOptions } from "../../src/broker/tokenwarden.js";
+import type { Tokenwarden, TokenwardenOptions } from "../../src/broker/tokenwarden.js";
 import { resolveSettings } from "../../src/config/settings.js";
 import type { TokenSet } from "../../src/core/token-set.js";
 import { startService } from "../../src/service/serve.js";
+import { openBrokerWithStore } from "../fixtures/broker.js";
 import type { TestDatabase } from "../fixtures/databases.js";
 import { freePort } from "../fixtures/ports.js";
 import type { LooseJson } from "../helpers.js";
@@ -26,7 +27,7 @@ export function openTw(
   secretKey: string,
   options: Partial<TokenwardenOptions> = {},
 ): Promise<Tokenwarden> {
-  return Tokenwarden.open({ database: db.url, secretKey, scheduler: false, ...options });
+  return openBrokerWithStore({ database: db.url, secretKey, scheduler: false, ...options });
 }
 
 /** Runs SQL on the test database directly, as an attacker with the files (or an old version) would. */

@@ -1,8 +1,4 @@
 import type { Command } from "commander";
-import { invalidConfig, TokenwardenError } from "../../core/errors.js";
-import { ID_PATTERN } from "../../core/integration.js";
-import { generateApiKey } from "../../service/api-keys.js";
-import type { ApiKeyRole, NewStoredApiKey } from "../../store/store.js";
 import { type GlobalFlags, withTokenwarden } from "../context.js";
 import { printJson, printTable } from "../output.js";
 import { collect } from "./options.js";
@@ -12,35 +8,6 @@ interface CreateFlags extends GlobalFlags {
   role: string;
   integration: string[];
   environment: string[];
-}
-
-/** The key to store, from the flags: limits only on a client key, and well formed. */
-function keyToStore(flags: CreateFlags, created: { id: string; hash: string }): NewStoredApiKey {
-  if (flags.role !== "admin" && flags.role !== "client")
-    throw invalidConfig("role", "must be admin or client");
-  const role: ApiKeyRole = flags.role;
-  const limited = flags.integration.length > 0 || flags.environment.length > 0;
-  if (role === "admin" && limited) {
-    throw invalidConfig(
-      "role",
-      "an admin key has no limits: use --role client with --integration or --environment",
-    );
-  }
-  for (const key of flags.integration) {
-    if (!ID_PATTERN.test(key))
-      throw invalidConfig("integration", `${key} is not an integration key`);
-  }
-  for (const environment of flags.environment) {
-    if (environment.length > 64) throw invalidConfig("environment", "is at most 64 characters");
-  }
-  return {
-    id: created.id,
-    name: flags.name,
-    hash: created.hash,
-    role,
-    integrations: flags.integration.length > 0 ? flags.integration : null,
-    environments: flags.environment.length > 0 ? flags.environment : null,
-  };
 }
 
 function describeLimits(key: { integrations: string[] | null; environments: string[] | null }) {
@@ -82,22 +49,17 @@ export function registerApiKeyCommands(program: Command): void {
     )
     .action(async (_flags: CreateFlags, command: Command) => {
       const flags = command.optsWithGlobals<CreateFlags>();
-      const created = generateApiKey(flags.name);
-      const stored = keyToStore(flags, created);
       await withTokenwarden(flags, async (tw) => {
-        await tw.store.createApiKey(stored, Date.now());
-        if (flags.json === true)
-          printJson({
-            id: created.id,
-            name: created.name,
-            role: stored.role,
-            integrations: stored.integrations,
-            environments: stored.environments,
-            key: created.key,
-          });
+        const created = await tw.apiKeys.create({
+          name: flags.name,
+          role: flags.role,
+          integrations: flags.integration,
+          environments: flags.environment,
+        });
+        if (flags.json === true) printJson(created);
         else {
           process.stderr.write(
-            `API key ${created.id} (${created.name}, ${stored.role}) created. It is shown only now:\n`,
+            `API key ${created.id} (${created.name}, ${created.role}) created. It is shown only now:\n`,
           );
           process.stdout.write(`${created.key}\n`);
         }
@@ -110,14 +72,7 @@ export function registerApiKeyCommands(program: Command): void {
     .action(async (_flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
       await withTokenwarden(flags, async (tw) => {
-        const keys = (await tw.store.listApiKeys()).map((k) => ({
-          id: k.id,
-          name: k.name,
-          role: k.role,
-          integrations: k.integrations,
-          environments: k.environments,
-          createdAt: new Date(k.createdAt).toISOString(),
-        }));
+        const keys = await tw.apiKeys.list();
         if (flags.json === true) printJson(keys);
         else
           printTable(
@@ -133,8 +88,7 @@ export function registerApiKeyCommands(program: Command): void {
     .action(async (id: string, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
       await withTokenwarden(flags, async (tw) => {
-        if (!(await tw.store.deleteApiKey(id)))
-          throw new TokenwardenError("not_found", `API key ${id} does not exist`);
+        await tw.apiKeys.delete(id);
         if (flags.json === true) printJson({ deleted: id });
         else process.stdout.write(`API key ${id} deleted\n`);
       });

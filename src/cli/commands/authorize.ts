@@ -1,10 +1,15 @@
 import { spawn } from "node:child_process";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Command } from "commander";
 import type { Tokenwarden } from "../../broker/tokenwarden.js";
 import { invalidConfig, TokenwardenError } from "../../core/errors.js";
-import { callbackPage } from "../../service/pages.js";
+import { asTokenwardenError } from "../../core/failure.js";
+import {
+  type CallbackOutcome,
+  callbackOutcome,
+  renderCallback,
+} from "../../service/callback-outcome.js";
 import { type GlobalFlags, withTokenwarden } from "../context.js";
 import { printJson, spinner, status } from "../output.js";
 
@@ -79,42 +84,11 @@ async function authorizeOnLoopback(
     }
     tw.completeAuthorization(url.searchParams).then(
       (view) => {
-        const page = callbackPage(
-          {
-            ok: true,
-            connectionId: view.id,
-            status: view.status,
-            title: "OAuth2 token received with success!",
-            detail: `Connection ${view.id} is ${view.status}. You can close this window and go back to the terminal.`,
-          },
-          "null",
-        );
-        res.writeHead(200, {
-          "content-type": "text/html; charset=utf-8",
-          "content-security-policy": page.csp,
-        });
-        res.end(page.html);
+        answer(res, callbackOutcome({ connection: view }, BACK_TO_TERMINAL));
         settle.resolve(view);
       },
       (error: unknown) => {
-        const known = error instanceof TokenwardenError ? error : undefined;
-        const page = callbackPage(
-          {
-            ok: false,
-            error: known?.oauthError ?? known?.code ?? "error",
-            title:
-              known?.oauthError === "access_denied"
-                ? "Access was denied"
-                : "The authorization did not complete",
-            detail: known?.message ?? "See the terminal.",
-          },
-          "null",
-        );
-        res.writeHead(400, {
-          "content-type": "text/html; charset=utf-8",
-          "content-security-policy": page.csp,
-        });
-        res.end(page.html);
+        answer(res, callbackOutcome({ error: asTokenwardenError(error) }));
         settle.reject(error);
       },
     );
@@ -151,6 +125,14 @@ async function authorizeOnLoopback(
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+const BACK_TO_TERMINAL = "You can close this window and go back to the terminal.";
+
+/** The same page as the service's redirect URL; no opener to tell (origin "null"). */
+function answer(res: ServerResponse, outcome: CallbackOutcome): void {
+  const page = renderCallback(outcome, "null");
+  res.writeHead(page.status, page.headers).end(page.html);
 }
 
 /** Best effort: a desktop opener if there is one; a server or CI has none, which is fine. */

@@ -64,7 +64,7 @@ Examples:
     .action(async (id: string, _flags: AddFlags, command: Command) => {
       const flags = command.optsWithGlobals<AddFlags>();
       await withTokenwarden(flags, async (tw) => {
-        if (flags.replace !== true && (await tw.store.getConnection(id)) !== undefined) {
+        if (flags.replace !== true && (await tw.findConnection(id)) !== undefined) {
           throw new TokenwardenError(
             "conflict",
             `connection ${id} exists; add --replace to overwrite it`,
@@ -86,7 +86,7 @@ Examples:
           }),
           ...(flags.param.length > 0 ? { parameters: parsePairs(flags.param, "param") } : {}),
         };
-        const grantType = (await tw.store.getIntegration(flags.integration))?.integration.grantType;
+        const grantType = (await tw.findIntegration(flags.integration))?.grantType;
         if (grantType === "password" && input.password === undefined) {
           const password = await promptSecret(
             `Password for ${flags.username ?? "the resource owner"}: `,

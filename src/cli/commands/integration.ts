@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { applyDeclarative, loadDeclarativeFile } from "../../config/declarative.js";
+import { loadDeclarativeFile } from "../../config/declarative.js";
 import { TokenwardenError } from "../../core/errors.js";
 import { type GlobalFlags, withTokenwarden } from "../context.js";
 import { printFields, printJson, printTable } from "../output.js";
@@ -76,7 +76,7 @@ Examples:
     .action(async (key: string, _flags: AddFlags, command: Command) => {
       const flags = command.optsWithGlobals<AddFlags>();
       await withTokenwarden(flags, async (tw) => {
-        if (flags.replace !== true && (await tw.store.getIntegration(key)) !== undefined) {
+        if (flags.replace !== true && (await tw.findIntegration(key)) !== undefined) {
           throw new TokenwardenError(
             "conflict",
             `integration ${key} exists; add --replace to overwrite it`,
@@ -179,7 +179,7 @@ Examples:
           integrations: configs.flatMap((c) => c.integrations),
           connections: configs.flatMap((c) => c.connections),
         };
-        const counts = await applyDeclarative(tw, merged);
+        const counts = await tw.applyDeclarative(merged);
         if (flags.json === true) printJson(counts);
         else
           process.stdout.write(

@@ -38,7 +38,7 @@ the rotation the old key can be dropped from the environment.`,
     .action(async (_flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
       await withTokenwarden(flags, async (tw) => {
-        const report = await tw.store.rotateKeys();
+        const report = await tw.rotateKeys();
         if (flags.json === true) printJson(report);
         else
           process.stdout.write(

@@ -1,37 +1,16 @@
-import { type Command, Option } from "commander";
-import { resolveSettings, type SettingFlags } from "../../config/settings.js";
+import type { Command } from "commander";
+import {
+  addSettingOptions,
+  resolveSettings,
+  SERVICE_SETTINGS,
+  type SettingFlags,
+} from "../../config/settings.js";
 
 export function registerServeCommand(program: Command): void {
-  program
+  const serve = program
     .command("serve")
-    .description("run the service: REST API, OAuth redirect, proxy, admin page and scheduler")
-    .addOption(
-      new Option(
-        "--host <host>",
-        "address to listen on [env TOKENWARDEN_HOST] (default 127.0.0.1)",
-      ),
-    )
-    .addOption(
-      new Option("--port <port>", "port to listen on [env TOKENWARDEN_PORT] (default 4180)"),
-    )
-    .addOption(
-      new Option(
-        "--public-url <url>",
-        "base of the redirect URL <public-url>/oauth/callback [env TOKENWARDEN_PUBLIC_URL]",
-      ),
-    )
-    .addOption(
-      new Option(
-        "--hooks-dir <dir>",
-        "folder that module refresh hooks set through the API must lie in [env TOKENWARDEN_HOOKS_DIR] (default: none, such hooks are refused)",
-      ),
-    )
-    .addOption(
-      new Option(
-        "--log-level <level>",
-        "fatal|error|warn|info|debug|trace|silent [env TOKENWARDEN_LOG_LEVEL]",
-      ),
-    )
+    .description("run the service: REST API, OAuth redirect, proxy, admin page and scheduler");
+  addSettingOptions(serve, SERVICE_SETTINGS)
     .addHelpText(
       "after",
       `

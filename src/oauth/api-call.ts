@@ -1,18 +1,19 @@
-import { Readable } from "node:stream";
-import { request } from "undici";
-import { compileLinearPattern } from "../core/linear-pattern.js";
-import type { ResolvedIntegration } from "../core/resolve.js";
-import type { TokenSet } from "../core/token-set.js";
-import { dispatcherFor, transportError } from "../oauth/http.js";
-import { apiUrl } from "./api-url.js";
-
-export { apiUrl } from "./api-url.js";
-
 /**
  * An API call with the token in place (seed 003's token parameter and request
  * parameters), and the one refresh-and-retry of PRODUCT.md point 7. Both `fetch` and
  * the service's proxy go through here; bodies stream both ways.
  */
+import { Readable } from "node:stream";
+import { request } from "undici";
+import { compileLinearPattern } from "../core/linear-pattern.js";
+import type { ResolvedIntegration } from "../core/resolve.js";
+import { fillTokenTemplate } from "../core/template.js";
+import type { TokenSet } from "../core/token-set.js";
+import { apiUrl } from "./api-url.js";
+import { type HttpClient, transportError } from "./http.js";
+
+export { apiUrl } from "./api-url.js";
+
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
 export interface ApiRequest {
@@ -37,6 +38,8 @@ export interface ApiResponse {
 export type RenewAfterRejection = (rejected: TokenSet) => Promise<TokenSet>;
 
 export interface CallOptions {
+  /** The client whose pools the call goes through (the caller's `Tokenwarden`'s). */
+  http: HttpClient;
   /**
    * Told when a stored `expiredBodyPattern` is one RE2 refuses (written by an older
    * version): it is then never run, and counts as no match.
@@ -57,7 +60,7 @@ export function placeToken(
   for (const [name, value] of Object.entries(config.requestParams.headers))
     headers[name.toLowerCase()] = value;
   const { in: where, name, template } = config.tokenPlacement;
-  const value = template.replaceAll("{token}", token.accessToken);
+  const value = fillTokenTemplate(template, token.accessToken);
   if (where === "header") headers[name.toLowerCase()] = value;
   else url.searchParams.set(name, value);
 }
@@ -134,6 +137,7 @@ async function refusal(
 }
 
 async function send(
+  http: HttpClient,
   config: ResolvedIntegration,
   token: TokenSet,
   req: ApiRequest,
@@ -146,7 +150,7 @@ async function send(
       method: req.method as "GET",
       headers: headers as Record<string, string | string[]>,
       body: req.body,
-      dispatcher: dispatcherFor(config),
+      dispatcher: http.dispatcherFor(config),
     });
     return { status: res.statusCode, headers: res.headers, body: res.body };
   } catch (error) {
@@ -159,9 +163,9 @@ export async function callApi(
   token: TokenSet,
   req: ApiRequest,
   renew: RenewAfterRejection,
-  options: CallOptions = {},
+  options: CallOptions,
 ): Promise<ApiResponse> {
-  const first = await send(config, token, req);
+  const first = await send(options.http, config, token, req);
   if (req.body instanceof Readable) return first;
   const { refused, response } = await refusal(config, first, options);
   if (!refused) return response;
@@ -176,5 +180,5 @@ export async function callApi(
   // refusal goes back as it is, and the call is not sent twice.
   if (next.accessToken === token.accessToken) return response;
   response.body.resume();
-  return send(config, next, req);
+  return send(options.http, config, next, req);
 }

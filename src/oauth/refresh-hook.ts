@@ -1,19 +1,21 @@
-import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import { TokenwardenError } from "../core/errors.js";
-import { isLoopbackHost, isUrlHook } from "../core/integration.js";
-import type { ResolvedIntegration } from "../core/resolve.js";
-import type { TokenSet } from "../core/token-set.js";
-import { sendHttpRequest } from "../oauth/http.js";
-import { oauthErrorIn, parseResponseBody, tokenSetFromBody } from "../oauth/token-response.js";
-
 /**
  * The refresh hook (seed 001's "Refresh token callback service"): custom code that
  * obtains the next token when the server does not follow the standard. It is a JS
  * module (its default export, or an export named `refresh`, called with the input) or
  * an HTTPS endpoint (POSTed the input as JSON). Its output is read exactly as a token
  * response; `errorResponse: { error, error_description }` is a token endpoint error.
+ * Where a module hook may come from is decided when it is written (broker/hook-policy.ts).
  */
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { TokenwardenError } from "../core/errors.js";
+import { isLoopbackHost, isUrlHook } from "../core/integration.js";
+import type { ResolvedIntegration } from "../core/resolve.js";
+import type { TokenSet } from "../core/token-set.js";
+import { type HttpClient, sendHttpRequest } from "./http.js";
+import { oauthErrorIn, parseResponseBody, tokenSetFromBody } from "./token-response.js";
+
+/** What a hook is called with (a module's argument, an endpoint's JSON body). */
 export interface RefreshHookInput {
   clientId: string;
   clientSecret: string | undefined;
@@ -26,16 +28,58 @@ export interface RefreshHookInput {
 
 type HookFunction = (input: RefreshHookInput) => unknown;
 
-export async function runRefreshHook(
+/**
+ * Runs refresh hooks for one `Tokenwarden`: its HTTP client for endpoint hooks, and
+ * its own cache of loaded modules, so nothing is shared between instances.
+ */
+export class RefreshHooks {
+  readonly #http: HttpClient;
+  readonly #modules = new Map<string, Promise<HookFunction>>();
+
+  constructor(http: HttpClient) {
+    this.#http = http;
+  }
+
+  async run(
+    config: ResolvedIntegration,
+    input: RefreshHookInput,
+    issuedAt: () => number,
+  ): Promise<TokenSet> {
+    const hook = config.refreshHook;
+    if (hook === undefined) throw new TokenwardenError("invalid_config", "refreshHook: is not set");
+    const output = isUrlHook(hook)
+      ? await callEndpoint(this.#http, hook, config, input)
+      : await callModule(() => this.#load(hook), hook, config, input);
+    return readOutput(output, config, issuedAt);
+  }
+
+  #load(path: string): Promise<HookFunction> {
+    const absolute = isAbsolute(path) ? path : resolve(path);
+    let loaded = this.#modules.get(absolute);
+    if (loaded === undefined) {
+      loaded = import(pathToFileURL(absolute).href).then((mod: Record<string, unknown>) => {
+        const fn = typeof mod.refresh === "function" ? mod.refresh : mod.default;
+        if (typeof fn !== "function") {
+          throw new TokenwardenError(
+            "hook_error",
+            `refresh hook ${path} exports neither a default function nor refresh`,
+          );
+        }
+        return fn as HookFunction;
+      });
+      loaded.catch(() => this.#modules.delete(absolute)); // a fixed module is picked up on the next run
+      this.#modules.set(absolute, loaded);
+    }
+    return loaded;
+  }
+}
+
+/** The hook's answer, read exactly as a token response. */
+function readOutput(
+  output: unknown,
   config: ResolvedIntegration,
-  input: RefreshHookInput,
   issuedAt: () => number,
-): Promise<TokenSet> {
-  const hook = config.refreshHook;
-  if (hook === undefined) throw new TokenwardenError("invalid_config", "refreshHook: is not set");
-  const output = isUrlHook(hook)
-    ? await callEndpoint(hook, config, input)
-    : await callModule(hook, config, input);
+): TokenSet {
   if (output === null || typeof output !== "object" || Array.isArray(output)) {
     throw new TokenwardenError("hook_error", "the refresh hook returned no object");
   }
@@ -63,36 +107,15 @@ export async function runRefreshHook(
   }
 }
 
-const modules = new Map<string, Promise<HookFunction>>();
-
-function loadModule(path: string): Promise<HookFunction> {
-  const absolute = isAbsolute(path) ? path : resolve(path);
-  let loaded = modules.get(absolute);
-  if (loaded === undefined) {
-    loaded = import(pathToFileURL(absolute).href).then((mod: Record<string, unknown>) => {
-      const fn = typeof mod.refresh === "function" ? mod.refresh : mod.default;
-      if (typeof fn !== "function") {
-        throw new TokenwardenError(
-          "hook_error",
-          `refresh hook ${path} exports neither a default function nor refresh`,
-        );
-      }
-      return fn as HookFunction;
-    });
-    loaded.catch(() => modules.delete(absolute)); // a fixed module is picked up on the next run
-    modules.set(absolute, loaded);
-  }
-  return loaded;
-}
-
 async function callModule(
+  load: () => Promise<HookFunction>,
   path: string,
   config: ResolvedIntegration,
   input: RefreshHookInput,
 ): Promise<unknown> {
   let fn: HookFunction;
   try {
-    fn = await loadModule(path);
+    fn = await load();
   } catch (error) {
     if (error instanceof TokenwardenError) throw error;
     throw new TokenwardenError(
@@ -127,6 +150,7 @@ async function callModule(
 }
 
 async function callEndpoint(
+  http: HttpClient,
   url: string,
   config: ResolvedIntegration,
   input: RefreshHookInput,
@@ -152,7 +176,7 @@ async function callEndpoint(
       body: JSON.stringify(input),
     },
     config,
-    { what: `refresh hook ${new URL(url).origin}${new URL(url).pathname}` },
+    { what: `refresh hook ${new URL(url).origin}${new URL(url).pathname}`, http },
   );
   const body = parseResponseBody(res);
   if (res.status < 200 || res.status > 299) {

@@ -1,55 +1,12 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { ApiKeyRole, NewStoredApiKey, Store, StoredApiKey } from "../store/store.js";
-
 /**
- * API keys for `/v1`. A key is 256 random bits, shown once; only its SHA-256 is
- * stored (a fast hash is right for a high-entropy key: there is nothing to guess).
- * Presented keys are hashed and compared with every known hash in constant time.
+ * Checks presented API keys (api-keys.ts) on every request: hashed, then compared with
+ * every known hash in constant time. Stored keys are kept in memory and read again
+ * now and then, so a key made by the CLI works without a restart and the common case
+ * costs no database read and no promise.
  */
-export interface NewApiKey {
-  id: string;
-  name: string;
-  /** The key itself: shown once, never stored. */
-  key: string;
-  hash: string;
-}
-
-/**
- * What a presented key may do (PRODUCT.md "Security rules" 2). `integrations` and
- * `environments` limit a client key; `null` is no limit.
- */
-export interface ApiKeyGrant {
-  id: string;
-  role: ApiKeyRole;
-  integrations: readonly string[] | null;
-  environments: readonly string[] | null;
-}
-
-export function generateApiKey(name: string): NewApiKey {
-  const id = randomBytes(6).toString("base64url");
-  const key = `tw_${id}_${randomBytes(32).toString("base64url")}`;
-  return { id, name, key, hash: hashApiKey(key) };
-}
-
-export function hashApiKey(key: string): string {
-  return createHash("sha256").update(key, "utf8").digest("base64url");
-}
-
-/** Whether a grant is limited at all: the token hot path skips the lookup when it is not. */
-export function isLimited(grant: ApiKeyGrant): boolean {
-  return grant.role !== "admin" && (grant.integrations !== null || grant.environments !== null);
-}
-
-/** Whether a connection of this integration and environment is within a grant's limits. */
-export function allows(
-  grant: ApiKeyGrant,
-  scope: { integration: string; environment: string },
-): boolean {
-  if (grant.role === "admin") return true;
-  if (grant.integrations !== null && !grant.integrations.includes(scope.integration)) return false;
-  if (grant.environments !== null && !grant.environments.includes(scope.environment)) return false;
-  return true;
-}
+import { timingSafeEqual } from "node:crypto";
+import type { NewStoredApiKey, Store } from "../store/store.js";
+import { type ApiKeyGrant, generateApiKey, grantOf, hashApiKey } from "./api-key-grants.js";
 
 /** How long stored keys are trusted without looking again (keys made by the CLI appear). */
 const RELOAD_MS = 5_000;
@@ -60,13 +17,13 @@ interface KnownKey {
 }
 
 export class ApiKeyRing {
-  readonly #store: Store;
+  readonly #store: Pick<Store, "createApiKey" | "listApiKeys">;
   readonly #fixed: KnownKey[];
   #stored: KnownKey[] = [];
   #loadedAt = Number.NEGATIVE_INFINITY;
   #loading: Promise<void> | undefined;
 
-  constructor(store: Store, fixedKeys: readonly string[]) {
+  constructor(store: Pick<Store, "createApiKey" | "listApiKeys">, fixedKeys: readonly string[]) {
     this.#store = store;
     // Keys from TOKENWARDEN_API_KEYS are admin keys: they could do everything before roles.
     this.#fixed = fixedKeys.map((k, i) => ({
@@ -159,15 +116,4 @@ export class ApiKeyRing {
     await this.reload();
     return created.key;
   }
-}
-
-function grantOf(key: StoredApiKey): ApiKeyGrant {
-  return key.role === "admin"
-    ? { id: key.id, role: "admin", integrations: null, environments: null }
-    : {
-        id: key.id,
-        role: "client",
-        integrations: key.integrations,
-        environments: key.environments,
-      };
 }

@@ -1,0 +1,107 @@
+/**
+ * API calls with the token placed (`tokenPlacement`, `requestParams`), retried once
+ * after a refresh when the answer says the token was refused (`retryOn`,
+ * `expiredBodyPattern`) and the body can be sent again: the streaming form for the
+ * service's proxy, and a WHATWG `fetch` for library users.
+ */
+import { Readable } from "node:stream";
+import type { Integration } from "../core/integration.js";
+import { type ApiRequest, type ApiResponse, callApi } from "../oauth/api-call.js";
+import type { HttpClient } from "../oauth/http.js";
+import type { CacheEntry, TokenSource } from "./token-source.js";
+
+/** What `fetch` accepts: the usual `RequestInit` fields. */
+export interface FetchInit {
+  method?: string;
+  headers?: ConstructorParameters<typeof Headers>[0];
+  body?: string | Uint8Array | URLSearchParams | ReadableStream<Uint8Array> | null;
+}
+
+/** Something a person should know that is not an attempt (events are attempts). */
+export interface TokenwardenWarning {
+  code: "unusable_pattern";
+  integration: string;
+  message: string;
+}
+
+export interface ApiCallsContext {
+  tokens: TokenSource;
+  http: HttpClient;
+  minTtlSeconds: number;
+  /** A valid token for the connection (the cache, or a renewal). */
+  entry(id: string, minTtlSeconds: number): Promise<CacheEntry>;
+  warn(warning: TokenwardenWarning): void;
+}
+
+export class ApiCalls {
+  readonly #ctx: ApiCallsContext;
+  /** Warnings already given, so each is said once per process. */
+  readonly #warned = new Set<string>();
+
+  constructor(ctx: ApiCallsContext) {
+    this.#ctx = ctx;
+  }
+
+  /** The WHATWG form: a `Response`, bodies as web streams. */
+  async fetch(id: string, path: string, init: FetchInit = {}): Promise<Response> {
+    const body =
+      init.body === undefined || init.body === null
+        ? null
+        : typeof init.body === "string" || init.body instanceof Uint8Array
+          ? init.body
+          : init.body instanceof URLSearchParams
+            ? init.body.toString()
+            : Readable.fromWeb(init.body as import("node:stream/web").ReadableStream<Uint8Array>);
+    const headers = Object.fromEntries(new Headers(init.headers).entries());
+    if (init.body instanceof URLSearchParams && headers["content-type"] === undefined) {
+      headers["content-type"] = "application/x-www-form-urlencoded;charset=UTF-8";
+    }
+    const res = await this.forward(id, { method: init.method ?? "GET", path, headers, body });
+    const empty =
+      res.status === 204 || res.status === 205 || res.status === 304 || init.method === "HEAD";
+    const responseHeaders = new Headers();
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
+      else if (value !== undefined) responseHeaders.set(name, value);
+    }
+    if (empty) res.body.resume();
+    return new Response(empty ? null : (Readable.toWeb(res.body) as ReadableStream<Uint8Array>), {
+      status: res.status,
+      headers: responseHeaders,
+    });
+  }
+
+  /** The streaming form of `fetch`, for the service's proxy. */
+  async forward(id: string, request: ApiRequest): Promise<ApiResponse> {
+    const entry = await this.#ctx.entry(id, this.#ctx.minTtlSeconds);
+    return callApi(
+      entry.resolved,
+      entry.token,
+      request,
+      async (rejected) => {
+        const renewed = await this.#ctx.tokens.token(id, {
+          trigger: "retry",
+          minTtlSeconds: this.#ctx.minTtlSeconds,
+          rejectedAccessToken: rejected.accessToken,
+        });
+        return renewed.token;
+      },
+      {
+        http: this.#ctx.http,
+        onUnusablePattern: (reason) => this.#unusablePattern(entry.integration, reason),
+      },
+    );
+  }
+
+  /** A stored pattern from an older version that RE2 refuses: never run; said once. */
+  #unusablePattern(integration: Integration, reason: string): void {
+    const seen = `pattern|${integration.key}|${integration.expiredBodyPattern}`;
+    if (this.#warned.has(seen)) return;
+    this.#warned.add(seen);
+    this.#ctx.warn({
+      code: "unusable_pattern",
+      integration: integration.key,
+      message: `integration ${integration.key}: expiredBodyPattern is not run (RE2 refuses it: ${reason}); it counts as no match until it is rewritten`,
+    });
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The authorization code grant through the service: start it (a redirect to the
+ * server, or its URL as JSON for the admin page), and the redirect URL the server
+ * sends the person back to. The page shown there says what happened
+ * (callback-outcome.ts, shared with the CLI's loopback server).
+ */
+import { TokenwardenError } from "../../core/errors.js";
+import { callbackOutcome, renderCallback } from "../callback-outcome.js";
+import { returnTo } from "../connect.js";
+import { defineRoute } from "../route.js";
+import type { RouteModule } from "./context.js";
+import { idParams } from "./resource.js";
+
+export const authorizationRoutes: RouteModule = (app, { tw, publicUrl, redirectUri }) => {
+  defineRoute(app, {
+    method: "GET",
+    url: "/v1/connections/:id/authorize",
+    operationId: "startAuthorization",
+    summary:
+      "Start the authorization code grant: a redirect to the server (or { url } with Accept: application/json)",
+    tags: ["authorization"],
+    params: idParams,
+    responses: {
+      200: { description: "Where to send the person", schema: "AuthorizationStart" },
+      302: { description: "To the authorization server" },
+    },
+    handler: async ({ params }, request, reply) => {
+      const started = await tw.startAuthorization(params.id, { redirectUri });
+      reply.header("cache-control", "no-store");
+      if ((request.headers.accept ?? "").includes("application/json")) {
+        return { url: started.url, expiresAt: started.expiresAt, redirectUri };
+      }
+      return reply.redirect(started.url, 302);
+    },
+  });
+
+  const openerOrigin = new URL(publicUrl).origin;
+  defineRoute(app, {
+    method: "GET",
+    url: "/oauth/callback",
+    operationId: "completeAuthorization",
+    summary: "The redirect URL: completes the authorization and shows a page saying how it went",
+    tags: ["authorization"],
+    // Public: the browser comes back from the authorization server without a key; the
+    // one-time state (bound server-side to one connection) is what it must carry.
+    access: "public",
+    responses: {
+      200: { description: "Authorized", media: "text/html" },
+      400: { description: "The link expired or was already used", media: "text/html" },
+      403: { description: "The person denied access", media: "text/html" },
+      502: { description: "The authorization server failed", media: "text/html" },
+    },
+    handler: async (_input, request, reply) => {
+      const query = new URLSearchParams(request.query as Record<string, string>);
+      let outcome: ReturnType<typeof callbackOutcome>;
+      try {
+        const connection = await tw.completeAuthorization(query);
+        // Started from a connect link with a returnUrl: back there (connect.ts).
+        const session = await tw.connectSessions.completeByState(query.get("state") ?? "");
+        if (session?.returnUrl != null) {
+          reply.header("cache-control", "no-store");
+          return reply.redirect(returnTo(session.returnUrl, connection.id, connection.status), 303);
+        }
+        outcome = callbackOutcome({ connection });
+      } catch (error) {
+        // Not ours: a bug, answered as every other (500, details in the log only).
+        if (!(error instanceof TokenwardenError)) throw error;
+        outcome = callbackOutcome({ error });
+      }
+      const page = renderCallback(outcome, openerOrigin);
+      reply.code(page.status).headers(page.headers);
+      return page.html;
+    },
+  });
+};
