@@ -73,7 +73,9 @@ export {
   buildAuthorizationRequest,
   readAuthorizationResponse,
 } from "./oauth/authorization.js";
+export { type DiscoveredServer, discoverServer } from "./oauth/discovery.js";
 export { HttpClient, type HttpClientOptions } from "./oauth/http.js";
+export { type Introspection, introspectToken } from "./oauth/introspection.js";
 export { revokeToken } from "./oauth/revocation.js";
 export {
   exchangeAuthorizationCode,
@@ -82,6 +84,9 @@ export {
   requestClientCredentialsGrant,
   requestPasswordGrant,
 } from "./oauth/token-endpoint.js";
+
+// The preset catalogue ---------------------------------------------------------------
+export { PRESETS, type Preset, type PresetEntry } from "./presets/catalogue.js";
 
 // Storage -------------------------------------------------------------------------------
 export { DEFAULT_DATABASE_URL, type OpenStoreOptions, openStore } from "./store/open.js";

@@ -6,6 +6,7 @@
  */
 import { ApiError, api } from "./api.js";
 import { $, el } from "./dom.js";
+import { presetChooser } from "./presets.js";
 
 /**
  * @typedef {import("./types.js").App} App
@@ -217,6 +218,7 @@ export function openForm(app, kind, existing, onNoIntegration) {
   } else {
     $("#f-grantType").addEventListener("change", () => adaptIntegrationForm(app));
     adaptIntegrationForm(app);
+    if (!editing) fields.prepend(presetChooser(app, () => adaptIntegrationForm(app)));
   }
   dialog.showModal();
   /** @type {HTMLElement | null} */ (

@@ -8,20 +8,21 @@ import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError, summarize } from "../core/failure.js";
 import { buildAuthorizationRequest, readAuthorizationResponse } from "../oauth/authorization.js";
 import type { DpopNonces } from "../oauth/dpop.js";
-import type { HttpClient } from "../oauth/http.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
 import type { Store } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
-import { boundTo, dpopFor, loadConnection, type Renewer } from "./renewer.js";
+import type { ProtocolSupport } from "./protocol-support.js";
+import { boundTo, dpopFor, type Loaded, loadConnection, type Renewer } from "./renewer.js";
 import type { TokenSource } from "./token-source.js";
 
 export interface AuthorizationFlowContext {
   store: Store;
   clock: Clock;
-  http: HttpClient;
   events: EventLog;
   renewer: Renewer;
   tokens: TokenSource;
+  /** Discovery and `clientAuth: auto` memory (protocol-support.ts). */
+  protocol: ProtocolSupport;
   /** How long a started authorization waits for its callback. */
   ttlMs: number;
   /** DPoP nonces the servers handed this process (RFC 9449 §8). */
@@ -43,7 +44,7 @@ export class AuthorizationFlow {
     id: string,
     options: { redirectUri: string },
   ): Promise<{ url: string; state: string; expiresAt: string }> {
-    const loaded = await loadConnection(this.#ctx.store, id);
+    const loaded = await this.#prepared(id);
     if (loaded.integration.grantType !== "authorization_code") {
       throw invalidConfig(
         "grantType",
@@ -84,16 +85,21 @@ export class AuthorizationFlow {
         { field: "state" },
       );
     }
-    const loaded = await loadConnection(this.#ctx.store, pending.connectionId);
     const started = performance.now();
+    let loaded = await loadConnection(this.#ctx.store, pending.connectionId);
     try {
-      const { code } = readAuthorizationResponse(query, state);
+      loaded = await this.#prepared(pending.connectionId);
+      // RFC 9207: the `iss` in the redirect is checked against the discovered issuer.
+      const { code } = readAuthorizationResponse(query, state, loaded.resolved.server);
       const dpop = await dpopFor(loaded.integration, undefined, this.#ctx.dpopNonces);
       const token = boundTo(
         await exchangeAuthorizationCode(
           loaded.resolved,
           { code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier },
-          { clock: this.#ctx.clock, http: this.#ctx.http, ...(dpop === undefined ? {} : { dpop }) },
+          {
+            ...this.#ctx.protocol.options(loaded.resolved),
+            ...(dpop === undefined ? {} : { dpop }),
+          },
         ),
         dpop,
       );
@@ -126,5 +132,11 @@ export class AuthorizationFlow {
       throw failure;
     }
     return pending.connectionId;
+  }
+
+  /** The connection with what discovery says about its server filled in. */
+  async #prepared(id: string): Promise<Loaded> {
+    const loaded = await loadConnection(this.#ctx.store, id);
+    return { ...loaded, resolved: await this.#ctx.protocol.prepare(loaded.resolved) };
   }
 }

@@ -12,6 +12,7 @@ import { canRenewUnattended } from "../core/refresh-policy.js";
 import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
 import { INTEGRATION_SECRET_PATHS, mergeSecretInput, secretsOf } from "../core/secrets.js";
 import { afterConfigChange, initialState, type StatePatch, startOver } from "../core/state.js";
+import { applyPreset } from "../presets/catalogue.js";
 import type { Store, StoredConnection } from "../store/store.js";
 import { confineModuleHook, type ModuleHookPolicy } from "./hook-policy.js";
 import { type StatusChange, statusChange } from "./status.js";
@@ -91,7 +92,7 @@ export class CatalogueWriter {
     const stored =
       existing === undefined ? {} : secretsOf(existing.integration, INTEGRATION_SECRET_PATHS);
     const { value, resent } = mergeSecretInput(input, INTEGRATION_SECRET_PATHS, stored);
-    const integration = parseIntegration(value);
+    const integration = parseIntegration(applyPreset(value));
     const hook = integration.refreshHook;
     if (
       options.moduleHooks !== undefined &&

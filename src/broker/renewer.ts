@@ -27,6 +27,7 @@ import {
 } from "../oauth/token-endpoint.js";
 import type { ConfigurationStore, Store, StoredConnection } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
+import type { ProtocolSupport } from "./protocol-support.js";
 import { type StatusChange, statusChange } from "./status.js";
 import { writeState } from "./webhooks/transitions.js";
 
@@ -72,6 +73,8 @@ export interface RenewerContext {
   subjectToken?(connectionId: string): Promise<string>;
   /** DPoP server nonces seen by this process. */
   dpopNonces?: DpopNonces;
+  /** Discovery and `clientAuth: auto` memory (protocol-support.ts). */
+  protocol: ProtocolSupport;
 }
 
 /**
@@ -111,7 +114,8 @@ export class Renewer {
    * (with the new token, or with a newer one another holder wrote); rejects with the
    * coded failure after recording it.
    */
-  async attempt(loaded: Loaded, trigger: EventTrigger): Promise<AttemptResult> {
+  async attempt(given: Loaded, trigger: EventTrigger): Promise<AttemptResult> {
+    let loaded = given;
     const { integration } = loaded;
     const { token, connection } = loaded.stored;
     const consumed =
@@ -127,8 +131,12 @@ export class Renewer {
           : "obtain";
     const started = performance.now();
     try {
+      loaded = { ...loaded, resolved: await this.#ctx.protocol.prepare(loaded.resolved) };
       const dpop = await dpopFor(integration, token, this.#nonces);
-      const options: ProtocolOptions = { ...this.#protocol(), ...(dpop && { dpop }) };
+      const options: ProtocolOptions = {
+        ...this.#ctx.protocol.options(loaded.resolved),
+        ...(dpop && { dpop }),
+      };
       let next: TokenSet;
       if (action === "hook") next = await this.#runHook(loaded);
       else if (consumed === undefined) next = await this.#grant(loaded, options);
@@ -188,16 +196,19 @@ export class Renewer {
     const started = performance.now();
     try {
       const { token } = loaded.stored;
-      const { resolved } = loaded;
+      // Discovery only matters when there is something to revoke.
+      const resolved =
+        token === undefined ? loaded.resolved : await this.#ctx.protocol.prepare(loaded.resolved);
+      const options = this.#ctx.protocol.options(resolved);
       let httpStatus: number | null = null;
       if (token !== undefined && resolved.revocationUrl !== undefined) {
         const dpop =
           token.dpopKey === undefined ? undefined : { key: token.dpopKey, nonces: this.#nonces };
-        const options = { ...this.#protocol(), ...(dpop === undefined ? {} : { dpop }) };
+        const proven = { ...options, ...(dpop === undefined ? {} : { dpop }) };
         // The refresh token first: revoking it usually takes its access tokens along.
         if (token.refreshToken !== undefined)
-          await revokeToken(resolved, token.refreshToken, "refresh_token", options);
-        httpStatus = (await revokeToken(resolved, token.accessToken, "access_token", options))
+          await revokeToken(resolved, token.refreshToken, "refresh_token", proven);
+        httpStatus = (await revokeToken(resolved, token.accessToken, "access_token", proven))
           .status;
       }
       await writeState(store, { id, patch: afterRevoke(), now: clock.now(), cause: "revoke" });
@@ -221,7 +232,7 @@ export class Renewer {
         clientSecret: resolved.clientSecret,
         refreshToken: token?.refreshToken ?? connection.refreshToken,
         accessToken: token?.accessToken,
-        tokenUrl: resolved.tokenUrl,
+        tokenUrl: resolved.tokenUrl ?? "",
         scope:
           token?.scope ??
           (resolved.scopes.length > 0 ? resolved.scopes.join(resolved.scopeSeparator) : undefined),
@@ -229,10 +240,6 @@ export class Renewer {
       },
       () => this.#ctx.clock.now(),
     );
-  }
-
-  #protocol(): { clock: Clock; http: HttpClient } {
-    return { clock: this.#ctx.clock, http: this.#ctx.http };
   }
 
   /** A grant that needs no previous token. */

@@ -235,7 +235,10 @@ export class TokenSource {
         // may have finished just before, and the configuration may have changed.
         const fresh = await loadConnection(store, id);
         if (moved(fresh.stored.state)) return fresh;
-        return this.#ctx.hostLimit.run(tokenEndpointHost(fresh.resolved.tokenUrl), () =>
+        // A token URL that discovery will supply is not known yet: the issuer's host
+        // stands for it (the endpoint is almost always on it).
+        const endpoint = fresh.resolved.tokenUrl ?? fresh.resolved.discoveryUrl ?? "";
+        return this.#ctx.hostLimit.run(tokenEndpointHost(endpoint), () =>
           this.#ctx.renewer.attempt(fresh, trigger),
         );
       },

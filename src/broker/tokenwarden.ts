@@ -10,6 +10,7 @@ import { isHttpUrl } from "../core/integration.js";
 import type { ApiRequest, ApiResponse } from "../oauth/api-call.js";
 import { DpopNonces, dpopProof } from "../oauth/dpop.js";
 import { HttpClient, type HttpClientOptions } from "../oauth/http.js";
+import { PRESETS, type PresetEntry, presetEntry } from "../presets/catalogue.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { RotationReport } from "../store/rotation.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
@@ -28,6 +29,7 @@ import { type DeviceAuthorizationStarted, DeviceFlows } from "./device-flow.js";
 import { EventLog } from "./event-log.js";
 import { HostLimit } from "./host-limit.js";
 import { withLease } from "./lease.js";
+import { ProtocolSupport } from "./protocol-support.js";
 import { RateLimits } from "./rate-limit.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
@@ -105,6 +107,7 @@ export class Tokenwarden extends EventEmitter<{
   readonly #renewer: Renewer;
   readonly #tokens: TokenSource;
   readonly #scheduler: Scheduler | undefined;
+  readonly #protocol: ProtocolSupport;
   readonly #api: ApiCalls;
   readonly #authorizations: AuthorizationFlow;
   readonly #dispatcher: Dispatcher | undefined;
@@ -147,6 +150,7 @@ export class Tokenwarden extends EventEmitter<{
     this.#minTtlSeconds = options.minTtlSeconds ?? 10;
     this.#events = new EventLog(store, this.clock, (event) => this.emit("event", event));
     this.#http = new HttpClient(options.http);
+    this.#protocol = new ProtocolSupport(store, this.clock, this.#http);
     const publish = (id: string) => this.#publish(`connection:${id}`);
     this.#renewer = new Renewer({
       store,
@@ -159,6 +163,7 @@ export class Tokenwarden extends EventEmitter<{
       onStatus: (change) => this.emit("status", change),
       subjectToken: async (subjectId) => (await this.getToken(subjectId)).accessToken,
       dpopNonces: this.#dpopNonces,
+      protocol: this.#protocol,
     });
     this.#tokens = new TokenSource({
       store,
@@ -194,10 +199,10 @@ export class Tokenwarden extends EventEmitter<{
     this.#authorizations = new AuthorizationFlow({
       store,
       clock: this.clock,
-      http: this.#http,
       events: this.#events,
       renewer: this.#renewer,
       tokens: this.#tokens,
+      protocol: this.#protocol,
       ttlMs: options.authorizationTtlMs ?? 10 * 60_000,
       dpopNonces: this.#dpopNonces,
     });
@@ -291,6 +296,11 @@ export class Tokenwarden extends EventEmitter<{
     if (!(await this.#store.deleteIntegration(key))) {
       throw new TokenwardenError("not_found", `integration ${key} does not exist`);
     }
+  }
+
+  /** The preset catalogue (presets/catalogue.json), as `GET /v1/presets` lists it. */
+  listPresets(): PresetEntry[] {
+    return PRESETS.map(presetEntry);
   }
 
   // Connections -------------------------------------------------------------------

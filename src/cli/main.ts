@@ -13,6 +13,7 @@ import { registerConnectCommand } from "./commands/connect.js";
 import { registerConnectionCommands } from "./commands/connection.js";
 import { registerIntegrationCommands } from "./commands/integration.js";
 import { registerKeyCommands } from "./commands/key.js";
+import { registerPresetsCommand } from "./commands/presets.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerTokenCommands } from "./commands/tokens.js";
 import { registerWebhookCommands } from "./commands/webhook.js";
@@ -54,6 +55,7 @@ sealed under older keys (see "key rotate"). Exit status: 0 on success, 1 with "e
   registerKeyCommands(program);
   registerWebhookCommands(program);
   registerConnectCommand(program);
+  registerPresetsCommand(program);
   return program;
 }
 

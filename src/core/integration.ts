@@ -21,7 +21,18 @@ export const GRANT_TYPES = [
 ] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
-export const CLIENT_AUTH_METHODS = ["basic", "basic_raw", "body", "query"] as const;
+export const CLIENT_AUTH_METHODS = [
+  "basic",
+  "basic_raw",
+  "body",
+  "query",
+  // Protocol breadth (issue 16): see client-auth.ts.
+  "auto",
+  "client_secret_jwt",
+  "private_key_jwt",
+  "tls_client_auth",
+  "none",
+] as const;
 export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
 
 export const SESSION_MODES = ["auto", "fixed", "none"] as const;
@@ -187,34 +198,128 @@ const rateLimitSchema = z.strictObject({
 });
 
 export const DPOP_ALGORITHMS = ["ES256", "RS256", "PS256", "EdDSA"] as const;
-export const CLIENT_KEY_ALGORITHMS = [
+// Protocol breadth, part A (issue 16): discovery, presets, more client authentication,
+// introspection, resource indicators. Kept in one block so that merges stay simple.
+
+export const CLIENT_KEY_ALGS = [
   "RS256",
   "RS384",
   "RS512",
   "PS256",
+  "PS384",
+  "PS512",
   "ES256",
   "ES384",
+  "ES512",
   "EdDSA",
+  "HS256",
+  "HS384",
+  "HS512",
 ] as const;
+export type ClientKeyAlg = (typeof CLIENT_KEY_ALGS)[number];
+
+/** A private key as PEM (PKCS#8, PKCS#1 or SEC1) or as a JWK holding its private part. */
+export function isPrivateKeyText(value: string): boolean {
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(value)) return true;
+  try {
+    const jwk: unknown = JSON.parse(value);
+    return (
+      typeof jwk === "object" &&
+      jwk !== null &&
+      typeof (jwk as { kty?: unknown }).kty === "string" &&
+      typeof (jwk as { d?: unknown }).d === "string"
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** RFC 8707 §2: an absolute URI without a fragment. */
+const resourceUriSchema = z
+  .string()
+  .refine(
+    (v) => URL.canParse(v) && new URL(v).hash === "" && !v.includes("#"),
+    "must be an absolute URI without a fragment (RFC 8707)",
+  );
+
+const PROTOCOL_A_FIELDS = {
+  /** A catalogue entry the integration started from (presets/catalogue.json). */
+  preset: idSchema.optional(),
+  /** An issuer, or its RFC 8414 / OpenID Connect metadata URL. */
+  discoveryUrl: urlTemplateSchema.optional(),
+  introspectionUrl: urlTemplateSchema.optional(),
+  resource: z.array(resourceUriSchema).optional(),
+  /** For `private_key_jwt` (and grants that sign): a PEM or a JWK, a secret. */
+  clientPrivateKey: z
+    .string()
+    .refine(isPrivateKeyText, "must be a PEM private key or a JWK with its private part")
+    .optional(),
+  clientKeyId: headerTextSchema.min(1, "must not be empty").optional(),
+  clientKeyAlg: z.enum(CLIENT_KEY_ALGS).optional(),
+};
+
+function checkProtocolAFields(
+  integration: {
+    tokenUrl?: string | undefined;
+    discoveryUrl?: string | undefined;
+    clientAuth: ClientAuthMethod;
+    clientPrivateKey?: string | undefined;
+    clientKeyAlg?: ClientKeyAlg | undefined;
+    tls: { cert?: string | undefined };
+  },
+  ctx: z.RefinementCtx,
+): void {
+  if (integration.tokenUrl === undefined && integration.discoveryUrl === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["tokenUrl"],
+      message: "is required (or set discoveryUrl)",
+    });
+  }
+  const alg = integration.clientKeyAlg;
+  if (integration.clientAuth === "private_key_jwt") {
+    if (integration.clientPrivateKey === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["clientPrivateKey"],
+        message: "is required for clientAuth private_key_jwt",
+      });
+    }
+    if (alg?.startsWith("HS")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["clientKeyAlg"],
+        message: "private_key_jwt signs with an asymmetric algorithm (RS, PS, ES or EdDSA)",
+      });
+    }
+  }
+  if (
+    integration.clientAuth === "client_secret_jwt" &&
+    alg !== undefined &&
+    !alg.startsWith("HS")
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["clientKeyAlg"],
+      message: "client_secret_jwt signs with HS256, HS384 or HS512",
+    });
+  }
+  if (integration.clientAuth === "tls_client_auth" && integration.tls.cert === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["tls", "cert"],
+      message: "tls_client_auth needs the tls.cert and tls.key pair",
+    });
+  }
+}
+
+/** The algorithms a client key may sign with (private_key_jwt, jwt_bearer assertions). */
+export const CLIENT_KEY_ALGORITHMS = CLIENT_KEY_ALGS;
 export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 
 const protocolBFields = {
   deviceAuthorizationUrl: urlTemplateSchema.optional(),
   assertion: assertionSchema.optional(),
-  /**
-   * The client's private key (PEM or JWK as JSON) for `jwt_bearer` assertions. The
-   * `private_key_jwt` client authentication (protocol-a) uses the same field.
-   */
-  clientPrivateKey: z
-    .string()
-    .min(1, "must not be empty")
-    .refine(
-      (v) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(v) || v.trim().startsWith("{"),
-      "must be a PEM private key or a JWK",
-    )
-    .optional(),
-  clientKeyId: z.string().min(1, "must not be empty").optional(),
-  clientKeyAlg: z.enum(CLIENT_KEY_ALGORITHMS).optional(),
   /** Default: an access token (ACCESS_TOKEN_TYPE). */
   subjectTokenType: z.string().min(1).optional(),
   requestedTokenType: z.string().min(1).optional(),
@@ -233,7 +338,8 @@ const integrationObjectSchema = z.strictObject({
   displayName: z.string().min(1).max(200).optional(),
   grantType: z.enum(GRANT_TYPES),
   authorizationUrl: urlTemplateSchema.optional(),
-  tokenUrl: urlTemplateSchema,
+  /** Required unless `discoveryUrl` supplies it. */
+  tokenUrl: urlTemplateSchema.optional(),
   revocationUrl: urlTemplateSchema.optional(),
   tokenMethod: z.enum(["POST", "GET"]).default("POST"),
   clientAuth: z.enum(CLIENT_AUTH_METHODS).default("basic"),
@@ -298,6 +404,7 @@ const integrationObjectSchema = z.strictObject({
   proxyUrl: z.string().refine(isHttpUrl, "must be an absolute http(s) URL").optional(),
   timeoutMs: z.number().int().min(1).max(300_000).default(10_000),
   responseMap: responseMapSchema.default({}),
+  ...PROTOCOL_A_FIELDS,
 });
 
 /** Paths whose strings are not templates: a regular expression, PEM blocks, origins. */
@@ -306,17 +413,20 @@ export const NON_TEMPLATE_FIELDS = [
   "tls",
   "allowedApiOrigins",
   "clientPrivateKey",
+  "resource",
 ] as const;
 
 export const integrationSchema = integrationObjectSchema.superRefine((integration, ctx) => {
+  checkProtocolAFields(integration, ctx);
   if (
     integration.grantType === "authorization_code" &&
-    integration.authorizationUrl === undefined
+    integration.authorizationUrl === undefined &&
+    integration.discoveryUrl === undefined
   ) {
     ctx.addIssue({
       code: "custom",
       path: ["authorizationUrl"],
-      message: "is required for grantType authorization_code",
+      message: "is required for grantType authorization_code (or set discoveryUrl)",
     });
   }
   const declared = new Set(integration.parameters);
@@ -333,7 +443,7 @@ export const integrationSchema = integrationObjectSchema.superRefine((integratio
 });
 
 /** Fields of an integration that are secrets: stored sealed, never returned. */
-export const INTEGRATION_SECRET_FIELDS = ["clientSecret"] as const;
+export const INTEGRATION_SECRET_FIELDS = ["clientSecret", "clientPrivateKey"] as const;
 
 export type IntegrationInput = z.input<typeof integrationSchema>;
 export type Integration = z.output<typeof integrationSchema>;

@@ -1,6 +1,7 @@
 import { type Connection, checkConnectionAgainst } from "./connection.js";
 import { invalidConfig } from "./errors.js";
 import { type Integration, isHttpUrl, isUrlHook, NON_TEMPLATE_FIELDS } from "./integration.js";
+import type { ServerMetadata } from "./server-metadata.js";
 import { expandTemplatesDeep, TOKEN_PLACEHOLDER } from "./template.js";
 import { expandUrlTemplate } from "./url-template.js";
 
@@ -9,7 +10,11 @@ import { expandUrlTemplate } from "./url-template.js";
  * connection's value and the connection's client id and secret in place of the
  * integration's. This is what the protocol client and the API caller work from.
  */
-export type ResolvedIntegration = Integration & { readonly clientId: string };
+export type ResolvedIntegration = Integration & {
+  readonly clientId: string;
+  /** The authorization server's metadata, once `discoveryUrl` was read (broker). */
+  server?: ServerMetadata;
+};
 
 /** Fields that are URLs: their values are fitted to the URL part they land in. */
 const URL_FIELDS = [
@@ -18,6 +23,8 @@ const URL_FIELDS = [
   "revocationUrl",
   "apiBaseUrl",
   "proxyUrl",
+  "discoveryUrl",
+  "introspectionUrl",
 ] as const;
 
 export function resolveIntegration(

@@ -5,7 +5,7 @@
  * replaces it. Paths are dotted (`tls.key`), so a nested private key is a secret too.
  */
 
-/** Secrets of an integration: the client secret and the mutual-TLS private key. */
+/** Secrets of an integration: the client secret, the mutual-TLS private key, the signing key. */
 export const INTEGRATION_SECRET_PATHS = ["clientSecret", "tls.key", "clientPrivateKey"] as const;
 
 /** Secret values by path, e.g. `{ "tls.key": "-----BEGIN PRIVATE KEY-----..." }`. */

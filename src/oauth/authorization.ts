@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { TokenwardenError } from "../core/errors.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
+import type { ServerMetadata } from "../core/server-metadata.js";
 
 /**
  * The front-channel half of the authorization code grant (RFC 6749 §4.1.1-§4.1.2)
@@ -8,7 +9,13 @@ import type { ResolvedIntegration } from "../core/resolve.js";
  */
 export type AuthorizationConfig = Pick<
   ResolvedIntegration,
-  "authorizationUrl" | "clientId" | "scopes" | "scopeSeparator" | "pkce" | "authorizationParams"
+  | "authorizationUrl"
+  | "clientId"
+  | "scopes"
+  | "scopeSeparator"
+  | "pkce"
+  | "authorizationParams"
+  | "resource"
 >;
 
 /** 256 bits from the CSPRNG, base64url: unguessable, URL-safe. */
@@ -57,6 +64,9 @@ export function buildAuthorizationRequest(
     url.searchParams.set("scope", config.scopes.join(config.scopeSeparator));
   }
   url.searchParams.set("state", state);
+  // RFC 8707 §2: each resource as its own field.
+  url.searchParams.delete("resource");
+  for (const resource of config.resource ?? []) url.searchParams.append("resource", resource);
   if (!config.pkce) return { url, state };
   const codeVerifier = input.codeVerifier ?? generateCodeVerifier();
   url.searchParams.set("code_challenge", calculateCodeChallenge(codeVerifier));
@@ -71,6 +81,7 @@ export function buildAuthorizationRequest(
 export function readAuthorizationResponse(
   params: URLSearchParams,
   expectedState: string,
+  server?: Pick<ServerMetadata, "issuer" | "authorization_response_iss_parameter_supported">,
 ): { code: string } {
   const state = params.get("state");
   if (state === null || !constantTimeEqual(state, expectedState)) {
@@ -82,6 +93,7 @@ export function readAuthorizationResponse(
       },
     );
   }
+  if (server !== undefined) checkIssuer(params.get("iss"), server);
   const error = params.get("error");
   if (error !== null) {
     const description = params.get("error_description") ?? undefined;
@@ -94,6 +106,35 @@ export function readAuthorizationResponse(
     });
   }
   return { code };
+}
+
+/**
+ * RFC 9207 §2.4: a response naming another issuer came from another server (a mix-up
+ * attack): its code must not be redeemed here. One without `iss` from a server that
+ * advertises sending it is refused too; otherwise its absence is allowed.
+ */
+function checkIssuer(
+  iss: string | null,
+  server: Pick<ServerMetadata, "issuer" | "authorization_response_iss_parameter_supported">,
+): void {
+  if (iss === null) {
+    if (server.authorization_response_iss_parameter_supported === true) {
+      throw new TokenwardenError(
+        "conflict",
+        "the authorization response has no iss, which this server sends (RFC 9207): refused",
+        { field: "iss" },
+      );
+    }
+    return;
+  }
+  // Exact comparison (RFC 9207 §2.4: simple string comparison).
+  if (iss !== server.issuer) {
+    throw new TokenwardenError(
+      "conflict",
+      `the authorization response comes from issuer ${iss}, not ${server.issuer} (RFC 9207): refused`,
+      { field: "iss" },
+    );
+  }
 }
 
 function throwAuthorizationError(error: string, description: string | undefined): never {

@@ -3,6 +3,7 @@ import { TokenwardenError } from "../core/errors.js";
 import { ACCESS_TOKEN_TYPE } from "../core/integration.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
+import { clientAuthCandidates } from "./auto-auth.js";
 import { applyClientAuthentication } from "./client-auth.js";
 import { describeEndpoint } from "./http.js";
 import { signAssertion } from "./jwt-assertion.js";
@@ -11,6 +12,7 @@ import {
   type ProtocolOptions,
   requestToken,
   sendWithDpop,
+  tokenAudience,
 } from "./token-endpoint.js";
 import { parseResponseBody, tokenEndpointError } from "./token-response.js";
 
@@ -87,11 +89,15 @@ export async function requestDeviceAuthorization(
   };
   const params = new URLSearchParams(scopeOf(config));
   for (const [name, value] of Object.entries(config.tokenParams)) params.set(name, value);
-  applyClientAuthentication(config.clientAuth, config, {
-    headers,
-    params,
-    query: url.searchParams,
-  });
+  // `auto` has learned nothing for this endpoint yet: its first candidate.
+  const method =
+    config.clientAuth === "auto" ? (clientAuthCandidates(config)[0] ?? "basic") : config.clientAuth;
+  await applyClientAuthentication(
+    method,
+    config,
+    { headers, params, query: url.searchParams },
+    { audience: tokenAudience(config), now: Date.now() },
+  );
   // RFC 8628 §3.1: client_id goes in the body of a public client's request; confidential
   // clients authenticate as at the token endpoint, which the line above did.
   const what = `device authorization endpoint ${describeEndpoint(url)}`;

@@ -65,7 +65,7 @@ export async function signAssertion(config: AssertionConfig, nowMs: number): Pro
     .setProtectedHeader(header)
     .setIssuer(spec?.issuer ?? config.clientId)
     .setSubject(spec?.subject ?? config.clientId)
-    .setAudience(spec?.audience ?? config.tokenUrl)
+    .setAudience(spec?.audience ?? config.tokenUrl ?? "")
     .setIssuedAt(iat)
     .setExpirationTime(iat + (spec?.lifetimeSeconds ?? 300))
     .setJti(randomUUID())

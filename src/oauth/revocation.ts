@@ -1,8 +1,15 @@
+import { systemClock } from "../core/clock.js";
 import { invalidConfig } from "../core/errors.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
+import { withClientAuth } from "./auto-auth.js";
 import { applyClientAuthentication } from "./client-auth.js";
 import { describeEndpoint } from "./http.js";
-import { lowerCaseKeys, type ProtocolOptions, sendWithDpop } from "./token-endpoint.js";
+import {
+  lowerCaseKeys,
+  type ProtocolOptions,
+  sendWithDpop,
+  tokenAudience,
+} from "./token-endpoint.js";
 import { parseResponseBody, tokenEndpointError } from "./token-response.js";
 
 export type RevocationConfig = Pick<
@@ -16,6 +23,11 @@ export type RevocationConfig = Pick<
   | "proxyUrl"
   | "timeoutMs"
   | "responseMap"
+  | "tokenUrl"
+  | "clientPrivateKey"
+  | "clientKeyId"
+  | "clientKeyAlg"
+  | "server"
 >;
 
 /**
@@ -29,24 +41,29 @@ export async function revokeToken(
   options: ProtocolOptions = {},
 ): Promise<{ status: number }> {
   if (config.revocationUrl === undefined) throw invalidConfig("revocationUrl", "is not set");
-  const url = new URL(config.revocationUrl);
-  const headers: Record<string, string> = {
-    accept: "application/json",
-    ...lowerCaseKeys(config.tokenHeaders),
-    "content-type": "application/x-www-form-urlencoded",
-  };
-  const params = new URLSearchParams({ token, token_type_hint: tokenTypeHint });
-  applyClientAuthentication(config.clientAuth, config, {
-    headers,
-    params,
-    query: url.searchParams,
+  const endpoint = config.revocationUrl;
+  const now = (options.clock ?? systemClock).now();
+  return withClientAuth(config, options.clientAuthMemory, async (method) => {
+    const url = new URL(endpoint);
+    const headers: Record<string, string> = {
+      accept: "application/json",
+      ...lowerCaseKeys(config.tokenHeaders),
+      "content-type": "application/x-www-form-urlencoded",
+    };
+    const params = new URLSearchParams({ token, token_type_hint: tokenTypeHint });
+    await applyClientAuthentication(
+      method,
+      config,
+      { headers, params, query: url.searchParams },
+      { audience: tokenAudience(config), now },
+    );
+    const what = `revocation endpoint ${describeEndpoint(url)}`;
+    const res = await sendWithDpop(
+      { method: "POST", url, headers, body: params.toString() },
+      config,
+      { what, ...options },
+    );
+    if (res.status >= 200 && res.status <= 299) return { status: res.status };
+    throw tokenEndpointError(res, parseResponseBody(res), config.responseMap, what);
   });
-  const what = `revocation endpoint ${describeEndpoint(url)}`;
-  const res = await sendWithDpop(
-    { method: "POST", url, headers, body: params.toString() },
-    config,
-    { what, ...options },
-  );
-  if (res.status >= 200 && res.status <= 299) return { status: res.status };
-  throw tokenEndpointError(res, parseResponseBody(res), config.responseMap, what);
 }

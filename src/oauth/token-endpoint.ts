@@ -1,7 +1,10 @@
 import { type Clock, systemClock } from "../core/clock.js";
+import { invalidConfig } from "../core/errors.js";
+import { expiryFor } from "../core/refresh-policy.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
-import { applyClientAuthentication } from "./client-auth.js";
+import { type ClientAuthMemory, withClientAuth } from "./auto-auth.js";
+import { applyClientAuthentication, type ConcreteClientAuthMethod } from "./client-auth.js";
 import { asksForNonce, type DpopContext, dpopProof } from "./dpop.js";
 import {
   describeEndpoint,
@@ -11,7 +14,8 @@ import {
   sendHttpRequest,
   type TransportSettings,
 } from "./http.js";
-import { parseTokenResponse } from "./token-response.js";
+import { introspectToken } from "./introspection.js";
+import { numberOf, parseTokenResponse, valueAtPath } from "./token-response.js";
 
 /**
  * The token endpoint (RFC 6749 §3.2), one function per grant, named after the step
@@ -36,6 +40,12 @@ export type TokenEndpointConfig = Pick<
   | "session"
   | "fixedTtlSeconds"
   | "refreshAheadSeconds"
+  | "clientPrivateKey"
+  | "clientKeyId"
+  | "clientKeyAlg"
+  | "resource"
+  | "introspectionUrl"
+  | "server"
 >;
 
 /**
@@ -49,6 +59,8 @@ export interface ProtocolOptions {
   http?: HttpClient;
   /** DPoP (RFC 9449): the connection's key, and the server nonces seen so far. */
   dpop?: DpopContext;
+  /** Where `clientAuth: auto` keeps what the server accepted (auto-auth.ts). */
+  clientAuthMemory?: ClientAuthMemory;
 }
 
 /** RFC 6749 §4.1.3: exchanges an authorization code (with its PKCE verifier, RFC 7636 §4.5). */
@@ -127,20 +139,39 @@ export async function requestToken(
   kind: "grant" | "refresh",
   options: ProtocolOptions = {},
 ): Promise<TokenSet> {
-  const url = new URL(config.tokenUrl);
+  const tokenUrl = requiredEndpoint(config.tokenUrl, "tokenUrl");
+  const token = await withClientAuth(config, options.clientAuthMemory, (method) =>
+    sendTokenRequest(config, tokenUrl, method, grantParams, kind, options),
+  );
+  return withIntrospectedExpiry(config, token, options);
+}
+
+async function sendTokenRequest(
+  config: TokenEndpointConfig,
+  tokenUrl: string,
+  method: ConcreteClientAuthMethod,
+  grantParams: Record<string, string>,
+  kind: "grant" | "refresh",
+  options: ProtocolOptions,
+): Promise<TokenSet> {
+  const url = new URL(tokenUrl);
+  const clock = options.clock ?? systemClock;
   const headers: Record<string, string> = {
     accept: "application/json",
     ...lowerCaseKeys(config.tokenHeaders),
   };
   const params = new URLSearchParams(grantParams);
+  // RFC 8707 §2.2: the resources the token is for, one field each.
+  for (const resource of config.resource ?? []) params.append("resource", resource);
   const extras =
     kind === "refresh" ? { ...config.tokenParams, ...config.refreshParams } : config.tokenParams;
   for (const [name, value] of Object.entries(extras)) params.set(name, value);
-  applyClientAuthentication(config.clientAuth, config, {
-    headers,
-    params,
-    query: url.searchParams,
-  });
+  await applyClientAuthentication(
+    method,
+    config,
+    { headers, params, query: url.searchParams },
+    { audience: tokenAudience(config), now: clock.now() },
+  );
 
   let body: string | undefined;
   if (config.tokenMethod === "GET") {
@@ -154,7 +185,46 @@ export async function requestToken(
     what,
     ...options,
   });
-  return parseTokenResponse(res, config, options.clock ?? systemClock, what);
+  return parseTokenResponse(res, config, clock, what);
+}
+
+/**
+ * A token response without a lifetime (RFC 6749 §5.1 makes `expires_in` optional)
+ * gets its expiry from introspection (RFC 7662 `exp`) when the server offers it.
+ */
+async function withIntrospectedExpiry(
+  config: TokenEndpointConfig,
+  token: TokenSet,
+  options: ProtocolOptions,
+): Promise<TokenSet> {
+  if (config.introspectionUrl === undefined || config.session === "fixed") return token;
+  const map = config.responseMap;
+  const said =
+    numberOf(valueAtPath(token.raw, map.expiresIn ?? "expires_in")) !== undefined ||
+    (map.expiresAt !== undefined && valueAtPath(token.raw, map.expiresAt) !== undefined);
+  if (said) return token;
+  const found = await introspectToken(config, token.accessToken, "access_token", options);
+  if (!found.active || found.exp === undefined) return token;
+  return {
+    ...token,
+    expiresAt: expiryFor({ expiresAtMs: found.exp * 1000 }, config, token.issuedAt),
+  };
+}
+
+/** The `aud` of a client assertion: the token endpoint (RFC 7523 §3), else the issuer. */
+export function tokenAudience(config: {
+  tokenUrl?: string | undefined;
+  server?: { issuer: string } | undefined;
+}): string {
+  return config.tokenUrl ?? config.server?.issuer ?? "";
+}
+
+/** An endpoint the integration (or its discovery) must have given. */
+export function requiredEndpoint(value: string | undefined, field: string): string {
+  if (value === undefined) {
+    throw invalidConfig(field, "is not set, and discovery did not provide it");
+  }
+  return value;
 }
 
 /**

@@ -15,6 +15,7 @@ import { EVENT_TRIGGERS } from "../core/events.js";
 import { integrationSchema } from "../core/integration.js";
 import { LIFECYCLE_EVENT_TYPES } from "../core/lifecycle.js";
 import { DELIVERY_STATUSES } from "../core/webhook.js";
+import { QUIRK_KINDS } from "../presets/catalogue.js";
 
 const secretFlag = z.strictObject({ set: z.boolean() }).meta({ id: "SecretFlag" });
 const isoTime = z.string().describe("ISO 8601");
@@ -148,6 +149,18 @@ const deliveryViewSchema = z
   })
   .meta({ id: "DeliveryView" });
 
+/** A preset as listed: what it says about itself, and the integration fields it sets. */
+const presetEntrySchema = z
+  .looseObject({
+    name: z.string(),
+    displayName: z.string(),
+    docsUrl: z.string(),
+    notes: z.array(z.string()),
+    quirks: z.array(z.enum(QUIRK_KINDS)),
+  })
+  .describe("Also the integration fields the preset sets (never a client credential)")
+  .meta({ id: "PresetEntry" });
+
 /** Every schema /openapi.json names as a component, by its name there. */
 export const RESPONSE_COMPONENTS = {
   ErrorBody: errorBodySchema,
@@ -199,6 +212,8 @@ export const RESPONSE_COMPONENTS = {
     expiresAt: isoTime,
     connectionId: z.string(),
   }),
+  PresetEntry: presetEntrySchema,
+  PresetList: z.strictObject({ presets: z.array(presetEntrySchema) }),
   Health: z.strictObject({ status: z.literal("ok") }),
   Readiness: z.strictObject({
     status: z.enum(["ready", "unavailable"]),

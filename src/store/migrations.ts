@@ -137,6 +137,19 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       },
     },
     "0006_lifecycle": { up: (db: Kysely<unknown>) => lifecycleMigration(db, dialect) },
+    "0007_protocol_a": {
+      async up(db: Kysely<unknown>) {
+        // No foreign key: a learned method outlives nothing it depends on (it is
+        // checked against the token URL it was learned at).
+        await db.schema
+          .createTable("tw_client_auth_learned")
+          .addColumn("integration", "text", (c) => c.primaryKey())
+          .addColumn("token_url", "text", (c) => c.notNull())
+          .addColumn("method", "text", (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
     "0008_protocol_b": {
       async up(db: Kysely<unknown>) {
         // Per-connection rate limits shared by every process (rate-limit.ts): the calls

@@ -164,6 +164,15 @@ export interface ConnectSessionsTable {
   created_at: number;
 }
 
+/** What `clientAuth: auto` found a token endpoint accepts, per integration (0007_protocol_a). */
+export interface ClientAuthLearnedTable {
+  integration: string;
+  /** The token endpoint it was learned at: a move makes it unknown again. */
+  token_url: string;
+  method: string;
+  updated_at: number;
+}
+
 export interface Database {
   tw_integrations: IntegrationsTable;
   tw_connections: ConnectionsTable;
@@ -176,4 +185,5 @@ export interface Database {
   tw_webhooks: WebhooksTable;
   tw_webhook_deliveries: WebhookDeliveriesTable;
   tw_connect_sessions: ConnectSessionsTable;
+  tw_client_auth_learned: ClientAuthLearnedTable;
 }

@@ -4,7 +4,8 @@
  * The drivers differ only in how the Kysely instance is made (open.ts).
  *
  * Each role lives in a module of its own (sql-configuration.ts, sql-token-state.ts,
- * sql-leases.ts, sql-rate-limits.ts, sql-events.ts, sql-pending-authorizations.ts, sql-api-keys.ts) on a
+ * sql-leases.ts, sql-rate-limits.ts, sql-events.ts, sql-pending-authorizations.ts,
+ * sql-api-keys.ts, sql-learned-client-auth.ts) on a
  * shared context (sql-context.ts); this class composes them, and keeps what spans
  * them all: transactions, the sealing key, the change feed, readiness and closing.
  */
@@ -24,6 +25,7 @@ import { SqlApiKeys } from "./sql-api-keys.js";
 import { SqlConfiguration } from "./sql-configuration.js";
 import type { SqlContext } from "./sql-context.js";
 import { SqlEvents } from "./sql-events.js";
+import { SqlLearnedClientAuth } from "./sql-learned-client-auth.js";
 import { SqlLeases } from "./sql-leases.js";
 import { SqlPendingAuthorizations } from "./sql-pending-authorizations.js";
 import { SqlRateLimits } from "./sql-rate-limits.js";
@@ -32,6 +34,7 @@ import { guardStore } from "./storage-errors.js";
 import type {
   ConnectionFilter,
   ConnectionSummary,
+  LearnedClientAuth,
   NewStoredApiKey,
   PendingAuthorization,
   Store,
@@ -73,6 +76,7 @@ export class SqlStore implements Store {
   readonly #events: SqlEvents;
   readonly #pending: SqlPendingAuthorizations;
   readonly #apiKeys: SqlApiKeys;
+  readonly #learned: SqlLearnedClientAuth;
 
   constructor(
     db: Kysely<Database>,
@@ -103,6 +107,7 @@ export class SqlStore implements Store {
     this.#events = new SqlEvents(ctx);
     this.#pending = new SqlPendingAuthorizations(ctx);
     this.#apiKeys = new SqlApiKeys(ctx);
+    this.#learned = new SqlLearnedClientAuth(ctx);
   }
 
   // Lifecycle (0006): bound to this store's database or transaction ------------------
@@ -233,6 +238,19 @@ export class SqlStore implements Store {
   }
   callsHeldUntil(connectionId: string): Promise<number> {
     return this.#rateLimits.callsHeldUntil(connectionId);
+  }
+
+  // Learned client authentication (sql-learned-client-auth.ts) --------------------
+
+  getLearnedClientAuth(integration: string): Promise<LearnedClientAuth | undefined> {
+    return this.#learned.getLearnedClientAuth(integration);
+  }
+  putLearnedClientAuth(
+    integration: string,
+    learned: LearnedClientAuth,
+    now: number,
+  ): Promise<void> {
+    return this.#learned.putLearnedClientAuth(integration, learned, now);
   }
 
   // Events (sql-events.ts) --------------------------------------------------------

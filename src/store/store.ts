@@ -240,6 +240,19 @@ export interface StoreLifecycle {
   close(): Promise<void>;
 }
 
+/** A client authentication method a token endpoint accepted (`clientAuth: auto`). */
+export interface LearnedClientAuth {
+  tokenUrl: string;
+  method: string;
+}
+
+/** What `clientAuth: auto` learned a token endpoint accepts, per integration. */
+export interface LearnedClientAuthStore {
+  /** `undefined`: nothing learned yet. */
+  getLearnedClientAuth(integration: string): Promise<LearnedClientAuth | undefined>;
+  putLearnedClientAuth(integration: string, learned: LearnedClientAuth, now: number): Promise<void>;
+}
+
 /**
  * Everything Tokenwarden keeps: each role above, on one database. A module that needs
  * one role takes that role's interface (lease.ts a `LeaseStore`, event-log.ts an
@@ -253,6 +266,7 @@ export interface Store
     EventStore,
     PendingAuthorizationStore,
     ApiKeyStore,
+    LearnedClientAuthStore,
     KeyManagementStore,
     ChangeFeed,
     StoreLifecycle {}

@@ -380,6 +380,28 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
     }
   });
 
+  it("a new integration can start from a preset: its fields filled, its notes shown", async () => {
+    await page.goto(service.url);
+    await page.getByRole("button", { name: "Integrations" }).click();
+    await page.locator("#new-integration").click();
+    const form = page.locator("#form-dialog");
+    await expect.poll(() => form.locator("#preset-start option").count()).toBeGreaterThan(40);
+    await form.getByLabel("Start from a preset").selectOption("github");
+    expect(await form.getByLabel("Token URL").inputValue()).toBe(
+      "https://github.com/login/oauth/access_token",
+    );
+    expect(await form.getByLabel("Client Auth").inputValue()).toBe("body");
+    expect(await form.locator("#preset-notes").textContent()).toContain("form-encoded");
+    await form.locator("#f-key").fill("gh");
+    await form.getByLabel("Client ID").fill("gh-client");
+    await form.getByLabel("Client Secret").fill("gh-secret-value");
+    await form.getByRole("button", { name: "Save" }).click();
+    await expect.poll(() => form.isVisible()).toBe(false);
+    const saved = await service.tw.getIntegration("gh");
+    expect(saved).toMatchObject({ preset: "github", clientAuth: "body", session: "none" });
+    await service.tw.deleteIntegration("gh");
+  });
+
   it("raised no error in the page", () => {
     expect(pageErrors).toEqual([]);
   });

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyRing } from "../../src/broker/api-keys.js";
 import { EventLog } from "../../src/broker/event-log.js";
+import { ProtocolSupport } from "../../src/broker/protocol-support.js";
 import { loadConnection, Renewer } from "../../src/broker/renewer.js";
 import {
   HttpClient,
@@ -224,6 +225,7 @@ describe("a holder that lost the race", () => {
       random: () => 0.5,
       events: new EventLog(store, clock, () => undefined),
       http,
+      protocol: new ProtocolSupport(store, clock, http),
       publish: async () => undefined,
       keepUnwritten: () => undefined,
     });

@@ -53,8 +53,12 @@ describe("the package", () => {
     expect(files).toContain("dist/index.d.ts");
     expect(files).toContain("dist/cli/main.js");
     expect(files).toContain("public/admin/index.html");
+    expect(files).toContain("presets/catalogue.json");
     const unexpected = files.filter(
-      (f) => !/^(dist\/|public\/admin\/|LICENSE$|README\.md$|package\.json$)/.test(f),
+      (f) =>
+        !/^(dist\/|public\/admin\/|presets\/catalogue\.json$|LICENSE$|README\.md$|package\.json$)/.test(
+          f,
+        ),
     );
     expect(unexpected).toEqual([]);
   });

@@ -143,7 +143,7 @@ describe("generated parameter values (URL templates)", () => {
           } catch (error) {
             return refusedWith(error, ["invalid_config"]);
           }
-          const token = new URL(resolved.tokenUrl);
+          const token = new URL(resolved.tokenUrl ?? "");
           expect(token.hostname).toBe(`${host.toLowerCase()}.auth.example.com`);
           expect(token.protocol).toBe("https:");
           expect(token.username + token.password + token.hash).toBe("");

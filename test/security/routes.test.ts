@@ -206,6 +206,9 @@ describe("default deny on the matched route", () => {
       "get /v1/connections/{id}/token",
       "get /v1/connections/{id}/events",
       "post /v1/connections/{id}/dpop-proof",
+      // The preset catalogue holds no secret (routes/presets.ts).
+      "get /v1/presets",
+      "get /v1/presets/{name}",
       ...["get", "head", "post", "put", "patch", "delete", "options"].map(
         (m) => `${m} /v1/proxy/{id}/{path}`,
       ),

@@ -8,6 +8,8 @@ import { collect, parseAssignments } from "./options.js";
 
 interface AddFlags extends GlobalFlags {
   grantType?: string;
+  preset?: string;
+  discoveryUrl?: string;
   tokenUrl?: string;
   authorizationUrl?: string;
   revocationUrl?: string;
@@ -31,10 +33,12 @@ export function registerIntegrationCommands(program: Command): void {
   integration
     .command("add <key>")
     .description("add an integration (--replace to overwrite one)")
-    .requiredOption(
+    .option(
       "--grant-type <type>",
-      "authorization_code | client_credentials | password | refresh_token",
+      "authorization_code | client_credentials | password | refresh_token (a preset gives one)",
     )
+    .option("--preset <name>", "start from a provider preset (tokenwarden presets)")
+    .option("--discovery-url <url>", "issuer or metadata URL (RFC 8414 / OpenID Connect)")
     .option("--token-url <url>", "token endpoint")
     .option("--authorization-url <url>", "authorization endpoint (authorization_code)")
     .option("--revocation-url <url>", "RFC 7009 revocation endpoint")
@@ -43,7 +47,10 @@ export function registerIntegrationCommands(program: Command): void {
       "--client-secret <secret>",
       "OAuth client secret (prompted on a terminal when left out)",
     )
-    .option("--client-auth <method>", "basic | basic_raw | body | query")
+    .option(
+      "--client-auth <method>",
+      "basic | basic_raw | body | query | auto | client_secret_jwt | private_key_jwt | tls_client_auth | none",
+    )
     .option("--token-method <verb>", "POST | GET")
     .option("--scopes <scopes>", "scopes, separated by spaces or commas")
     .option("--api-base-url <url>", "base URL of the API, for call and the proxy")
@@ -80,8 +87,10 @@ Examples:
         }
         const input: Record<string, unknown> = {
           key,
-          grantType: flags.grantType,
           ...defined({
+            grantType: flags.grantType,
+            preset: flags.preset,
+            discoveryUrl: flags.discoveryUrl,
             tokenUrl: flags.tokenUrl,
             authorizationUrl: flags.authorizationUrl,
             revocationUrl: flags.revocationUrl,
@@ -118,7 +127,12 @@ Examples:
         if (flags.json === true) return printJson(all);
         printTable(
           ["KEY", "GRANT", "TOKEN URL", "CLIENT SECRET"],
-          all.map((i) => [i.key, i.grantType, i.tokenUrl, i.clientSecret.set ? "set" : "-"]),
+          all.map((i) => [
+            i.key,
+            i.grantType,
+            i.tokenUrl ?? i.discoveryUrl ?? "-",
+            i.clientSecret.set ? "set" : "-",
+          ]),
         );
       });
     });

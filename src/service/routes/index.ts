@@ -12,6 +12,7 @@ import { authorizationRoutes } from "./authorization.js";
 import { connectionRoutes } from "./connections.js";
 import type { RouteContext, RouteModule } from "./context.js";
 import { integrationRoutes } from "./integrations.js";
+import { presetRoutes } from "./presets.js";
 import { schemaRoutes } from "./schemas.js";
 import { tokenRoutes } from "./tokens.js";
 
@@ -22,6 +23,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   connectionRoutes,
   tokenRoutes,
   schemaRoutes,
+  presetRoutes,
   (app, { tw }) => registerEventStream(app, tw),
   authorizationRoutes,
   (app, { tw, metrics }) => registerProxy(app, tw, metrics),

@@ -1,0 +1,90 @@
+import { createHash } from "node:crypto";
+import type { Clock } from "../core/clock.js";
+import type { ServerMetadata } from "../core/server-metadata.js";
+import { type DiscoveredServer, discoverServer } from "../oauth/discovery.js";
+import type { TransportSettings } from "../oauth/http.js";
+import { SingleFlight } from "./single-flight.js";
+
+/**
+ * Authorization server metadata per discovery URL, kept as long as the server's
+ * Cache-Control allows, within bounds: at least a minute (a server saying `no-store`
+ * is not asked on every token request), at most a day (endpoints and keys do move).
+ * A failed re-read keeps serving the last good document for a while: a metadata
+ * outage must not stop refreshes whose endpoints have not changed.
+ */
+export const MIN_METADATA_AGE_SECONDS = 60;
+export const MAX_METADATA_AGE_SECONDS = 24 * 60 * 60;
+export const DEFAULT_METADATA_AGE_SECONDS = 60 * 60;
+const STALE_GRACE_MS = 24 * 60 * 60 * 1000;
+/** Tenants times integrations: far above any real catalogue, a bound all the same. */
+const MAX_ENTRIES = 1000;
+
+interface Entry {
+  metadata: ServerMetadata;
+  freshUntil: number;
+  usableUntil: number;
+}
+
+export type Discover = (url: string, transport: TransportSettings) => Promise<DiscoveredServer>;
+
+export class DiscoveryCache {
+  readonly #clock: Clock;
+  readonly #discover: Discover;
+  readonly #entries = new Map<string, Entry>();
+  readonly #flights = new SingleFlight<string, ServerMetadata>();
+
+  constructor(clock: Clock, discover: Discover = discoverServer) {
+    this.#clock = clock;
+    this.#discover = discover;
+  }
+
+  async metadata(discoveryUrl: string, transport: TransportSettings): Promise<ServerMetadata> {
+    const key = cacheKey(discoveryUrl, transport);
+    const now = this.#clock.now();
+    const entry = this.#entries.get(key);
+    if (entry !== undefined && now < entry.freshUntil) return entry.metadata;
+    return this.#flights.run(key, async () => {
+      try {
+        const found = await this.#discover(discoveryUrl, transport);
+        const age = Math.min(
+          Math.max(found.maxAgeSeconds ?? DEFAULT_METADATA_AGE_SECONDS, MIN_METADATA_AGE_SECONDS),
+          MAX_METADATA_AGE_SECONDS,
+        );
+        const at = this.#clock.now();
+        this.#remember(key, {
+          metadata: found.metadata,
+          freshUntil: at + age * 1000,
+          usableUntil: at + age * 1000 + STALE_GRACE_MS,
+        });
+        return found.metadata;
+      } catch (error) {
+        if (entry !== undefined && this.#clock.now() < entry.usableUntil) return entry.metadata;
+        throw error;
+      }
+    });
+  }
+
+  /** Forgets every document (an integration changed its discovery settings). */
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  #remember(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    if (this.#entries.size > MAX_ENTRIES) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+  }
+}
+
+/** The same URL through another proxy or trust setting may be another document. */
+function cacheKey(url: string, transport: TransportSettings): string {
+  const how = createHash("sha256")
+    .update(
+      JSON.stringify([transport.tls.mode, transport.tls.ca ?? null, transport.proxyUrl ?? null]),
+    )
+    .digest("base64url");
+  return `${how}|${url}`;
+}

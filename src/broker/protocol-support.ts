@@ -1,0 +1,79 @@
+import type { Clock } from "../core/clock.js";
+import { CLIENT_AUTH_METHODS } from "../core/integration.js";
+import type { ResolvedIntegration } from "../core/resolve.js";
+import { withServerMetadata } from "../core/server-metadata.js";
+import type { ClientAuthMemory } from "../oauth/auto-auth.js";
+import type { ConcreteClientAuthMethod } from "../oauth/client-auth.js";
+import { discoverServer } from "../oauth/discovery.js";
+import type { HttpClient } from "../oauth/http.js";
+import type { ProtocolOptions } from "../oauth/token-endpoint.js";
+import type { LearnedClientAuthStore } from "../store/store.js";
+import { type Discover, DiscoveryCache } from "./discovery-cache.js";
+
+/**
+ * What the broker adds to a resolved integration before speaking to its server:
+ * the endpoints and metadata discovery finds (its own fields win), and the memory of
+ * which client authentication `auto` found accepted, kept in the store per
+ * integration so every process starts with it.
+ */
+export class ProtocolSupport {
+  readonly #store: LearnedClientAuthStore;
+  readonly #clock: Clock;
+  readonly #http: HttpClient;
+  readonly #discovery: DiscoveryCache;
+
+  /** `http` is the broker's client: discovery and every protocol call go through its pools. */
+  constructor(store: LearnedClientAuthStore, clock: Clock, http: HttpClient, discover?: Discover) {
+    this.#store = store;
+    this.#clock = clock;
+    this.#http = http;
+    this.#discovery = new DiscoveryCache(
+      clock,
+      discover ?? ((url, transport) => discoverServer(url, transport, { http })),
+    );
+  }
+
+  /** The integration with what its discovery URL says filled in. */
+  async prepare(resolved: ResolvedIntegration): Promise<ResolvedIntegration> {
+    if (resolved.discoveryUrl === undefined) return resolved;
+    const metadata = await this.#discovery.metadata(resolved.discoveryUrl, resolved);
+    return withServerMetadata(resolved, metadata);
+  }
+
+  /** Options for the protocol client's calls on behalf of this integration. */
+  options(resolved: ResolvedIntegration): ProtocolOptions {
+    const base = { clock: this.#clock, http: this.#http };
+    if (resolved.clientAuth !== "auto") return base;
+    return { ...base, clientAuthMemory: this.#memory(resolved) };
+  }
+
+  forgetDiscovery(): void {
+    this.#discovery.clear();
+  }
+
+  #memory(resolved: ResolvedIntegration): ClientAuthMemory {
+    const store = this.#store;
+    const clock = this.#clock;
+    // Learned for this token endpoint: a move makes it unknown again.
+    const tokenUrl = resolved.tokenUrl ?? "";
+    const integration = resolved.key;
+    return {
+      async get() {
+        const learned = await store.getLearnedClientAuth(integration);
+        if (learned === undefined || learned.tokenUrl !== tokenUrl) return undefined;
+        return isConcrete(learned.method) ? learned.method : undefined;
+      },
+      async set(method) {
+        try {
+          await store.putLearnedClientAuth(integration, { tokenUrl, method }, clock.now());
+        } catch {
+          // A memory, not a requirement: the next request tries again from the start.
+        }
+      },
+    };
+  }
+}
+
+function isConcrete(method: string): method is ConcreteClientAuthMethod {
+  return method !== "auto" && (CLIENT_AUTH_METHODS as readonly string[]).includes(method);
+}

@@ -1,0 +1,42 @@
+import type { Command } from "commander";
+import { TokenwardenError } from "../../core/errors.js";
+import { PRESETS, presetEntry } from "../../presets/catalogue.js";
+import type { GlobalFlags } from "../context.js";
+import { printJson, printTable } from "../output.js";
+
+/**
+ * `tokenwarden presets [name]`: the catalogue shipped in the package. It needs no
+ * database and no key: it reads only the package's own data.
+ */
+export function registerPresetsCommand(program: Command): void {
+  program
+    .command("presets [name]")
+    .description('list the provider presets (preset: "<name>" in an integration), or show one')
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ tokenwarden presets
+  $ tokenwarden presets github --json
+  $ tokenwarden integration add gh --preset github --client-id Iv1.abc`,
+    )
+    .action((name: string | undefined, _flags: GlobalFlags, command: Command) => {
+      const flags = command.optsWithGlobals<GlobalFlags>();
+      const entries = PRESETS.map(presetEntry);
+      if (name !== undefined) {
+        const entry = entries.find((e) => e.name === name);
+        if (entry === undefined)
+          throw new TokenwardenError("not_found", `preset ${name} does not exist`);
+        if (flags.json === true) return printJson(entry);
+        const { notes, quirks, ...fields } = entry;
+        process.stdout.write(`${JSON.stringify(fields, null, 2)}\n`);
+        for (const note of notes) process.stdout.write(`- ${note}\n`);
+        return;
+      }
+      if (flags.json === true) return printJson(entries);
+      printTable(
+        ["NAME", "PROVIDER", "GRANT", "DOCS"],
+        entries.map((e) => [e.name, e.displayName, String(e.grantType ?? "-"), e.docsUrl]),
+      );
+    });
+}
