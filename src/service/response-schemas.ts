@@ -5,6 +5,7 @@
  * this module fail the build if a view and its schema ever disagree.
  */
 import { z } from "zod";
+import type { ApiKeyView } from "../broker/api-keys.js";
 import type { AccessToken, ConnectionView, IntegrationView } from "../broker/views.js";
 import { CONNECTION_STATUSES, connectionSchema } from "../core/connection.js";
 import { ERROR_CODES } from "../core/errors.js";
@@ -88,6 +89,17 @@ export const tokenEventSchema = z
   })
   .meta({ id: "TokenEvent" });
 
+export const apiKeyViewSchema = z
+  .strictObject({
+    id: z.string(),
+    name: z.string(),
+    role: z.enum(["admin", "client"]),
+    integrations: z.array(z.string()).nullable().describe("null: every integration"),
+    environments: z.array(z.string()).nullable().describe("null: every environment"),
+    createdAt: isoTime,
+  })
+  .meta({ id: "ApiKeyView" });
+
 /** `{ error: { code, message, ... } }`: every failure, never a secret (errors.ts). */
 export const errorBodySchema = z.strictObject({
   error: z.strictObject({
@@ -138,6 +150,16 @@ export const RESPONSE_COMPONENTS = {
     statuses: z.array(z.enum(CONNECTION_STATUSES)),
     actions: z.record(z.string(), z.record(z.string(), z.unknown())),
   }),
+  ApiKeyView: apiKeyViewSchema,
+  ApiKeyList: z.strictObject({ apiKeys: z.array(apiKeyViewSchema) }),
+  CreatedApiKey: z.strictObject({
+    ...apiKeyViewSchema.omit({ createdAt: true }).shape,
+    key: z.string().describe("The key itself: shown only in this answer"),
+  }),
+  ImportReport: z.strictObject({
+    integrations: z.number().int().describe("Integrations written"),
+    connections: z.number().int().describe("Connections written"),
+  }),
   Health: z.strictObject({ status: z.literal("ok") }),
   Readiness: z.strictObject({
     status: z.enum(["ready", "unavailable"]),
@@ -154,5 +176,6 @@ const views: [
   Same<z.output<typeof tokenEventSchema>, TokenEvent>,
   Same<z.output<typeof connectionViewSchema>, ConnectionView>,
   Same<z.output<typeof integrationViewSchema>, IntegrationView>,
-] = [true, true, true, true];
+  Same<z.output<typeof apiKeyViewSchema>, ApiKeyView>,
+] = [true, true, true, true, true];
 void views;
