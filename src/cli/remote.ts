@@ -208,6 +208,24 @@ export class RemoteBackend implements Backend {
     return this.getConnection(id);
   }
 
+  /** `events --follow` for a client key: the connection's newest page, read every second. */
+  async #pollEvents(
+    id: string,
+    options: FollowOptions,
+    onEvent: (event: TokenEvent) => void,
+  ): Promise<void> {
+    const newest = async () => this.listEvents(id, { limit: 100 });
+    let cursor = options.after ?? (await newest())[0]?.id ?? 0;
+    options.onListening?.();
+    while (!options.signal.aborted) {
+      await sleep(CLIENT_POLL_MS, undefined, { signal: options.signal }).catch(() => undefined);
+      if (options.signal.aborted) return;
+      const fresh = (await newest()).filter((event) => event.id > cursor).reverse();
+      for (const event of fresh) onEvent(event);
+      cursor = fresh.at(-1)?.id ?? cursor;
+    }
+  }
+
   /**
    * `GET /v1/events/stream` (server-sent events, every connection's), kept to this
    * connection's. When the service drops the stream (a restart, a slow reader) it is
@@ -245,7 +263,10 @@ export class RemoteBackend implements Backend {
           headers: res.headers,
           text: await res.body.text(),
         };
-        throw serviceError(answer) ?? unexpected(answer);
+        const error = serviceError(answer) ?? unexpected(answer);
+        // The stream is for admin keys; a client key reads its connection's page instead.
+        if (first && error.code === "forbidden") return this.#pollEvents(id, options, onEvent);
+        throw error;
       }
       const parser = createParser({
         onEvent: (message) => {
@@ -270,6 +291,9 @@ export class RemoteBackend implements Backend {
     }
   }
 }
+
+/** How often a client key's follow reads the connection's newest events. */
+const CLIENT_POLL_MS = 1000;
 
 /** The service's `{ error: { code, message, ... } }`, or `undefined` for any other body. */
 function serviceError(answer: Answer): TokenwardenError | undefined {

@@ -305,6 +305,14 @@ describe("the CLI through a service", () => {
     await run("connection", "add", "other-1", "--integration", "follow");
     await run("token", "follow-1");
     const child = startCli(["events", "follow-1", "--follow", "--json"], { env: remote });
+    // A client key may not read the stream (admin only): it follows the connection's page.
+    const clientKey = (
+      await run("apikey", "create", "--name", "follower", "--role", "client")
+    ).stdout.trim();
+    const asClient = startCli(["events", "follow-1", "--follow", "--json"], {
+      env: { ...remote, TOKENWARDEN_API_KEY: clientKey },
+    });
+    await asClient.waitFor(/"trigger":"demand"/);
     const first = JSON.parse(await child.waitFor(/"trigger":"demand"/));
     expect(first).toMatchObject({ connectionId: "follow-1", action: "obtain" });
     await run("token", "other-1");
@@ -313,6 +321,9 @@ describe("the CLI through a service", () => {
     expect(next).toMatchObject({ connectionId: "follow-1", action: "obtain", outcome: "success" });
     expect(next.id).toBeGreaterThan(first.id);
     expect(await child.stop("SIGINT")).toBe(0);
+    expect(JSON.parse(await asClient.waitFor(/"trigger":"manual"/))).toEqual(next);
+    expect(await asClient.stop("SIGTERM")).toBe(0);
+    expect(asClient.lines().filter((l) => l !== "")).toHaveLength(2);
     // Only this connection's events, each once.
     const seen = child
       .lines()
