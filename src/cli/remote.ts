@@ -282,7 +282,9 @@ export class RemoteBackend implements Backend {
       if (first) options.onListening?.();
       first = false;
       try {
-        for await (const chunk of res.body) parser.feed((chunk as Buffer).toString("utf8"));
+        // Decoded across chunks: a character split between two reads stays whole.
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body) parser.feed(decoder.decode(chunk, { stream: true }));
       } catch {
         // Aborted, or the connection broke: the loop decides.
       }
