@@ -9,7 +9,7 @@
 import { CONNECTION_SECRET_FIELDS, parseConnection } from "../core/connection.js";
 import { TokenwardenError } from "../core/errors.js";
 import { parseIntegration } from "../core/integration.js";
-import type { CatalogueWriter } from "./catalogue.js";
+import type { CatalogueWriter, PutIntegrationOptions } from "./catalogue.js";
 
 /** What a declarative file holds, parsed but not yet validated. */
 export interface CatalogueDocument {
@@ -36,6 +36,7 @@ export function validateCatalogueDocument(document: CatalogueDocument): void {
 export async function importCatalogue(
   catalogue: CatalogueWriter,
   document: CatalogueDocument,
+  options: Pick<PutIntegrationOptions, "moduleHooks"> = {},
 ): Promise<CatalogueImportReport> {
   // An integration moving to a new destination may keep its connections' secrets when
   // this file sends them again: they are written later in the same transaction.
@@ -46,7 +47,7 @@ export async function importCatalogue(
   }
   for (const [i, item] of document.integrations.entries()) {
     await located(`integrations[${i}]`, () =>
-      catalogue.putIntegration(item, { resentConnectionSecrets }),
+      catalogue.putIntegration(item, { ...options, resentConnectionSecrets }),
     );
   }
   for (const [i, item] of document.connections.entries()) {

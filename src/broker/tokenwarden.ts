@@ -339,9 +339,12 @@ export class Tokenwarden extends EventEmitter<{
    * A declarative file's entries (config/declarative.ts), each validated first, then
    * all written in one transaction: all of them land or none.
    */
-  async applyDeclarative(document: CatalogueDocument): Promise<CatalogueImportReport> {
+  async applyDeclarative(
+    document: CatalogueDocument,
+    options: Pick<PutIntegrationOptions, "moduleHooks"> = {},
+  ): Promise<CatalogueImportReport> {
     validateCatalogueDocument(document);
-    return this.writeCatalogue((catalogue) => importCatalogue(catalogue, document));
+    return this.writeCatalogue((catalogue) => importCatalogue(catalogue, document, options));
   }
 
   /** The integration, or `undefined` when there is none of that key. */

@@ -2,21 +2,27 @@
 /**
  * The `tokenwarden` command: a thin adapter over the broker and the service. Each
  * command parses its flags (commander), calls one library function and prints the
- * result; a failure prints `error <code>: <message>` on stderr and exits 1.
+ * result; a failure prints `error <code>: <message>` on stderr (JSON under --json) and
+ * exits 1. With TOKENWARDEN_URL (or --url) and TOKENWARDEN_API_KEY, commands talk to a
+ * running service instead of the database (context.ts).
  */
 import { Command, CommanderError } from "commander";
 import { addSettingOptions, GLOBAL_SETTINGS } from "../config/settings.js";
-import { isTokenwardenError } from "../core/errors.js";
+import { isTokenwardenError, TokenwardenError } from "../core/errors.js";
 import { registerApiKeyCommands } from "./commands/apikey.js";
 import { registerAuthorizeCommand } from "./commands/authorize.js";
+import { registerCompletionCommand } from "./commands/completion.js";
 import { registerConnectCommand } from "./commands/connect.js";
 import { registerConnectionCommands } from "./commands/connection.js";
+import { registerEventsCommand } from "./commands/events.js";
 import { registerIntegrationCommands } from "./commands/integration.js";
 import { registerKeyCommands } from "./commands/key.js";
 import { registerPresetsCommand } from "./commands/presets.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerTokenCommands } from "./commands/tokens.js";
 import { registerWebhookCommands } from "./commands/webhook.js";
+import { addRemoteOption } from "./context.js";
+import { printError } from "./output.js";
 
 const VERSION = "0.1.0";
 
@@ -28,8 +34,10 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({
       // Usage errors in the same shape as every other failure.
-      outputError: (text, write) =>
-        write(`error invalid_config: ${text.replace(/^error: /, "").trimEnd()}\n`),
+      outputError: (text) =>
+        printError(new TokenwardenError("invalid_config", text.replace(/^error: /, "").trimEnd()), {
+          json: wantsJson(),
+        }),
     })
     .addHelpText(
       "after",
@@ -43,19 +51,30 @@ Examples:
 
 The master key is TOKENWARDEN_SECRET_KEY (32 bytes, base64), or for SQLite a key file
 beside the database; TOKENWARDEN_PREVIOUS_SECRET_KEYS (comma-separated) opens values
-sealed under older keys (see "key rotate"). Exit status: 0 on success, 1 with "error <code>: <message>".`,
+sealed under older keys (see "key rotate").
+
+To work through a running service instead (no database URL or master key here), set
+TOKENWARDEN_URL (or --url) and TOKENWARDEN_API_KEY:
+  $ export TOKENWARDEN_URL=https://tokens.example.com TOKENWARDEN_API_KEY=tw_...
+  $ tokenwarden token acme-prod
+
+Exit status: 0 on success, 1 with "error <code>: <message>" on stderr
+({"error":{"code":...,"message":...}} under --json), 2 for a usage error.`,
     );
   addSettingOptions(program, GLOBAL_SETTINGS);
+  addRemoteOption(program);
   registerServeCommand(program);
   registerIntegrationCommands(program);
   registerConnectionCommands(program);
   registerTokenCommands(program);
+  registerEventsCommand(program);
   registerAuthorizeCommand(program);
   registerApiKeyCommands(program);
   registerKeyCommands(program);
   registerWebhookCommands(program);
   registerConnectCommand(program);
   registerPresetsCommand(program);
+  registerCompletionCommand(program);
   return program;
 }
 
@@ -65,6 +84,13 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
+/** --json anywhere before a `--` (commander may not have parsed it when usage fails). */
+function wantsJson(): boolean {
+  const args = process.argv.slice(2);
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).includes("--json");
+}
+
 buildProgram()
   .parseAsync(process.argv)
   .catch((error: unknown) => {
@@ -73,15 +99,12 @@ buildProgram()
       process.exitCode = error.exitCode === 0 ? 0 : 2;
       return;
     }
-    if (isTokenwardenError(error)) {
-      const more = (error.issues ?? []).slice(1).map((i) => `\n  ${i.field}: ${i.message}`);
-      const first =
-        more.length === 0 ? error.message : error.message.replace(/ \(and \d+ more\)$/, "");
-      process.stderr.write(`error ${error.code}: ${first}${more.join("")}\n`);
-    } else {
-      process.stderr.write(
-        `error internal_error: ${error instanceof Error ? error.message : String(error)}\n`,
-      );
-    }
+    const failure = isTokenwardenError(error)
+      ? error
+      : new TokenwardenError(
+          "internal_error",
+          error instanceof Error ? error.message : String(error),
+        );
+    printError(failure, { json: wantsJson() });
     process.exitCode = 1;
   });

@@ -1,4 +1,5 @@
 import { stripVTControlCharacters, styleText } from "node:util";
+import type { TokenwardenError } from "../core/errors.js";
 
 /**
  * How the CLI speaks: tables and colour for people (colour only on a terminal, and
@@ -88,22 +89,57 @@ export function relative(iso: string | null, now = Date.now()): string {
   return delta >= 0 ? `in ${text}` : `${text} ago`;
 }
 
-/** A spinner on stderr while something is awaited (only on a terminal). */
-export function spinner(text: string): { stop(final?: string): void } {
-  const stream = process.stderr;
-  if (!stream.isTTY) {
-    stream.write(`${text}\n`);
-    return { stop: (final) => final !== undefined && stream.write(`${final}\n`) };
+/**
+ * A spinner on stderr while something slow is awaited: only when stderr is a terminal
+ * and the output is for people. In a pipe, a log or under --json there is nothing.
+ */
+export function spinner(
+  text: string,
+  options: OutputOptions = {},
+  stream: NodeJS.WriteStream = process.stderr,
+): { stop(final?: string): void } {
+  if (!stream.isTTY || options.json === true || process.env.TERM === "dumb") {
+    return { stop: () => undefined };
   }
   const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
   let i = 0;
-  const timer = setInterval(() => {
-    stream.write(`\r${frames[i++ % frames.length]} ${text}`);
-  }, 80);
+  const draw = () => stream.write(`\r${frames[i++ % frames.length]} ${text}`);
+  draw();
+  const timer = setInterval(draw, 80);
   return {
     stop(final) {
       clearInterval(timer);
       stream.write(`\r\u001b[K${final === undefined ? "" : `${final}\n`}`);
     },
   };
+}
+
+/** `work` with a spinner saying `text` until it settles. */
+export async function withSpinner<T>(
+  text: string,
+  options: OutputOptions,
+  work: () => Promise<T>,
+): Promise<T> {
+  const progress = spinner(text, options);
+  try {
+    return await work();
+  } finally {
+    progress.stop();
+  }
+}
+
+/**
+ * A failure as `error <code>: <message>` (each further field problem on its own
+ * line), or under --json as `{"error":{code,message,field?,...}}`, on stderr.
+ */
+export function printError(error: TokenwardenError, options: OutputOptions = {}): void {
+  if (options.json === true) {
+    const { status, ...rest } = error.toJSON();
+    const body = status === undefined ? rest : { ...rest, upstreamStatus: status };
+    process.stderr.write(`${JSON.stringify({ error: body })}\n`);
+    return;
+  }
+  const more = (error.issues ?? []).slice(1).map((i) => `\n  ${i.field}: ${i.message}`);
+  const first = more.length === 0 ? error.message : error.message.replace(/ \(and \d+ more\)$/, "");
+  process.stderr.write(`error ${error.code}: ${first}${more.join("")}\n`);
 }

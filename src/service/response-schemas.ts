@@ -6,6 +6,7 @@
  */
 
 import { z } from "zod";
+import type { ApiKeyView } from "../broker/api-keys.js";
 import type { AccessToken, ConnectionView, IntegrationView } from "../broker/views.js";
 import type { DeliveryView, WebhookView } from "../broker/webhooks/admin.js";
 import { CONNECTION_STATUSES, connectionSchema } from "../core/connection.js";
@@ -95,6 +96,17 @@ export const tokenEventSchema = z
     durationMs: z.number(),
   })
   .meta({ id: "TokenEvent" });
+
+export const apiKeyViewSchema = z
+  .strictObject({
+    id: z.string(),
+    name: z.string(),
+    role: z.enum(["admin", "client"]),
+    integrations: z.array(z.string()).nullable().describe("null: every integration"),
+    environments: z.array(z.string()).nullable().describe("null: every environment"),
+    createdAt: isoTime,
+  })
+  .meta({ id: "ApiKeyView" });
 
 /** `{ error: { code, message, ... } }`: every failure, never a secret (errors.ts). */
 export const errorBodySchema = z.strictObject({
@@ -214,6 +226,16 @@ export const RESPONSE_COMPONENTS = {
   }),
   PresetEntry: presetEntrySchema,
   PresetList: z.strictObject({ presets: z.array(presetEntrySchema) }),
+  ApiKeyView: apiKeyViewSchema,
+  ApiKeyList: z.strictObject({ apiKeys: z.array(apiKeyViewSchema) }),
+  CreatedApiKey: z.strictObject({
+    ...apiKeyViewSchema.omit({ createdAt: true }).shape,
+    key: z.string().describe("The key itself: shown only in this answer"),
+  }),
+  ImportReport: z.strictObject({
+    integrations: z.number().int().describe("Integrations written"),
+    connections: z.number().int().describe("Connections written"),
+  }),
   Health: z.strictObject({ status: z.literal("ok") }),
   Readiness: z.strictObject({
     status: z.enum(["ready", "unavailable"]),
@@ -232,5 +254,6 @@ const views: [
   Same<z.output<typeof integrationViewSchema>, IntegrationView>,
   Same<z.output<typeof webhookViewSchema>, WebhookView>,
   Same<z.output<typeof deliveryViewSchema>, DeliveryView>,
-] = [true, true, true, true, true, true];
+  Same<z.output<typeof apiKeyViewSchema>, ApiKeyView>,
+] = [true, true, true, true, true, true, true];
 void views;

@@ -278,6 +278,8 @@ describe("the tokenwarden command", () => {
       ["token"],
       ["call"],
       ["authorize"],
+      ["events"],
+      ["completion"],
     ]) {
       const help = await cli(...command, "--help");
       expect(help.code).toBe(0);

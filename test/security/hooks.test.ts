@@ -99,6 +99,33 @@ describe("module hooks through the service", () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it("are confined the same way in an import (POST /v1/import), which then writes nothing", async () => {
+    for (const hook of ["../outside/evil.mjs", evil, "link.mjs"]) {
+      const res = await withDir.call("POST", "/v1/import", {
+        body: {
+          integrations: [
+            { key: "imported-ok", ...integration("good.mjs") },
+            { key: "imported-hook", ...integration(hook) },
+          ],
+          connections: [],
+        },
+      });
+      expect(res.status, hook).toBe(400);
+      expect(res.json.error, hook).toMatchObject({
+        code: "invalid_config",
+        field: "integrations[1].refreshHook",
+      });
+    }
+    expect((await withDir.call("GET", "/v1/integrations/imported-ok")).status).toBe(404);
+    for (const hook of ["good.mjs", evil]) {
+      const res = await withoutDir.call("POST", "/v1/import", {
+        body: { integrations: [{ key: "imported-hook", ...integration(hook) }] },
+      });
+      expect(res.status, hook).toBe(400);
+    }
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it("runs one that is inside, from its real path", async () => {
     for (const hook of ["good.mjs", "./sub/../good.mjs", join(hooksDir, "good.mjs")]) {
       const res = await withDir.call("PUT", "/v1/integrations/good", { body: integration(hook) });

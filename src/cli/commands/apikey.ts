@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { type GlobalFlags, withTokenwarden } from "../context.js";
+import { type GlobalFlags, withBackend } from "../context.js";
 import { printJson, printTable } from "../output.js";
 import { collect } from "./options.js";
 
@@ -49,8 +49,8 @@ export function registerApiKeyCommands(program: Command): void {
     )
     .action(async (_flags: CreateFlags, command: Command) => {
       const flags = command.optsWithGlobals<CreateFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        const created = await tw.apiKeys.create({
+      await withBackend(flags, async (api) => {
+        const created = await api.apiKeys.create({
           name: flags.name,
           role: flags.role,
           integrations: flags.integration,
@@ -71,8 +71,8 @@ export function registerApiKeyCommands(program: Command): void {
     .description("list API keys (ids, names, roles, limits; the keys themselves are not kept)")
     .action(async (_flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        const keys = await tw.apiKeys.list();
+      await withBackend(flags, async (api) => {
+        const keys = await api.apiKeys.list();
         if (flags.json === true) printJson(keys);
         else
           printTable(
@@ -87,8 +87,8 @@ export function registerApiKeyCommands(program: Command): void {
     .description("delete an API key")
     .action(async (id: string, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        await tw.apiKeys.delete(id);
+      await withBackend(flags, async (api) => {
+        await api.apiKeys.delete(id);
         if (flags.json === true) printJson({ deleted: id });
         else process.stdout.write(`API key ${id} deleted\n`);
       });

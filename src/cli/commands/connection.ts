@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { CONNECTION_STATUSES } from "../../core/connection.js";
 import { invalidConfig, TokenwardenError } from "../../core/errors.js";
-import { type GlobalFlags, withTokenwarden } from "../context.js";
+import { type GlobalFlags, withBackend } from "../context.js";
 import { printFields, printJson, printTable, relative, status } from "../output.js";
-import { promptSecret } from "../prompt.js";
+import { oneStdinFlag, secretInput } from "../prompt.js";
 import { defined } from "./integration.js";
 import { collect, parsePairs } from "./options.js";
 
@@ -13,9 +13,12 @@ interface AddFlags extends GlobalFlags {
   param: string[];
   clientId?: string;
   clientSecret?: string;
+  clientSecretStdin?: boolean;
   username?: string;
   password?: string;
+  passwordStdin?: boolean;
   refreshToken?: string;
+  refreshTokenStdin?: boolean;
   replace?: boolean;
 }
 
@@ -43,15 +46,18 @@ export function registerConnectionCommands(program: Command): void {
     )
     .option("--client-id <id>", "override the integration's client id")
     .option("--client-secret <secret>", "override the integration's client secret")
+    .option("--client-secret-stdin", "read that client secret from stdin")
     .option("--username <name>", "resource owner (password grant)")
     .option(
       "--password <password>",
       "resource owner's password (prompted on a terminal when left out)",
     )
+    .option("--password-stdin", "read the password from stdin")
     .option(
       "--refresh-token <token>",
       "the refresh token to start from (refresh_token grant; prompted when left out)",
     )
+    .option("--refresh-token-stdin", "read the refresh token from stdin")
     .option("--replace", "overwrite an existing connection of that id")
     .addHelpText(
       "after",
@@ -59,12 +65,22 @@ export function registerConnectionCommands(program: Command): void {
 Examples:
   $ tokenwarden connection add acme-prod --integration acme --environment prod
   $ tokenwarden connection add crm-eu --integration crm --param region=eu
-  $ tokenwarden connection add legacy --integration legacy-api --username svc-user   # password prompted`,
+  $ tokenwarden connection add legacy --integration legacy-api --username svc-user   # password prompted
+  $ printf '%s' "$SVC_PASSWORD" | tokenwarden connection add legacy --integration legacy-api \\
+      --username svc-user --password-stdin
+
+Secrets given as flags are visible to other users in the process list: in scripts,
+prefer the --*-stdin flags (one per command: stdin holds one value).`,
     )
     .action(async (id: string, _flags: AddFlags, command: Command) => {
       const flags = command.optsWithGlobals<AddFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        if (flags.replace !== true && (await tw.findConnection(id)) !== undefined) {
+      oneStdinFlag({
+        "--client-secret-stdin": flags.clientSecretStdin,
+        "--password-stdin": flags.passwordStdin,
+        "--refresh-token-stdin": flags.refreshTokenStdin,
+      });
+      await withBackend(flags, async (api) => {
+        if (flags.replace !== true && (await api.findConnection(id)) !== undefined) {
           throw new TokenwardenError(
             "conflict",
             `connection ${id} exists; add --replace to overwrite it`,
@@ -79,25 +95,37 @@ Examples:
           ...defined({
             environment: flags.environment,
             clientId: flags.clientId,
-            clientSecret: flags.clientSecret,
             username: flags.username,
-            password: flags.password,
-            refreshToken: flags.refreshToken,
           }),
           ...(flags.param.length > 0 ? { parameters: parsePairs(flags.param, "param") } : {}),
         };
-        const grantType = (await tw.findIntegration(flags.integration))?.grantType;
-        if (grantType === "password" && input.password === undefined) {
-          const password = await promptSecret(
-            `Password for ${flags.username ?? "the resource owner"}: `,
-          );
-          if (password !== undefined) input.password = password;
-        }
-        if (grantType === "refresh_token" && input.refreshToken === undefined) {
-          const token = await promptSecret("Refresh token: ");
-          if (token !== undefined) input.refreshToken = token;
-        }
-        const view = await tw.putConnection(input);
+        const grantType = (await api.findIntegration(flags.integration))?.grantType;
+        const secrets = {
+          clientSecret: await secretInput({
+            field: "clientSecret",
+            flag: "client-secret",
+            value: flags.clientSecret,
+            fromStdin: flags.clientSecretStdin,
+          }),
+          password: await secretInput({
+            field: "password",
+            flag: "password",
+            value: flags.password,
+            fromStdin: flags.passwordStdin,
+            ...(grantType === "password"
+              ? { question: `Password for ${flags.username ?? "the resource owner"}: ` }
+              : {}),
+          }),
+          refreshToken: await secretInput({
+            field: "refreshToken",
+            flag: "refresh-token",
+            value: flags.refreshToken,
+            fromStdin: flags.refreshTokenStdin,
+            ...(grantType === "refresh_token" ? { question: "Refresh token: " } : {}),
+          }),
+        };
+        Object.assign(input, defined(secrets));
+        const view = await api.putConnection(input);
         if (flags.json === true) printJson(view);
         else process.stdout.write(`connection ${view.id} saved (${status(view.status)})\n`);
       });
@@ -117,8 +145,8 @@ Examples:
       ) {
         throw invalidConfig("status", `must be one of ${CONNECTION_STATUSES.join(", ")}`);
       }
-      await withTokenwarden(flags, async (tw) => {
-        const all = await tw.listConnections(
+      await withBackend(flags, async (api) => {
+        const all = await api.listConnections(
           defined({
             integration: flags.integration,
             status: flags.status,
@@ -145,8 +173,8 @@ Examples:
     .description("show a connection and its state (secrets only as set)")
     .action(async (id: string, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        const view = await tw.getConnection(id);
+      await withBackend(flags, async (api) => {
+        const view = await api.getConnection(id);
         if (flags.json === true) return printJson(view);
         printFields({
           ...view,
@@ -166,8 +194,8 @@ Examples:
     )
     .action(async (id: string, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        await tw.deleteConnection(id);
+      await withBackend(flags, async (api) => {
+        await api.deleteConnection(id);
         if (flags.json === true) printJson({ deleted: id });
         else process.stdout.write(`connection ${id} deleted\n`);
       });

@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { loadDeclarativeFile } from "../../config/declarative.js";
 import { TokenwardenError } from "../../core/errors.js";
-import { type GlobalFlags, withTokenwarden } from "../context.js";
+import { type GlobalFlags, withBackend } from "../context.js";
 import { printFields, printJson, printTable } from "../output.js";
-import { promptSecret } from "../prompt.js";
+import { secretInput } from "../prompt.js";
 import { collect, parseAssignments } from "./options.js";
 
 interface AddFlags extends GlobalFlags {
@@ -14,7 +14,8 @@ interface AddFlags extends GlobalFlags {
   authorizationUrl?: string;
   revocationUrl?: string;
   clientId?: string;
-  clientSecret?: string;
+  clientSecret?: string | false;
+  clientSecretStdin?: boolean;
   clientAuth?: string;
   tokenMethod?: string;
   scopes?: string;
@@ -45,8 +46,10 @@ export function registerIntegrationCommands(program: Command): void {
     .option("--client-id <id>", "OAuth client id")
     .option(
       "--client-secret <secret>",
-      "OAuth client secret (prompted on a terminal when left out)",
+      "OAuth client secret (prompted on a terminal when left out; visible to other users in the process list: prefer --client-secret-stdin)",
     )
+    .option("--client-secret-stdin", "read the client secret from stdin")
+    .option("--no-client-secret", "a public client: no client secret, none asked for")
     .option(
       "--client-auth <method>",
       "basic | basic_raw | body | query | auto | client_secret_jwt | private_key_jwt | tls_client_auth | none",
@@ -69,14 +72,16 @@ export function registerIntegrationCommands(program: Command): void {
 Examples:
   $ tokenwarden integration add acme --grant-type client_credentials \\
       --token-url https://auth.acme.example/oauth/token --client-id my-app --scopes orders.read
+  $ vault kv get -field=secret kv/acme | tokenwarden integration add acme --grant-type client_credentials \\
+      --token-url https://auth.acme.example/oauth/token --client-id my-app --client-secret-stdin
   $ tokenwarden integration add crm --grant-type authorization_code \\
       --authorization-url https://{region}.crm.example/authorize --token-url https://{region}.crm.example/token \\
       --parameter region --client-id app --set 'tokenPlacement={"in":"query","name":"access_token"}'`,
     )
     .action(async (key: string, _flags: AddFlags, command: Command) => {
       const flags = command.optsWithGlobals<AddFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        if (flags.replace !== true && (await tw.findIntegration(key)) !== undefined) {
+      await withBackend(flags, async (api) => {
+        if (flags.replace !== true && (await api.findIntegration(key)) !== undefined) {
           throw new TokenwardenError(
             "conflict",
             `integration ${key} exists; add --replace to overwrite it`,
@@ -95,7 +100,6 @@ Examples:
             authorizationUrl: flags.authorizationUrl,
             revocationUrl: flags.revocationUrl,
             clientId: flags.clientId,
-            clientSecret: flags.clientSecret,
             clientAuth: flags.clientAuth,
             tokenMethod: flags.tokenMethod,
             scopes: flags.scopes,
@@ -105,13 +109,22 @@ Examples:
           ...(flags.parameter.length > 0 ? { parameters: flags.parameter } : {}),
           ...parseAssignments(flags.set, "set"),
         };
-        if (input.clientSecret === undefined && flags.clientId !== undefined) {
-          const secret = await promptSecret(
-            `Client secret for ${key} (empty for a public client): `,
-          );
+        if (flags.clientSecret === false) input.clientSecret = null;
+        else {
+          const secret = await secretInput({
+            field: "clientSecret",
+            flag: "client-secret",
+            value: flags.clientSecret,
+            fromStdin: flags.clientSecretStdin,
+            // Asked only when a client id is given here and no --set gives the secret.
+            ...(flags.clientId !== undefined && input.clientSecret === undefined
+              ? { question: `Client secret for ${key} (empty for a public client): ` }
+              : {}),
+            orElse: "--no-client-secret for a public client",
+          });
           if (secret !== undefined) input.clientSecret = secret;
         }
-        const view = await tw.putIntegration(input);
+        const view = await api.putIntegration(input);
         if (flags.json === true) printJson(view);
         else process.stdout.write(`integration ${view.key} saved\n`);
       });
@@ -122,8 +135,8 @@ Examples:
     .description("list integrations")
     .action(async (_flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        const all = await tw.listIntegrations();
+      await withBackend(flags, async (api) => {
+        const all = await api.listIntegrations();
         if (flags.json === true) return printJson(all);
         printTable(
           ["KEY", "GRANT", "TOKEN URL", "CLIENT SECRET"],
@@ -142,8 +155,8 @@ Examples:
     .description("show an integration (secrets only as set)")
     .action(async (key: string, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        const view = await tw.getIntegration(key);
+      await withBackend(flags, async (api) => {
+        const view = await api.getIntegration(key);
         if (flags.json === true) printJson(view);
         else printFields({ ...view, clientSecret: view.clientSecret.set ? "set" : "not set" });
       });
@@ -154,8 +167,8 @@ Examples:
     .description("delete an integration no connection uses")
     .action(async (key: string, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        await tw.deleteIntegration(key);
+      await withBackend(flags, async (api) => {
+        await api.deleteIntegration(key);
         if (flags.json === true) printJson({ deleted: key });
         else process.stdout.write(`integration ${key} deleted\n`);
       });
@@ -172,14 +185,14 @@ Examples:
     )
     .action(async (files: string[], _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
+      await withBackend(flags, async (api) => {
         // Every file is read and checked before any is written.
         const configs = await Promise.all(files.map((f) => loadDeclarativeFile(f)));
         const merged = {
           integrations: configs.flatMap((c) => c.integrations),
           connections: configs.flatMap((c) => c.connections),
         };
-        const counts = await tw.applyDeclarative(merged);
+        const counts = await api.applyDeclarative(merged);
         if (flags.json === true) printJson(counts);
         else
           process.stdout.write(

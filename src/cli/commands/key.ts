@@ -37,6 +37,7 @@ the rotation the old key can be dropped from the environment.`,
     )
     .action(async (_flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
+      // The master key never leaves the machines that hold it: no route rotates it.
       await withTokenwarden(flags, async (tw) => {
         const report = await tw.rotateKeys();
         if (flags.json === true) printJson(report);

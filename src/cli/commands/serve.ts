@@ -5,6 +5,7 @@ import {
   SERVICE_SETTINGS,
   type SettingFlags,
 } from "../../config/settings.js";
+import { type GlobalFlags, refuseRemote } from "../context.js";
 
 export function registerServeCommand(program: Command): void {
   const serve = program
@@ -22,7 +23,9 @@ Examples:
 On the first start with no API key at all, one is created and printed once.`,
     )
     .action(async (_flags: SettingFlags, command: Command) => {
-      const settings = resolveSettings(command.optsWithGlobals<SettingFlags>());
+      const flags = command.optsWithGlobals<GlobalFlags>();
+      refuseRemote(flags, "runs the service itself");
+      const settings = resolveSettings(flags);
       // Loaded here, not at the top: the other commands start faster without the server.
       const { startService } = await import("../../service/serve.js");
       const service = await startService(settings);

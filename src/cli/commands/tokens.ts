@@ -1,16 +1,12 @@
 import type { Command } from "commander";
 import { invalidConfig } from "../../core/errors.js";
-import { type GlobalFlags, withTokenwarden } from "../context.js";
-import { colour, printJson, printTable, relative, status } from "../output.js";
+import { type GlobalFlags, withBackend } from "../context.js";
+import { colour, printJson, relative, status, withSpinner } from "../output.js";
 import { readStdin } from "../prompt.js";
 import { collect, parsePairs } from "./options.js";
 
 interface TokenFlags extends GlobalFlags {
   minTtl?: string;
-}
-
-interface EventFlags extends GlobalFlags {
-  limit: string;
 }
 
 interface CallFlags extends GlobalFlags {
@@ -38,8 +34,8 @@ Examples:
       if (minTtl !== undefined && !(Number.isInteger(minTtl) && minTtl >= 0)) {
         throw invalidConfig("minTtl", "must be a whole number of seconds");
       }
-      await withTokenwarden(flags, async (tw) => {
-        const token = await tw.getToken(id, minTtl === undefined ? {} : { minTtlSeconds: minTtl });
+      await withBackend(flags, async (api) => {
+        const token = await api.getToken(id, minTtl === undefined ? {} : { minTtlSeconds: minTtl });
         if (flags.json === true) printJson(token);
         else process.stdout.write(`${token.accessToken}\n`);
       });
@@ -50,8 +46,8 @@ Examples:
     .description("refresh the token now")
     .action(async (id: string, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        const view = await tw.refresh(id);
+      await withBackend(flags, async (api) => {
+        const view = await withSpinner(`Refreshing ${id}...`, flags, () => api.refresh(id));
         if (flags.json === true) printJson(view);
         else
           process.stdout.write(
@@ -65,40 +61,10 @@ Examples:
     .description("revoke the tokens at the server (RFC 7009) and forget them")
     .action(async (id: string, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        const view = await tw.revoke(id);
+      await withBackend(flags, async (api) => {
+        const view = await withSpinner(`Revoking ${id}...`, flags, () => api.revoke(id));
         if (flags.json === true) printJson(view);
         else process.stdout.write(`${id}: ${status(view.status)}\n`);
-      });
-    });
-
-  program
-    .command("events <id>")
-    .description("the connection's history: every attempt, newest first")
-    .option("--limit <n>", "how many", "20")
-    .action(async (id: string, _flags: EventFlags, command: Command) => {
-      const flags = command.optsWithGlobals<EventFlags>();
-      const limit = Number(flags.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 500)
-        throw invalidConfig("limit", "must be 1 to 500");
-      await withTokenwarden(flags, async (tw) => {
-        await tw.getConnection(id);
-        const events = await tw.listEvents(id, { limit });
-        if (flags.json === true) return printJson(events);
-        printTable(
-          ["TIME", "TRIGGER", "ACTION", "OUTCOME", "HTTP", "ERROR", "MS"],
-          events.map((e) => [
-            e.at,
-            e.trigger,
-            e.action,
-            status(e.outcome),
-            e.httpStatus === null ? "-" : String(e.httpStatus),
-            e.errorCode === null
-              ? "-"
-              : `${e.errorCode}${e.errorDescription === null ? "" : `: ${e.errorDescription}`}`,
-            String(e.durationMs),
-          ]),
-        );
       });
     });
 
@@ -125,13 +91,16 @@ Examples:
         const body =
           flags.data ??
           (["GET", "HEAD"].includes(method.toUpperCase()) ? undefined : await readStdin());
-        await withTokenwarden(flags, async (tw) => {
-          const res = await tw.fetch(id, path, {
-            method: method.toUpperCase(),
-            headers,
-            ...(body === undefined ? {} : { body }),
-          });
-          const text = await res.text();
+        await withBackend(flags, async (api) => {
+          const res = await withSpinner(`${method.toUpperCase()} ${path}...`, flags, () =>
+            api.call(id, {
+              method: method.toUpperCase(),
+              path,
+              headers,
+              ...(body === undefined ? {} : { body }),
+            }),
+          );
+          const { text } = res;
           if (flags.json === true) {
             let parsed: unknown = text;
             try {

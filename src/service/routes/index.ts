@@ -8,9 +8,11 @@ import { registerAdminPage } from "../admin.js";
 import { registerEventStream } from "../event-stream.js";
 import { registerOperations } from "../operations.js";
 import { registerProxy } from "../proxy.js";
+import { apiKeyRoutes } from "./api-keys.js";
 import { authorizationRoutes } from "./authorization.js";
 import { connectionRoutes } from "./connections.js";
 import type { RouteContext, RouteModule } from "./context.js";
+import { importRoutes } from "./import.js";
 import { integrationRoutes } from "./integrations.js";
 import { presetRoutes } from "./presets.js";
 import { schemaRoutes } from "./schemas.js";
@@ -24,6 +26,8 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   tokenRoutes,
   schemaRoutes,
   presetRoutes,
+  apiKeyRoutes,
+  importRoutes,
   (app, { tw }) => registerEventStream(app, tw),
   authorizationRoutes,
   (app, { tw, metrics }) => registerProxy(app, tw, metrics),

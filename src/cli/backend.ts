@@ -1,0 +1,86 @@
+/**
+ * What a command may ask of Tokenwarden, whichever side answers: the database through
+ * the broker in this process (local.ts), or a running service through its REST API
+ * (remote.ts, when TOKENWARDEN_URL is set). Each command is written once against this;
+ * a new command that needs a new operation adds it here and to both sides.
+ */
+import type { ApiKeyView, CreateApiKeyInput, CreatedApiKey } from "../broker/api-keys.js";
+import type { CatalogueDocument, CatalogueImportReport } from "../broker/catalogue-import.js";
+import type { AccessToken, ConnectionView, IntegrationView } from "../broker/views.js";
+import type { TokenEvent } from "../core/events.js";
+import type { ConnectionFilter } from "../store/store.js";
+
+export interface ApiCall {
+  method: string;
+  /** Relative to the integration's apiBaseUrl, query included. */
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** An API's answer, read whole (the CLI prints it). */
+export interface ApiAnswer {
+  status: number;
+  statusText: string;
+  headers: Array<[string, string]>;
+  text: string;
+}
+
+export interface FollowOptions {
+  /** Only events after this id; left out, from now. */
+  after?: number;
+  /** Ends the follow (its promise then resolves). */
+  signal: AbortSignal;
+  /** Called once the events from now on can no longer be missed. */
+  onListening?: () => void;
+}
+
+export interface AuthorizeOptions {
+  /** The loopback port (local only: a service has its own redirect URL). */
+  port: number;
+  timeoutMs: number;
+  /** Called with the URL the person must open, once the answer can be received. */
+  onUrl: (url: string) => void;
+}
+
+export interface Backend {
+  /** Where commands run: said in messages that differ (`authorize`'s redirect). */
+  readonly where: "local" | "remote";
+
+  findIntegration(key: string): Promise<IntegrationView | undefined>;
+  getIntegration(key: string): Promise<IntegrationView>;
+  listIntegrations(): Promise<IntegrationView[]>;
+  putIntegration(input: Record<string, unknown>): Promise<IntegrationView>;
+  deleteIntegration(key: string): Promise<void>;
+
+  findConnection(id: string): Promise<ConnectionView | undefined>;
+  getConnection(id: string): Promise<ConnectionView>;
+  listConnections(filter: ConnectionFilter): Promise<ConnectionView[]>;
+  putConnection(input: Record<string, unknown>): Promise<ConnectionView>;
+  deleteConnection(id: string): Promise<void>;
+
+  /** A declarative file's entries, all written or none. */
+  applyDeclarative(document: CatalogueDocument): Promise<CatalogueImportReport>;
+
+  getToken(id: string, options: { minTtlSeconds?: number }): Promise<AccessToken>;
+  refresh(id: string): Promise<ConnectionView>;
+  revoke(id: string): Promise<ConnectionView>;
+  /** Newest first. */
+  listEvents(id: string, options: { limit: number }): Promise<TokenEvent[]>;
+  /** Each new event of the connection, oldest first, until `signal` aborts. */
+  followEvents(
+    id: string,
+    options: FollowOptions,
+    onEvent: (event: TokenEvent) => void,
+  ): Promise<void>;
+  /** The API call with the token placed (and one refresh and retry when it is refused). */
+  call(id: string, request: ApiCall): Promise<ApiAnswer>;
+  /** The authorization code grant, waiting until the person has answered. */
+  authorize(id: string, options: AuthorizeOptions): Promise<ConnectionView>;
+
+  readonly apiKeys: {
+    create(input: CreateApiKeyInput): Promise<CreatedApiKey>;
+    list(): Promise<ApiKeyView[]>;
+    delete(id: string): Promise<void>;
+  };
+}
