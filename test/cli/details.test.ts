@@ -222,7 +222,7 @@ describe("completion", () => {
 
   it("bash: completes commands, subcommands and their options from the command tree", async () => {
     const script = (await cli("completion", "bash")).stdout;
-    expect(await complete(script, ["tokenwarden", "con"])).toEqual(["connection"]);
+    expect(await complete(script, ["tokenwarden", "connecti"])).toEqual(["connection"]);
     expect(await complete(script, ["tokenwarden", "connection", ""])).toEqual(
       expect.arrayContaining(["add", "list", "show", "rm"]),
     );
