@@ -10,18 +10,18 @@ import { RemoteBackend } from "./remote.js";
 /** Flags every command takes. */
 export interface GlobalFlags extends SettingFlags {
   json?: boolean;
-  url?: string;
+  serviceUrl?: string;
 }
 
 /**
- * `--url` (TOKENWARDEN_URL): the service to talk to instead of the database. Its API
+ * `--service-url` (TOKENWARDEN_URL): the service to talk to instead of the database. Its API
  * key comes from TOKENWARDEN_API_KEY only: a flag would show it to anyone who can list
  * processes.
  */
 export function addRemoteOption(program: Command): void {
   program.addOption(
     new Option(
-      "--url <url>",
+      "--service-url <url>",
       "a running service to talk to (with TOKENWARDEN_API_KEY) instead of the database",
     ).env("TOKENWARDEN_URL"),
   );
@@ -32,23 +32,26 @@ export function remoteOf(
   flags: GlobalFlags,
   env: NodeJS.ProcessEnv = process.env,
 ): { url: string; apiKey: string } | undefined {
-  if (flags.url === undefined || flags.url === "") return undefined;
+  if (flags.serviceUrl === undefined || flags.serviceUrl === "") return undefined;
   let url: URL;
   try {
-    url = new URL(flags.url);
+    url = new URL(flags.serviceUrl);
   } catch {
     throw invalidConfig(
-      "url",
+      "serviceUrl",
       "must be an absolute http(s) URL such as https://tokens.example.com",
     );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
-    throw invalidConfig("url", "must be an http(s) URL");
+    throw invalidConfig("serviceUrl", "must be an http(s) URL");
   if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "")
-    throw invalidConfig("url", "must hold no credentials, query or fragment");
+    throw invalidConfig("serviceUrl", "must hold no credentials, query or fragment");
   const apiKey = env.TOKENWARDEN_API_KEY?.trim() ?? "";
   if (apiKey === "")
-    throw invalidConfig("TOKENWARDEN_API_KEY", "must be set to an API key of the service at --url");
+    throw invalidConfig(
+      "TOKENWARDEN_API_KEY",
+      "must be set to an API key of the service at --service-url",
+    );
   return { url: url.toString().replace(/\/+$/, ""), apiKey };
 }
 
@@ -97,9 +100,9 @@ export async function withTokenwarden<T>(
 
 /** A local-only command said plainly, rather than run against the wrong place. */
 export function refuseRemote(flags: GlobalFlags, why: string): void {
-  if (flags.url === undefined || flags.url === "") return;
+  if (flags.serviceUrl === undefined || flags.serviceUrl === "") return;
   throw invalidConfig(
-    "url",
-    `this command ${why} and cannot run through a service; unset TOKENWARDEN_URL (or drop --url) to run it here`,
+    "serviceUrl",
+    `this command ${why} and cannot run through a service; unset TOKENWARDEN_URL (or drop --service-url) to run it here`,
   );
 }

@@ -226,7 +226,7 @@ describe("the CLI through a service", () => {
       const refused = await runCli(command, { env: remote });
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(
-        /^error invalid_config: url: this command .* unset TOKENWARDEN_URL/,
+        /^error invalid_config: serviceUrl: this command .* unset TOKENWARDEN_URL/,
       );
     }
     expect((await runCli(["key", "generate"], { env: remote })).stdout).toMatch(/^[\w+/]{43}=\n$/);
@@ -245,9 +245,12 @@ describe("the CLI through a service", () => {
     });
     expect(wrongKey.stderr).not.toContain("not-a-key");
     const closed = await freePort();
-    const away = await runCli(["integration", "list", "--url", `http://127.0.0.1:${closed}`], {
-      env: { TOKENWARDEN_API_KEY: API_KEY },
-    });
+    const away = await runCli(
+      ["integration", "list", "--service-url", `http://127.0.0.1:${closed}`],
+      {
+        env: { TOKENWARDEN_API_KEY: API_KEY },
+      },
+    );
     expect(away).toMatchObject({
       code: 1,
       stderr: `error network_error: cannot reach the service at http://127.0.0.1:${closed}: ECONNREFUSED\n`,
