@@ -1,9 +1,9 @@
-import BetterSqlite3 from "better-sqlite3";
-import { Kysely, SqliteDialect } from "kysely";
+import { Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateApiKey } from "../../src/broker/api-keys.js";
 import { migrateUpTo } from "../../src/store/migrations.js";
 import type { Database } from "../../src/store/schema.js";
+import { sqliteDialect } from "../../src/store/sqlite-driver.js";
 import { runCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import {
@@ -29,8 +29,9 @@ const keys: Record<string, string> = {};
 
 /** An API key as an older Tokenwarden stored it, before roles existed. */
 async function databaseFromBeforeRoles(url: string): Promise<string> {
-  const sqlite = new BetterSqlite3(url.slice("sqlite:".length));
-  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const kysely = new Kysely<Database>({
+    dialect: await sqliteDialect(url.slice("sqlite:".length)),
+  });
   await migrateUpTo(kysely, "sqlite", "0002_api_keys");
   const old = generateApiKey("from before roles");
   await kysely

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { request } from "undici";
 import type { Tokenwarden, TokenwardenOptions } from "../../src/broker/tokenwarden.js";
@@ -10,6 +9,7 @@ import { startService } from "../../src/service/serve.js";
 import { openBrokerWithStore } from "../fixtures/broker.js";
 import type { TestDatabase } from "../fixtures/databases.js";
 import { freePort } from "../fixtures/ports.js";
+import { openRawSqlite } from "../fixtures/raw-sqlite.js";
 import type { LooseJson } from "../helpers.js";
 
 /** A PEM pair good enough for the schema (the key is a marker we can search for at rest). */
@@ -37,12 +37,9 @@ export async function rawQuery(
   params: unknown[] = [],
 ): Promise<Array<Record<string, unknown>>> {
   if (db.url.startsWith("sqlite:")) {
-    const sqlite = new BetterSqlite3(db.url.slice("sqlite:".length));
+    const sqlite = await openRawSqlite(db.url.slice("sqlite:".length));
     try {
-      const statement = sqlite.prepare(text.replace(/\$\d+/g, "?"));
-      if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;
-      statement.run(...params);
-      return [];
+      return sqlite.query(text.replace(/\$\d+/g, "?"), params);
     } finally {
       sqlite.close();
     }

@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { parseIntegration } from "../../src/core/index.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { toStorageError } from "../../src/store/storage-errors.js";
 import { runProcess } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { openRawSqlite } from "../fixtures/raw-sqlite.js";
 import { caught } from "../helpers.js";
 
 let db: TestDatabase;
@@ -25,10 +25,10 @@ const integration = (key: string) =>
     clientId: "app",
   });
 
-function integrityOf(file: string): unknown {
-  const raw = new BetterSqlite3(file, { readonly: true });
+async function integrityOf(file: string): Promise<unknown> {
+  const raw = await openRawSqlite(file);
   try {
-    return raw.pragma("integrity_check", { simple: true });
+    return raw.query("pragma integrity_check")[0]?.integrity_check;
   } finally {
     raw.close();
   }
@@ -40,7 +40,10 @@ async function holdWriteLock(file: string): Promise<() => Promise<void>> {
     process.execPath,
     [
       "-e",
-      `const db = new (require("better-sqlite3"))(process.argv[1]);
+      `const sqlite = process.getBuiltinModule?.("node:sqlite");
+       const db = sqlite?.DatabaseSync
+         ? new sqlite.DatabaseSync(process.argv[1])
+         : new (require("better-sqlite3"))(process.argv[1]);
        db.exec("begin immediate");
        console.log("locked");
        process.stdin.once("data", () => { db.exec("rollback"); db.close(); process.exit(0); });`,
@@ -89,7 +92,7 @@ it("a write that waits on another process's lock beyond the busy timeout is a st
     ]);
     await store.close();
     store = undefined;
-    expect(integrityOf(path)).toBe("ok");
+    expect(await integrityOf(path)).toBe("ok");
   } finally {
     await store?.close();
   }
@@ -126,7 +129,7 @@ it("a disk that refuses writes gives storage_error, and leaves a sound file with
   expect(outcome.again).toBe("storage_error");
   expect(outcome.readable).toBe(true);
   // Without the limit: the file is sound and holds exactly what was reported written.
-  expect(integrityOf(path)).toBe("ok");
+  expect(await integrityOf(path)).toBe("ok");
   const store = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
   try {
     expect((await store.listEvents("c1", { limit: 500 })).length).toBe(
@@ -137,13 +140,13 @@ it("a disk that refuses writes gives storage_error, and leaves a sound file with
   }
 });
 
-it("SQLite's own full-database error reads as a full disk", () => {
-  const raw = new BetterSqlite3(path);
-  raw.pragma("max_page_count = 8");
-  raw.exec("create table t (x text)");
+it("SQLite's own full-database error reads as a full disk", async () => {
+  const raw = await openRawSqlite(path);
+  raw.query("pragma max_page_count = 8");
+  raw.query("create table t (x text)");
   let thrown: unknown;
   try {
-    for (let i = 0; i < 1000; i++) raw.prepare("insert into t values (?)").run("x".repeat(1000));
+    for (let i = 0; i < 1000; i++) raw.query("insert into t values (?)", ["x".repeat(1000)]);
   } catch (error) {
     thrown = error;
   }
@@ -153,5 +156,5 @@ it("SQLite's own full-database error reads as a full disk", () => {
     code: "storage_error",
     message: "the disk holding the SQLite database is full (SQLITE_FULL)",
   });
-  expect(integrityOf(path)).toBe("ok");
+  expect(await integrityOf(path)).toBe("ok");
 });
