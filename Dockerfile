@@ -11,6 +11,7 @@ COPY package.json package-lock.json .npmrc ./
 COPY tsconfig.json tsconfig.build.json LICENSE README.md ./
 COPY src ./src
 COPY public ./public
+COPY presets ./presets
 COPY deploy ./deploy
 RUN sh deploy/build-release.sh /src /opt/tokenwarden
 

@@ -20,7 +20,7 @@ npm run build --silent
 
 echo "build-release: runtime dependencies into $dest"
 cp package.json package-lock.json .npmrc LICENSE README.md "$dest/"
-cp -R dist public "$dest/"
+cp -R dist public presets "$dest/"
 mkdir -p "$dest/deploy"
 cp deploy/healthcheck.mjs "$dest/deploy/"
 cd "$dest"
