@@ -8,8 +8,8 @@ import type { StatusChange } from "../../src/broker/status.js";
 import { Tokenwarden, type TokenwardenWarning } from "../../src/broker/tokenwarden.js";
 import type { TokenEvent } from "../../src/core/events.js";
 import { openStore, type Store } from "../../src/store/index.js";
-import { guardStore } from "../../src/store/storage-errors.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { failingStore } from "../fixtures/failing-store.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 
 let server: QuirkServer;
@@ -29,26 +29,7 @@ async function flakyStore(
 ): Promise<{ store: Store; real: Store; fail(on: boolean): void }> {
   const real = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
   let failing = false;
-  // A status write runs in a transaction (with its webhook events): its store fails too.
-  const wrap = (inner: Store): Store =>
-    new Proxy(inner, {
-      get(target, property) {
-        const value = Reflect.get(target, property);
-        if (property === "transaction")
-          return <T>(fn: (trx: Store) => Promise<T>) => target.transaction((trx) => fn(wrap(trx)));
-        if (!methods.includes(property as keyof Store) || typeof value !== "function")
-          return typeof value === "function" ? value.bind(target) : value;
-        return (...args: unknown[]) =>
-          failing
-            ? Promise.reject(
-                Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {
-                  code: "ECONNREFUSED",
-                }),
-              )
-            : (value as (...a: unknown[]) => unknown).apply(target, args);
-      },
-    });
-  const store: Store = guardStore(wrap(real));
+  const store = failingStore(real, methods, () => failing);
   return { store, real, fail: (on) => (failing = on) };
 }
 

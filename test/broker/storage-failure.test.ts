@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/broker/tokenwarden.js";
 import type { TokenEvent } from "../../src/core/events.js";
-import { openStore, type Store } from "../../src/store/index.js";
-import { guardStore } from "../../src/store/storage-errors.js";
+import { openStore } from "../../src/store/index.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { failingStore } from "../fixtures/failing-store.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 
 let server: QuirkServer;
@@ -31,27 +31,7 @@ it("a token the server issued while the database was away is served, kept in mem
   // The database goes away between the token request and the write of its answer:
   // the driver's own error, through the store boundary.
   let writesFail = false;
-  // A status write runs in a transaction (with its webhook events): its store fails too.
-  const failing = (inner: Store): Store =>
-    new Proxy(inner, {
-      get(target, property) {
-        const value = Reflect.get(target, property);
-        if (property === "transaction")
-          return <T>(fn: (trx: Store) => Promise<T>) =>
-            target.transaction((trx) => fn(failing(trx)));
-        if (typeof value !== "function") return value;
-        if (property !== "updateState") return value.bind(target);
-        return (...args: Parameters<Store["updateState"]>) =>
-          writesFail
-            ? Promise.reject(
-                Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {
-                  code: "ECONNREFUSED",
-                }),
-              )
-            : target.updateState(...args);
-      },
-    });
-  const store: Store = guardStore(failing(real));
+  const store = failingStore(real, ["updateState"], () => writesFail);
   const tw = await Tokenwarden.open({ store, scheduler: false });
   const events: TokenEvent[] = [];
   tw.on("event", (e) => events.push(e));
