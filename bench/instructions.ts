@@ -25,7 +25,7 @@ import {
  * less what as long a time idle costs, divided by the requests. Slow (each server runs ~50× slower), so off by default:
  * `npm run bench -- instructions`.
  */
-const WARMUP = Number(process.env.BENCH_INSTR_WARMUP ?? 6000);
+const WARMUP = Number(process.env.BENCH_INSTR_WARMUP ?? 2000);
 const MEASURED = Number(process.env.BENCH_INSTR_REQUESTS ?? 3000);
 
 interface Counted {
