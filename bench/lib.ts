@@ -32,6 +32,10 @@ export interface StartOptions {
   cpu?: string | undefined;
   /** Arguments for node before the script (`--import tsx`). */
   nodeArgs?: string[];
+  /** A command that runs node (valgrind and its options), as it is given the rest. */
+  wrap?: string[];
+  /** How long to wait for the ready line (60 s). */
+  startTimeoutMs?: number;
 }
 
 /**
@@ -44,7 +48,7 @@ export const SERVER_CPU = process.env.BENCH_SERVER_CPU ?? "1";
 /** Starts `node <args>` and waits for a line matching `ready` (which names the port). */
 export async function startProcess(args: string[], options: StartOptions = {}): Promise<Started> {
   const ready = options.ready ?? /listening (\d+)/;
-  const node = [process.execPath, ...(options.nodeArgs ?? []), ...args];
+  const node = [...(options.wrap ?? []), process.execPath, ...(options.nodeArgs ?? []), ...args];
   // taskset execs node in place: the child's pid is node's.
   const [command, ...argv] =
     options.cpu === undefined ? node : ["taskset", "-c", options.cpu, ...node];
@@ -57,8 +61,8 @@ export async function startProcess(args: string[], options: StartOptions = {}): 
   let output = "";
   const port = await new Promise<number>((resolvePort, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`no start after 60 s: ${output.slice(-2000)}`)),
-      60_000,
+      () => reject(new Error(`no start in time: ${output.slice(-2000)}`)),
+      options.startTimeoutMs ?? 60_000,
     );
     const onLine = (line: string) => {
       output += `${line}\n`;

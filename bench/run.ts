@@ -1,6 +1,7 @@
 /**
  * `npm run bench` (all, full scale) or `npm run bench -- <name>...` with names
- * token-read, proxy, streaming, storm, stampede, library. `--smoke` runs everything at
+ * token-read, proxy, streaming, storm, stampede, library (and instructions, run only
+ * when named: bench/instructions.ts). `--smoke` runs everything at
  * small scale in a few minutes; `--write` puts the report into BENCHMARKS.md. Every
  * server under test and every load generator is its own process, on 127.0.0.1 only;
  * load comes from wrk (`apt-get install wrk`), pinned apart from the servers.
@@ -16,9 +17,12 @@ const smoke = args.includes("--smoke");
 const write = args.includes("--write");
 const names = args.filter((a) => !a.startsWith("--"));
 const all = ["token-read", "proxy", "streaming", "storm", "stampede", "library"];
+// Slow (servers under valgrind) and a tool of its own: only when named.
+const extra = ["instructions"];
 const selected = names.length === 0 ? all : names;
 for (const name of selected)
-  if (!all.includes(name)) throw new Error(`unknown benchmark ${name}; known: ${all.join(", ")}`);
+  if (!all.includes(name) && !extra.includes(name))
+    throw new Error(`unknown benchmark ${name}; known: ${all.join(", ")}`);
 
 for (const tool of ["wrk", "taskset"]) {
   try {
@@ -91,6 +95,9 @@ for (const name of selected) {
     }
     case "stampede":
       section = await (await import("./stampede.js")).stampede();
+      break;
+    case "instructions":
+      section = await (await import("./instructions.js")).instructions();
       break;
     default:
       section = await (await import("./library.js")).library(duration);

@@ -1,6 +1,7 @@
 // Baseline and peer servers for the benchmarks, each in its own process:
 //   node bench/servers.mjs token-server <port> [expiresIn] [delayMs]  a client credentials token endpoint
 //   node bench/servers.mjs bare-json <port> <body>                     node:http answering a fixed JSON body
+//   node bench/servers.mjs bare-fastify <port> <body>                  one Fastify route answering it
 //   node bench/servers.mjs api <port>                                  the "API" behind the proxies
 //     (GET /source?bytes=N streams N bytes; POST /sink counts what it is sent)
 //   node bench/servers.mjs bare-proxy <port> <target origin> <token>   an undici pass-through proxy
@@ -58,6 +59,17 @@ if (mode === "token-server") {
     });
     res.end(body);
   });
+} else if (mode === "bare-fastify") {
+  const body = rest[0] ?? "{}";
+  const { default: Fastify } = await import("fastify");
+  const app = Fastify({ logger: false });
+  app.get("/", (_request, reply) => {
+    reply.header("content-type", "application/json; charset=utf-8");
+    reply.header("cache-control", "no-store");
+    reply.send(body);
+  });
+  await app.ready();
+  server = app.server;
 } else if (mode === "api") {
   const body = JSON.stringify({
     orders: [

@@ -108,13 +108,16 @@ export class ApiCalls {
         dpopNonces: this.#ctx.dpopNonces,
       },
     );
-    const retryAfter = res.headers["retry-after"];
-    await this.#ctx.rateLimits.observe(
-      id,
-      rateLimit,
-      res.status,
-      Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-    );
+    // Only a 429 holds the connection's calls; any other answer goes on at once.
+    if (res.status === 429) {
+      const retryAfter = res.headers["retry-after"];
+      await this.#ctx.rateLimits.observe(
+        id,
+        rateLimit,
+        res.status,
+        Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+      );
+    }
     return res;
   }
 

@@ -190,6 +190,10 @@ async function sendOnce(
       headers: headers as Record<string, string | string[]>,
       body: req.body,
       dispatcher: http.dispatcherFor(config),
+      // The integration's `timeoutMs` bounds the wait for the answer's headers, and then
+      // each silence in its body: a body streaming for longer than that is not cut.
+      headersTimeout: config.timeoutMs,
+      bodyTimeout: config.timeoutMs,
     });
     return { status: res.statusCode, headers: res.headers, body: res.body };
   } catch (error) {

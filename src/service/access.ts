@@ -85,10 +85,25 @@ export async function assertConnectionAllowed(
   tw: Tokenwarden,
   id: string,
 ): Promise<void> {
+  await connectionLimits(request, tw, id);
+}
+
+/**
+ * `assertConnectionAllowed` for the hot paths (a token read, the proxy): a key
+ * without limits is let through at once, with no promise made; a limited one gets a
+ * promise to await. Throws, or rejects, `forbidden`.
+ */
+export function connectionLimits(
+  request: FastifyRequest,
+  tw: Tokenwarden,
+  id: string,
+): Promise<void> | undefined {
   const grant = request.apiKey;
   if (grant === null) throw outOfLimits(id); // a public route never asks; deny if one does
-  if (!isLimited(grant)) return;
-  if (!allows(grant, await tw.connectionScope(id))) throw outOfLimits(id);
+  if (!isLimited(grant)) return undefined;
+  return tw.connectionScope(id).then((scope) => {
+    if (!allows(grant, scope)) throw outOfLimits(id);
+  });
 }
 
 /** Keeps the connections a key may see. */

@@ -4,6 +4,7 @@ import type { StatusChange } from "../broker/status.js";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { CONNECTION_STATUSES } from "../core/connection.js";
 import type { TokenEvent } from "../core/events.js";
+import { RequestDurations } from "./request-durations.js";
 
 /**
  * Prometheus metrics (prom-client): the process's own under their standard names
@@ -17,19 +18,16 @@ import type { TokenEvent } from "../core/events.js";
 export class ServiceMetrics {
   readonly registry = new Registry();
   readonly proxyRequests: Counter<"status">;
-  readonly #httpDuration: Histogram<"method" | "route" | "status_code">;
+  readonly #httpDuration: RequestDurations;
   readonly #httpErrors: Counter<"method" | "route" | "code">;
   readonly #unsubscribe: () => void;
 
   constructor(tw: Tokenwarden) {
     collectDefaultMetrics({ register: this.registry });
-    this.#httpDuration = new Histogram({
-      name: "http_request_duration_seconds",
-      help: "Duration of HTTP requests answered, by method, route pattern and status",
-      labelNames: ["method", "route", "status_code"] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [this.registry],
-    });
+    this.#httpDuration = new RequestDurations(
+      this.registry,
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
     this.#httpErrors = new Counter({
       name: "tokenwarden_http_errors_total",
       help: "Error answers of the service, by method, route pattern and error code",
@@ -134,10 +132,7 @@ export class ServiceMetrics {
     const method = KNOWN_METHODS.has(request.method) ? request.method : "other";
     // The matched pattern (`/v1/connections/:id/token`), never the URL: ids stay out.
     const route = request.is404 ? "unmatched" : (request.routeOptions.url ?? "unmatched");
-    this.#httpDuration.observe(
-      { method, route, status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    this.#httpDuration.observe(route, method, reply.statusCode, reply.elapsedTime / 1000);
     if (errorCode !== null) this.#httpErrors.inc({ method, route, code: errorCode });
   }
 }

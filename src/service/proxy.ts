@@ -5,7 +5,7 @@ import { ID_PATTERN } from "../core/integration.js";
 import type { ApiRequest } from "../oauth/api-call.js";
 import { forwardableRequestHeaders, forwardableResponseHeaders } from "../oauth/api-call.js";
 import { checkRelativePath } from "../oauth/api-url.js";
-import { assertConnectionAllowed, CLIENT } from "./access.js";
+import { CLIENT, connectionLimits } from "./access.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { errorResponses, responseObject } from "./route.js";
 
@@ -75,12 +75,13 @@ async function forward(
   const { rest, query } = rawRest(request.url, decodedRest);
   // Refused before anything else happens (no token is read, no refresh is started).
   checkRelativePath(`/${rest}`);
-  await assertConnectionAllowed(request, tw, id);
+  const limits = connectionLimits(request, tw, id);
+  if (limits !== undefined) await limits;
   const apiRequest: ApiRequest = {
     method: request.method,
     path: `/${rest}${query}`,
     headers: forwardableRequestHeaders(request.headers),
-    body: await bodyOf(request),
+    body: hasBody(request) ? await bodyOf(request) : null,
   };
   const res = await tw.forward(id, apiRequest);
   metrics.proxyRequests.inc({ status: String(res.status) });
@@ -126,10 +127,17 @@ function badPath(message: string): TokenwardenError {
   return new TokenwardenError("invalid_request", message, { field: "path" });
 }
 
-async function bodyOf(request: FastifyRequest): Promise<ApiRequest["body"]> {
+/** Whether the request has a body at all (most proxied calls are GETs without one). */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers["content-length"];
+  return (
+    request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0")
+  );
+}
+
+async function bodyOf(request: FastifyRequest): Promise<NonNullable<ApiRequest["body"]>> {
   const length = request.headers["content-length"];
   const chunked = request.headers["transfer-encoding"] !== undefined;
-  if (!chunked && (length === undefined || length === "0")) return null;
   if (!chunked && Number(length) <= REPLAYABLE_BODY_LIMIT) {
     const chunks: Buffer[] = [];
     for await (const chunk of request.raw) chunks.push(chunk as Buffer);

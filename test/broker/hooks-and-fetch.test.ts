@@ -240,6 +240,30 @@ describe("fetch", () => {
     expect(await res.json()).toEqual({ ok: true });
   });
 
+  it("gives up on an API silent for longer than the integration's timeoutMs", async () => {
+    const held: Array<import("node:http").ServerResponse> = [];
+    server.on("/api/silent", (_req, res) => {
+      held.push(res); // never answers
+    });
+    server.on("/api/stalls", (_req, res) => {
+      held.push(res);
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("a first part, then nothing");
+    });
+    await setUp({ timeoutMs: 1000 });
+    try {
+      const error = await caught(() => tw.fetch("api-1", "/silent"));
+      expect(error).toMatchObject({ code: "timeout" });
+      expect(String((error as Error).message)).toContain("1000 ms");
+      const res = await tw.fetch("api-1", "/stalls");
+      expect(res.status).toBe(200);
+      const reading = await caught(() => res.text());
+      expect(reading).toMatchObject({ code: "UND_ERR_BODY_TIMEOUT" });
+    } finally {
+      for (const res of held) res.destroy();
+    }
+  });
+
   it("does not retry a body it cannot send again", async () => {
     await setUp();
     valid.clear();

@@ -1,10 +1,12 @@
 /**
  * A connection's token and its history: read the token (the hot path: a client key
- * without limits costs no database read), a DPoP proof to go with it, refresh now,
+ * without limits costs no database read, and a cached token's body is written once),
+ * a DPoP proof to go with it, refresh now,
  * revoke, and the events.
  */
 import { z } from "zod";
-import { assertConnectionAllowed } from "../access.js";
+import type { AccessToken } from "../../broker/views.js";
+import { assertConnectionAllowed, connectionLimits } from "../access.js";
 import { defineRoute } from "../route.js";
 import type { RouteModule } from "./context.js";
 import { idParams } from "./resource.js";
@@ -21,7 +23,14 @@ const eventsQuery = z.strictObject({
   before: z.coerce.number().int().positive().optional(),
 });
 
+/** What Fastify sends a JSON body as. */
+const JSON_TYPE = "application/json; charset=utf-8";
+
 export const tokenRoutes: RouteModule = (app, { tw }) => {
+  // Each token's body, written once: the cache hands out the same view for as long
+  // as it holds that token (views are never changed once made), so a read of a
+  // cached token sends a string it already has.
+  const bodies = new WeakMap<AccessToken, string>();
   defineRoute(app, {
     method: "GET",
     url: "/v1/connections/:id/token",
@@ -33,12 +42,19 @@ export const tokenRoutes: RouteModule = (app, { tw }) => {
     query: tokenQuery,
     responses: { 200: { description: "The token", schema: "AccessToken" } },
     handler: async ({ params, query }, request, reply) => {
-      await assertConnectionAllowed(request, tw, params.id);
-      reply.header("cache-control", "no-store");
-      return tw.getToken(
+      const limits = connectionLimits(request, tw, params.id);
+      if (limits !== undefined) await limits;
+      const token = await tw.getToken(
         params.id,
         query.minTtl === undefined ? {} : { minTtlSeconds: query.minTtl },
       );
+      let body = bodies.get(token);
+      if (body === undefined) {
+        body = JSON.stringify(token);
+        bodies.set(token, body);
+      }
+      // A string with its JSON type is sent as it is, past the serializer.
+      return reply.header("cache-control", "no-store").type(JSON_TYPE).send(body);
     },
   });
   defineRoute(app, {
