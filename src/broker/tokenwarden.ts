@@ -186,6 +186,7 @@ export class Tokenwarden extends EventEmitter<{
       tokens: this.#tokens,
       events: this.#events,
       dpopNonces: this.#dpopNonces,
+      adopt: options.scheduler !== false,
     });
     this.#api = new ApiCalls({
       tokens: this.#tokens,
@@ -541,7 +542,7 @@ export class Tokenwarden extends EventEmitter<{
     return this.#deviceFlows.start(id);
   }
 
-  /** Resolves when this process's device flow for `id` authorized it; rejects with why not. */
+  /** Resolves when `id`'s device flow (any process's, from the store) ended; rejects with why not. */
   async waitForDeviceAuthorization(id: string): Promise<ConnectionView> {
     await this.#deviceFlows.wait(id);
     return this.getConnection(id);

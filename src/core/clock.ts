@@ -5,6 +5,12 @@
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
   now(): number;
+  /**
+   * Waits `ms` of this clock's time, or rejects when `signal` aborts. Optional: without
+   * it, waits are real timers. The device flow's polling waits here, so a test can run
+   * it on a clock it moves.
+   */
+  sleep?(ms: number, signal: AbortSignal): Promise<void>;
 }
 
 export const systemClock: Clock = { now: () => Date.now() };

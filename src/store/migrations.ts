@@ -163,6 +163,22 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0009_device_authorizations": {
+      async up(db: Kysely<unknown>) {
+        // Device flows waiting for approval, so that any process (or the next one after
+        // a restart) goes on polling them. No foreign key: a flow of a deleted
+        // connection ends at its next poll.
+        await db.schema
+          .createTable("tw_device_authorizations")
+          .addColumn("connection_id", "text", (c) => c.primaryKey())
+          .addColumn("flow_id", "text", (c) => c.notNull())
+          .addColumn("sealed_device_code", "text", (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addColumn("interval_ms", "integer", (c) => c.notNull())
+          .addColumn("next_poll_at", bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -20,6 +20,7 @@ export interface RotationReport {
   tokens: number;
   pendingAuthorizations: number;
   webhookSecrets?: number;
+  deviceAuthorizations?: number;
 }
 
 const BATCH = 500;
@@ -111,6 +112,24 @@ export async function rotateSealedValues(
       report.pendingAuthorizations += 1;
     }
 
+    let deviceAuthorizations = 0;
+    for (const row of await trx
+      .selectFrom("tw_device_authorizations")
+      .select(["connection_id", "sealed_device_code"])
+      .execute()) {
+      const context = sealingContext.deviceCode(row.connection_id);
+      await trx
+        .updateTable("tw_device_authorizations")
+        .set({
+          sealed_device_code: sealer.seal(sealer.open(row.sealed_device_code, context), context),
+        })
+        .where("connection_id", "=", row.connection_id)
+        .execute();
+      deviceAuthorizations += 1;
+    }
+    // Only when there are any, like webhook secrets below.
+    if (deviceAuthorizations > 0) report.deviceAuthorizations = deviceAuthorizations;
+
     let webhookSecrets = 0;
     for (const row of await trx
       .selectFrom("tw_webhooks")
@@ -132,6 +151,7 @@ export async function rotateSealedValues(
       report.connectionSecrets +
       report.tokens +
       report.pendingAuthorizations +
+      deviceAuthorizations +
       webhookSecrets;
     if (total > 0) await recordKeyId(trx, keyId);
     return report;

@@ -84,6 +84,16 @@ export interface PendingAuthorizationsTable {
   expires_at: number;
 }
 
+/** Device authorizations being polled (0009_device_authorizations), one per connection. */
+export interface DeviceAuthorizationsTable {
+  connection_id: string;
+  flow_id: string;
+  sealed_device_code: string;
+  expires_at: number;
+  interval_ms: number;
+  next_poll_at: number;
+}
+
 export interface ApiKeysTable {
   id: string;
   name: string;
@@ -180,6 +190,7 @@ export interface Database {
   tw_rate_limits: RateLimitsTable;
   tw_events: EventsTable;
   tw_pending_authorizations: PendingAuthorizationsTable;
+  tw_device_authorizations: DeviceAuthorizationsTable;
   tw_api_keys: ApiKeysTable;
   tw_sealing_keys: SealingKeysTable;
   tw_webhooks: WebhooksTable;

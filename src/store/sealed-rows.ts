@@ -22,6 +22,7 @@ export const sealingContext = {
   connectionSecrets: (id: string) => `connection:${id}:secrets`,
   connectionToken: (id: string) => `connection:${id}:token`,
   codeVerifier: (connectionId: string) => `authorization:${connectionId}:codeVerifier`,
+  deviceCode: (connectionId: string) => `device:${connectionId}:deviceCode`,
 };
 
 export type IntegrationRow = Pick<

@@ -5,7 +5,7 @@
  *
  * Each role lives in a module of its own (sql-configuration.ts, sql-token-state.ts,
  * sql-leases.ts, sql-rate-limits.ts, sql-events.ts, sql-pending-authorizations.ts,
- * sql-api-keys.ts, sql-learned-client-auth.ts) on a
+ * sql-device-authorizations.ts, sql-api-keys.ts, sql-learned-client-auth.ts) on a
  * shared context (sql-context.ts); this class composes them, and keeps what spans
  * them all: transactions, the sealing key, the change feed, readiness and closing.
  */
@@ -24,6 +24,7 @@ import type { Database } from "./schema.js";
 import { SqlApiKeys } from "./sql-api-keys.js";
 import { SqlConfiguration } from "./sql-configuration.js";
 import type { SqlContext } from "./sql-context.js";
+import { SqlDeviceAuthorizations } from "./sql-device-authorizations.js";
 import { SqlEvents } from "./sql-events.js";
 import { SqlLearnedClientAuth } from "./sql-learned-client-auth.js";
 import { SqlLeases } from "./sql-leases.js";
@@ -37,6 +38,7 @@ import type {
   LearnedClientAuth,
   NewStoredApiKey,
   PendingAuthorization,
+  PendingDeviceAuthorization,
   Store,
   StoredApiKey,
   StoredConnection,
@@ -75,6 +77,7 @@ export class SqlStore implements Store {
   readonly #rateLimits: SqlRateLimits;
   readonly #events: SqlEvents;
   readonly #pending: SqlPendingAuthorizations;
+  readonly #devices: SqlDeviceAuthorizations;
   readonly #apiKeys: SqlApiKeys;
   readonly #learned: SqlLearnedClientAuth;
 
@@ -106,6 +109,7 @@ export class SqlStore implements Store {
     this.#rateLimits = new SqlRateLimits(ctx);
     this.#events = new SqlEvents(ctx);
     this.#pending = new SqlPendingAuthorizations(ctx);
+    this.#devices = new SqlDeviceAuthorizations(ctx);
     this.#apiKeys = new SqlApiKeys(ctx);
     this.#learned = new SqlLearnedClientAuth(ctx);
   }
@@ -278,6 +282,28 @@ export class SqlStore implements Store {
   }
   takePendingAuthorization(state: string, now: number): Promise<PendingAuthorization | undefined> {
     return this.#pending.takePendingAuthorization(state, now);
+  }
+
+  // Device authorizations (sql-device-authorizations.ts) -------------------------
+
+  putDeviceAuthorization(flow: PendingDeviceAuthorization): Promise<void> {
+    return this.#devices.putDeviceAuthorization(flow);
+  }
+  getDeviceAuthorization(connectionId: string): Promise<PendingDeviceAuthorization | undefined> {
+    return this.#devices.getDeviceAuthorization(connectionId);
+  }
+  listDeviceAuthorizations(): Promise<PendingDeviceAuthorization[]> {
+    return this.#devices.listDeviceAuthorizations();
+  }
+  rescheduleDeviceAuthorization(
+    connectionId: string,
+    flowId: string,
+    next: { intervalMs: number; nextPollAt: number },
+  ): Promise<boolean> {
+    return this.#devices.rescheduleDeviceAuthorization(connectionId, flowId, next);
+  }
+  deleteDeviceAuthorization(connectionId: string, flowId: string): Promise<boolean> {
+    return this.#devices.deleteDeviceAuthorization(connectionId, flowId);
   }
 
   // API keys (sql-api-keys.ts) ----------------------------------------------------

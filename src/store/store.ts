@@ -44,6 +44,23 @@ export interface PendingAuthorization {
   expiresAt: number;
 }
 
+/**
+ * A device authorization (RFC 8628) waiting for the person's approval: kept in the
+ * store so that any process on the database can go on polling it, after a restart too.
+ */
+export interface PendingDeviceAuthorization {
+  connectionId: string;
+  /** Names this flow: a newer flow of the same connection replaces it. */
+  flowId: string;
+  /** Sealed at rest. */
+  deviceCode: string;
+  expiresAt: number;
+  /** The polling interval, slow_down increases included. */
+  intervalMs: number;
+  /** When the next poll may go out, whichever process sends it. */
+  nextPollAt: number;
+}
+
 export interface ConnectionFilter {
   integration?: string;
   status?: ConnectionStatus;
@@ -178,6 +195,23 @@ export interface PendingAuthorizationStore {
   takePendingAuthorization(state: string, now: number): Promise<PendingAuthorization | undefined>;
 }
 
+/** Device authorizations being polled, one per connection, shared by every process. */
+export interface DeviceAuthorizationStore {
+  /** Records a new flow for the connection, replacing any earlier one. */
+  putDeviceAuthorization(flow: PendingDeviceAuthorization): Promise<void>;
+  getDeviceAuthorization(connectionId: string): Promise<PendingDeviceAuthorization | undefined>;
+  /** Every pending one (flows are few: one per connection being authorized). */
+  listDeviceAuthorizations(): Promise<PendingDeviceAuthorization[]>;
+  /** Moves this flow's next poll; false when it is no longer the connection's flow. */
+  rescheduleDeviceAuthorization(
+    connectionId: string,
+    flowId: string,
+    next: { intervalMs: number; nextPollAt: number },
+  ): Promise<boolean>;
+  /** Ends this flow; false when it had ended already or was replaced. */
+  deleteDeviceAuthorization(connectionId: string, flowId: string): Promise<boolean>;
+}
+
 /** The service's API keys, as hashes. */
 export interface ApiKeyStore {
   createApiKey(key: NewStoredApiKey, now: number): Promise<void>;
@@ -265,6 +299,7 @@ export interface Store
     RateLimitStore,
     EventStore,
     PendingAuthorizationStore,
+    DeviceAuthorizationStore,
     ApiKeyStore,
     LearnedClientAuthStore,
     KeyManagementStore,

@@ -54,6 +54,14 @@ async function fill(tw: Tokenwarden): Promise<void> {
     redirectUri: "http://127.0.0.1/cb",
     expiresAt: Date.now() + 600_000,
   });
+  await storeOf(tw).putDeviceAuthorization({
+    connectionId: "c1",
+    flowId: "flow-1",
+    deviceCode: "device-code-1",
+    expiresAt: Date.now() + 600_000,
+    intervalMs: 5000,
+    nextPollAt: Date.now() + 5000,
+  });
 }
 
 async function expectReadable(tw: Tokenwarden): Promise<void> {
@@ -101,6 +109,7 @@ await describeEachDriver("the master key on $name", ({ create }) => {
       connectionSecrets: 1,
       tokens: 1,
       pendingAuthorizations: 1,
+      deviceAuthorizations: 1,
     });
     await rotating.close();
 
@@ -116,6 +125,7 @@ await describeEachDriver("the master key on $name", ({ create }) => {
     expect(
       (await storeOf(rotated).takePendingAuthorization("state-1", Date.now()))?.codeVerifier,
     ).toBe("verifier-1");
+    expect((await storeOf(rotated).getDeviceAuthorization("c1"))?.deviceCode).toBe("device-code-1");
     await rotated.close();
     const error = await caught(() => openTw(db, keyA));
     expect(error.message).toContain(idOf(keyB));
@@ -317,6 +327,7 @@ describe("readiness and the command line", () => {
         connectionSecrets: 1,
         tokens: 1,
         pendingAuthorizations: 1,
+        deviceAuthorizations: 1,
       });
       const withOld = await runCli(["--database", own.url, "integration", "list"], {
         env: { TOKENWARDEN_SECRET_KEY: old },

@@ -1,0 +1,175 @@
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { Tokenwarden } from "../../src/index.js";
+import { openStore } from "../../src/store/open.js";
+import type { Store } from "../../src/store/store.js";
+import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { approveDeviceCode } from "../fixtures/interaction.js";
+import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
+import { openRawSqlite } from "../fixtures/raw-sqlite.js";
+import { SteppedClock } from "../fixtures/stepped-clock.js";
+import { caught } from "../helpers.js";
+
+/**
+ * Device flows (RFC 8628) live in the store, not in the process that started them:
+ * against oidc-provider, on both drivers, a second Tokenwarden on the same database
+ * finishes a flow the first started, and a process started after the first went away
+ * takes up the pending flow on its own. Waits run on a stepped clock: no real 5-s polls.
+ */
+const DEVICE_CLIENT = "device-store-client";
+const DEVICE_SECRET = "device-store-secret";
+const DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
+
+let op: OidcFixture;
+
+beforeAll(async () => {
+  op = await startOidcProvider({
+    deviceFlow: true,
+    clients: [
+      {
+        clientId: DEVICE_CLIENT,
+        clientSecret: DEVICE_SECRET,
+        authMethod: "client_secret_basic",
+        grantTypes: [DEVICE_GRANT, "refresh_token", "authorization_code"],
+        redirectUris: ["http://127.0.0.1/callback"],
+      },
+    ],
+  });
+});
+afterAll(() => op.close());
+
+const deviceGrantRequests = () => op.tokenRequestLog.filter((e) => e.grantType === DEVICE_GRANT);
+
+async function rawSealedDeviceCode(db: TestDatabase, id: string): Promise<unknown> {
+  const select = "select sealed_device_code from tw_device_authorizations where connection_id = ";
+  if (db.url.startsWith("sqlite:")) {
+    const raw = await openRawSqlite(db.files[0] as string);
+    try {
+      return raw.query(`${select} ?`, [id])[0]?.sealed_device_code;
+    } finally {
+      raw.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    return (await client.query(`${select} $1`, [id])).rows[0]?.sealed_device_code;
+  } finally {
+    await client.end();
+  }
+}
+
+await describeEachDriver("device flows kept in the store on $name", (driver) => {
+  let db: TestDatabase;
+  const opened: (Tokenwarden | Store)[] = [];
+
+  beforeAll(async () => {
+    db = await driver.create();
+    const tw = await Tokenwarden.open({
+      database: db.url,
+      secretKey: TEST_SECRET_KEY,
+      scheduler: false,
+    });
+    await tw.putIntegration({
+      key: "device",
+      grantType: "device_code",
+      deviceAuthorizationUrl: op.deviceAuthorizationUrl,
+      tokenUrl: op.tokenUrl,
+      clientId: DEVICE_CLIENT,
+      clientSecret: DEVICE_SECRET,
+      scopes: ["openid", "offline_access"],
+    });
+    await tw.close();
+  });
+  afterEach(async () => {
+    for (const item of opened.splice(0).reverse()) await item.close();
+  });
+  afterAll(() => db.drop());
+
+  async function open(clock: SteppedClock, scheduler: boolean): Promise<Tokenwarden> {
+    const tw = await Tokenwarden.open({
+      database: db.url,
+      secretKey: TEST_SECRET_KEY,
+      scheduler,
+      webhooks: false,
+      clock,
+    });
+    opened.push(tw);
+    return tw;
+  }
+
+  it("a second instance on the same database finishes a flow the first started", async () => {
+    const clockA = new SteppedClock();
+    const first = await open(clockA, false);
+    await first.putConnection({ id: "tv-1", integration: "device" });
+    const started = await first.startDeviceAuthorization("tv-1");
+    // The first process waits out the server's interval before its first poll...
+    expect(await clockA.nextSleep()).toBe(started.interval * 1000);
+    // ...and goes away before it polls; the flow is in the store, its device code sealed.
+    await first.close();
+    const sealed = await rawSealedDeviceCode(db, "tv-1");
+    expect(sealed).toMatch(/^tw1\./);
+    const store = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
+    opened.push(store);
+    const flow = await store.getDeviceAuthorization("tv-1");
+    expect(flow?.deviceCode).toMatch(/\S/);
+    expect(flow?.deviceCode).not.toBe(sealed);
+    expect(flow?.intervalMs).toBe(started.interval * 1000);
+
+    await approveDeviceCode(started.verificationUriComplete as string);
+    const before = deviceGrantRequests().length;
+    const clockB = new SteppedClock(clockA.now());
+    const second = await open(clockB, false);
+    const done = second.waitForDeviceAuthorization("tv-1");
+    // The second process keeps the stored schedule: the first poll is still an interval away.
+    expect(await clockB.nextSleep()).toBe(started.interval * 1000);
+    clockB.wake();
+    expect((await done).status).toBe("active");
+    expect(deviceGrantRequests().length - before).toBe(1);
+    expect((await second.getToken("tv-1")).accessToken).toMatch(/\S/);
+    // Ended: nothing left for anyone to poll.
+    expect(await store.getDeviceAuthorization("tv-1")).toBeUndefined();
+  });
+
+  it("a process started after the first went away takes up the pending flow on its own", async () => {
+    const clockA = new SteppedClock();
+    const first = await open(clockA, false);
+    await first.putConnection({ id: "tv-2", integration: "device" });
+    const started = await first.startDeviceAuthorization("tv-2");
+    await clockA.nextSleep();
+    await first.close(); // a restart: this process is gone
+    await approveDeviceCode(started.verificationUriComplete as string);
+
+    const clockB = new SteppedClock(clockA.now());
+    const second = await open(clockB, true);
+    const active = new Promise<void>((resolve) => {
+      second.on("status", (change) => {
+        if (change.connectionId === "tv-2" && change.status === "active") resolve();
+      });
+    });
+    // Nobody asked: the new process found the flow in the store and polls it.
+    expect(await clockB.nextSleep()).toBe(started.interval * 1000);
+    clockB.wake();
+    await active;
+    expect((await second.getConnection("tv-2")).status).toBe("active");
+  });
+
+  it("a refusal seen by the process that took the flow up ends it there", async () => {
+    const clockA = new SteppedClock();
+    const first = await open(clockA, false);
+    await first.putConnection({ id: "tv-3", integration: "device" });
+    const started = await first.startDeviceAuthorization("tv-3");
+    await clockA.nextSleep();
+    await first.close();
+    await approveDeviceCode(started.verificationUriComplete as string, { deny: true });
+
+    const clockB = new SteppedClock(clockA.now());
+    const second = await open(clockB, false);
+    const done = caught(() => second.waitForDeviceAuthorization("tv-3"));
+    await clockB.nextSleep();
+    clockB.wake();
+    expect((await done).oauthError).toBe("access_denied");
+    // Nothing is left to poll, and a later wait has nothing to wait for.
+    await second.waitForDeviceAuthorization("tv-3");
+  });
+});
