@@ -6,6 +6,7 @@
  */
 import type { ApiKeyView, CreateApiKeyInput, CreatedApiKey } from "../broker/api-keys.js";
 import type { CatalogueDocument, CatalogueImportReport } from "../broker/catalogue-import.js";
+import type { DeviceAuthorizationStarted } from "../broker/device-flow.js";
 import type { AccessToken, ConnectionView, IntegrationView } from "../broker/views.js";
 import type { DeliveryView, WebhookView } from "../broker/webhooks/admin.js";
 import type { TokenEvent } from "../core/events.js";
@@ -44,6 +45,12 @@ export interface AuthorizeOptions {
   timeoutMs: number;
   /** Called with the URL the person must open, once the answer can be received. */
   onUrl: (url: string) => void;
+}
+
+export interface DeviceAuthorizeOptions {
+  timeoutMs: number;
+  /** Called with the user code and where to enter it, once the approval can be received. */
+  onCode: (started: DeviceAuthorizationStarted) => void;
 }
 
 /** A connect link for a connection to authorize again (`connect <id>`). */
@@ -94,6 +101,11 @@ export interface Backend {
   call(id: string, request: ApiCall): Promise<ApiAnswer>;
   /** The authorization code grant, waiting until the person has answered. */
   authorize(id: string, options: AuthorizeOptions): Promise<ConnectionView>;
+  /**
+   * The device grant (RFC 8628), waiting until the person has approved on any device.
+   * The answering side polls the token endpoint (through a service, the service does).
+   */
+  authorizeDevice(id: string, options: DeviceAuthorizeOptions): Promise<ConnectionView>;
 
   /**
    * A connect link. Its base and the origins `returnUrl` may be on are the answering

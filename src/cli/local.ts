@@ -4,6 +4,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
+import type { ConnectionView } from "../broker/views.js";
 import type { Settings } from "../config/settings.js";
 import type { TokenEvent } from "../core/events.js";
 import { settledPrefix } from "../service/event-stream.js";
@@ -14,8 +15,10 @@ import type {
   Backend,
   ConnectLink,
   ConnectLinkInput,
+  DeviceAuthorizeOptions,
   FollowOptions,
 } from "./backend.js";
+import { withinTimeout } from "./device.js";
 import { authorizeOnLoopback } from "./loopback.js";
 
 /** How often `events --follow` reads the table for other processes' events. */
@@ -94,6 +97,13 @@ export class LocalBackend implements Backend {
 
   authorize(id: string, options: AuthorizeOptions) {
     return authorizeOnLoopback(this.#tw, id, options);
+  }
+
+  /** This process polls the token endpoint, and stops when it ends. */
+  async authorizeDevice(id: string, options: DeviceAuthorizeOptions): Promise<ConnectionView> {
+    const started = await this.#tw.startDeviceAuthorization(id);
+    options.onCode(started);
+    return withinTimeout(this.#tw.waitForDeviceAuthorization(id), options.timeoutMs);
   }
 
   /**

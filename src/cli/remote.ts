@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createParser } from "eventsource-parser";
 import { type Dispatcher, request } from "undici";
 import type { CatalogueImportReport } from "../broker/catalogue-import.js";
+import type { DeviceAuthorizationStarted } from "../broker/device-flow.js";
 import type { AccessToken, ConnectionView, IntegrationView } from "../broker/views.js";
 import type { DeliveryView, WebhookView } from "../broker/webhooks/admin.js";
 import { ERROR_CODES, type ErrorCode, TokenwardenError } from "../core/errors.js";
@@ -20,8 +21,10 @@ import type {
   AuthorizeOptions,
   Backend,
   ConnectLink,
+  DeviceAuthorizeOptions,
   FollowOptions,
 } from "./backend.js";
+import { notApproved } from "./device.js";
 import { noAnswer } from "./loopback.js";
 import { type Answer, serviceError, unexpected, unreachable } from "./remote-errors.js";
 
@@ -202,9 +205,37 @@ export class RemoteBackend implements Backend {
    * connection's `authorize` event on the service's event stream, which is listened
    * to before the person is sent to the server, so the event cannot be missed.
    */
-  async authorize(id: string, options: AuthorizeOptions): Promise<ConnectionView> {
+  authorize(id: string, options: AuthorizeOptions): Promise<ConnectionView> {
+    return this.#untilAuthorized(id, options.timeoutMs, noAnswer, async () => {
+      const started = await this.#json<{ url: string }>(
+        "GET",
+        `/v1/connections/${path(id)}/authorize`,
+      );
+      options.onUrl(started.url);
+    });
+  }
+
+  /** The service polls the token endpoint (it goes on if this command gives up first). */
+  authorizeDevice(id: string, options: DeviceAuthorizeOptions): Promise<ConnectionView> {
+    return this.#untilAuthorized(id, options.timeoutMs, notApproved, async () => {
+      options.onCode(
+        await this.#json<DeviceAuthorizationStarted>(
+          "POST",
+          `/v1/connections/${path(id)}/authorize`,
+        ),
+      );
+    });
+  }
+
+  /** Starts an authorization once its outcome event cannot be missed, and waits for it. */
+  async #untilAuthorized(
+    id: string,
+    timeoutMs: number,
+    timedOut: (timeoutMs: number) => TokenwardenError,
+    start: () => Promise<void>,
+  ): Promise<ConnectionView> {
     const stop = new AbortController();
-    const timer = setTimeout(() => stop.abort(), options.timeoutMs);
+    const timer = setTimeout(() => stop.abort(), timeoutMs);
     let outcome: TokenEvent | undefined;
     let listening: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => {
@@ -221,18 +252,14 @@ export class RemoteBackend implements Backend {
     );
     try {
       await Promise.race([ready, following]);
-      const started = await this.#json<{ url: string }>(
-        "GET",
-        `/v1/connections/${path(id)}/authorize`,
-      );
-      options.onUrl(started.url);
+      await start();
       await following;
     } finally {
       clearTimeout(timer);
       stop.abort();
       await following.catch(() => undefined);
     }
-    if (outcome === undefined) throw noAnswer(options.timeoutMs);
+    if (outcome === undefined) throw timedOut(timeoutMs);
     if (outcome.outcome === "failure") {
       const code = (ERROR_CODES as readonly string[]).includes(outcome.errorCode ?? "")
         ? (outcome.errorCode as ErrorCode)

@@ -4,12 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveSettings } from "../../src/config/settings.js";
 import { Tokenwarden } from "../../src/index.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
-import { type CliResult, runCli } from "../fixtures/cli.js";
+import { type CliResult, runCli, startCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { approveDeviceCode } from "../fixtures/interaction.js";
+import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../fixtures/webhook-receiver.js";
 
 /**
- * `webhook ...`, `connect <id>` and `presets` through a service (TOKENWARDEN_URL): each
+ * `webhook ...`, `connect <id>`, `presets` and `authorize` of a device grant through a service (TOKENWARDEN_URL): each
  * runs on a database and through a service started here (with its own database), and
  * both must print the same and exit the same. The service logs everything it would
  * (trace), so a signing secret in its log would be seen.
@@ -22,13 +24,29 @@ let serviceDb: TestDatabase;
 let service: RunningService;
 let localHooks: WebhookReceiver;
 let serviceHooks: WebhookReceiver;
+let op: OidcFixture;
 let local: Record<string, string>;
 let remote: Record<string, string>;
 const serviceLog: string[] = [];
 /** Each test runs the CLI a few dozen times, a process each: slow on a loaded machine. */
 const MANY_RUNS_MS = 240_000;
 
+const DEVICE_CLIENT = "device-client";
+const DEVICE_SECRET = "device-secret";
+
 beforeAll(async () => {
+  op = await startOidcProvider({
+    deviceFlow: true,
+    clients: [
+      {
+        clientId: DEVICE_CLIENT,
+        clientSecret: DEVICE_SECRET,
+        authMethod: "client_secret_basic",
+        grantTypes: ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+        redirectUris: ["http://127.0.0.1/callback"],
+      },
+    ],
+  });
   localDb = await sqliteDatabase();
   serviceDb = await sqliteDatabase();
   localHooks = await startWebhookReceiver();
@@ -66,6 +84,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await service?.close();
+  await op?.close();
   await localHooks?.close();
   await serviceHooks?.close();
   await localDb?.drop();
@@ -292,6 +311,81 @@ describe("lifecycle commands through a service", () => {
       expect(
         await runCli(["presets"], { env: { ...remote, TOKENWARDEN_API_KEY: "not-a-key" } }),
       ).toMatchObject({ code: 1, stderr: "error unauthorized: this API key is not valid\n" });
+    },
+    MANY_RUNS_MS,
+  );
+
+  it(
+    "authorize of a device grant: the code printed, the service polling",
+    async () => {
+      for (const args of [
+        [
+          "integration",
+          "add",
+          "tv",
+          "--grant-type",
+          "device_code",
+          "--set",
+          `deviceAuthorizationUrl=${JSON.stringify(op.deviceAuthorizationUrl)}`,
+          "--token-url",
+          op.tokenUrl,
+          "--client-id",
+          DEVICE_CLIENT,
+          "--client-secret",
+          DEVICE_SECRET,
+          "--scopes",
+          "openid offline_access",
+        ],
+        ["connection", "add", "tv-1", "--integration", "tv"],
+        ["connection", "add", "tv-2", "--integration", "tv"],
+        ["connection", "add", "tv-3", "--integration", "tv"],
+      ])
+        expect((await both(args)).here.code).toBe(0);
+
+      /** Runs `authorize` on one side and answers on the provider's page as the person. */
+      const authorize = async (
+        env: Record<string, string>,
+        id: string,
+        answer: "approve" | "deny",
+      ) => {
+        const child = startCli(["authorize", id, "--timeout", "60"], { env });
+        const line = await child.waitFor(/^\(or open \S+\)$/, "stderr");
+        const uri = /^\(or open (\S+)\)$/.exec(line)?.[1] as string;
+        expect(new URL(uri).origin).toBe(new URL(op.issuer).origin);
+        await approveDeviceCode(uri, answer === "deny" ? { deny: true } : {});
+        const code = await child.exited;
+        return { code, stdout: child.lines(), lastError: child.lines("stderr").at(-1) };
+      };
+      for (const env of [local, remote])
+        expect(await authorize(env, "tv-1", "approve")).toMatchObject({
+          code: 0,
+          stdout: ["tv-1: active"],
+        });
+      // The service holds the token it polled for.
+      expect((await runCli(["token", "tv-1"], { env: remote })).code).toBe(0);
+
+      const denied = await Promise.all([
+        authorize(local, "tv-2", "deny"),
+        authorize(remote, "tv-2", "deny"),
+      ]);
+      // The same code and status; the service's event words the refusal more briefly.
+      for (const result of denied)
+        expect(result).toMatchObject({
+          code: 1,
+          stdout: [],
+          lastError: expect.stringMatching(/^error token_endpoint_error: .*access_denied/),
+        });
+
+      // Nobody answers: the same refusal to wait longer.
+      const waited = await Promise.all(
+        [local, remote].map((env) => runCli(["authorize", "tv-3", "--timeout", "2"], { env })),
+      );
+      for (const result of waited) {
+        expect(result.code).toBe(1);
+        expect(result.stderr.trimEnd().split("\n").at(-1)).toBe(
+          "error timeout: not approved within 2 s",
+        );
+      }
     },
     MANY_RUNS_MS,
   );
