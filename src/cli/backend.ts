@@ -6,8 +6,12 @@
  */
 import type { ApiKeyView, CreateApiKeyInput, CreatedApiKey } from "../broker/api-keys.js";
 import type { CatalogueDocument, CatalogueImportReport } from "../broker/catalogue-import.js";
+import type { DeviceAuthorizationStarted } from "../broker/device-flow.js";
 import type { AccessToken, ConnectionView, IntegrationView } from "../broker/views.js";
+import type { DeliveryView, WebhookView } from "../broker/webhooks/admin.js";
 import type { TokenEvent } from "../core/events.js";
+import type { DeliveryStatus, WebhookInput } from "../core/webhook.js";
+import type { PresetEntry } from "../presets/catalogue.js";
 import type { ConnectionFilter } from "../store/store.js";
 
 export interface ApiCall {
@@ -41,6 +45,26 @@ export interface AuthorizeOptions {
   timeoutMs: number;
   /** Called with the URL the person must open, once the answer can be received. */
   onUrl: (url: string) => void;
+}
+
+export interface DeviceAuthorizeOptions {
+  timeoutMs: number;
+  /** Called with the user code and where to enter it, once the approval can be received. */
+  onCode: (started: DeviceAuthorizationStarted) => void;
+}
+
+/** A connect link for a connection to authorize again (`connect <id>`). */
+export interface ConnectLinkInput {
+  connectionId: string;
+  expiresInSeconds: number;
+  returnUrl?: string;
+}
+
+export interface ConnectLink {
+  /** `<public-url>/connect/<token>`: the token is the credential, single use. */
+  url: string;
+  expiresAt: string;
+  connectionId: string;
 }
 
 export interface Backend {
@@ -77,6 +101,36 @@ export interface Backend {
   call(id: string, request: ApiCall): Promise<ApiAnswer>;
   /** The authorization code grant, waiting until the person has answered. */
   authorize(id: string, options: AuthorizeOptions): Promise<ConnectionView>;
+  /**
+   * The device grant (RFC 8628), waiting until the person has approved on any device.
+   * The answering side polls the token endpoint (through a service, the service does).
+   */
+  authorizeDevice(id: string, options: DeviceAuthorizeOptions): Promise<ConnectionView>;
+
+  /**
+   * A connect link. Its base and the origins `returnUrl` may be on are the answering
+   * side's: the local settings (`--public-url`, TOKENWARDEN_CONNECT_RETURN_ORIGINS), or
+   * the service's own.
+   */
+  createConnectLink(input: ConnectLinkInput): Promise<ConnectLink>;
+
+  /** The provider presets of the side that creates integrations from them. */
+  listPresets(): Promise<PresetEntry[]>;
+
+  readonly webhooks: {
+    /** The answer that creates a webhook holds its signing secret; no other does. */
+    put(
+      id: string,
+      input: Partial<WebhookInput> & { url: string },
+    ): Promise<{ webhook: WebhookView; created: boolean }>;
+    list(): Promise<WebhookView[]>;
+    remove(id: string): Promise<void>;
+    /** Newest first. */
+    deliveries(
+      id: string,
+      options: { limit: number; status?: DeliveryStatus },
+    ): Promise<DeliveryView[]>;
+  };
 
   readonly apiKeys: {
     create(input: CreateApiKeyInput): Promise<CreatedApiKey>;

@@ -64,14 +64,22 @@ export async function withBackend<T>(
   flags: GlobalFlags,
   run: (backend: Backend) => Promise<T>,
 ): Promise<T> {
-  const remote = remoteOf(flags);
-  if (remote !== undefined) {
-    const backend = new RemoteBackend(remote.url, remote.apiKey);
+  const backend = remoteBackendOf(flags);
+  if (backend !== undefined) {
     if (flags.config !== undefined)
       await backend.applyDeclarative(await loadDeclarativeFile(flags.config));
     return run(backend);
   }
-  return withTokenwarden(flags, (tw) => run(new LocalBackend(tw)));
+  return withTokenwarden(flags, (tw, settings) => run(new LocalBackend(tw, settings)));
+}
+
+/**
+ * The service's side when a URL is set, for a command that otherwise needs no
+ * database (`presets` reads this package's own catalogue).
+ */
+export function remoteBackendOf(flags: GlobalFlags): Backend | undefined {
+  const remote = remoteOf(flags);
+  return remote === undefined ? undefined : new RemoteBackend(remote.url, remote.apiKey);
 }
 
 /** For commands that only make sense on the database: refused when a URL is set. */

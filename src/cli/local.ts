@@ -4,9 +4,21 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
+import type { ConnectionView } from "../broker/views.js";
+import type { Settings } from "../config/settings.js";
 import type { TokenEvent } from "../core/events.js";
 import { settledPrefix } from "../service/event-stream.js";
-import type { ApiAnswer, ApiCall, AuthorizeOptions, Backend, FollowOptions } from "./backend.js";
+import type {
+  ApiAnswer,
+  ApiCall,
+  AuthorizeOptions,
+  Backend,
+  ConnectLink,
+  ConnectLinkInput,
+  DeviceAuthorizeOptions,
+  FollowOptions,
+} from "./backend.js";
+import { withinTimeout } from "./device.js";
 import { authorizeOnLoopback } from "./loopback.js";
 
 /** How often `events --follow` reads the table for other processes' events. */
@@ -16,17 +28,39 @@ const BATCH = 200;
 /** How long a gap in the ids is waited on (a PostgreSQL insert not yet committed). */
 const GAP_GRACE_MS = 2000;
 
+/** What a connect link is made with here: where the service listens, where it may return. */
+export type LinkSettings = Pick<Settings, "publicUrl" | "connectReturnOrigins">;
+
 export class LocalBackend implements Backend {
   readonly where = "local" as const;
   readonly #tw: Tokenwarden;
+  readonly #links: LinkSettings;
 
-  constructor(tw: Tokenwarden) {
+  constructor(tw: Tokenwarden, links: LinkSettings) {
     this.#tw = tw;
+    this.#links = links;
   }
 
   get apiKeys(): Backend["apiKeys"] {
     return this.#tw.apiKeys;
   }
+
+  get webhooks(): Backend["webhooks"] {
+    return this.#tw.webhooks;
+  }
+
+  async createConnectLink(input: ConnectLinkInput): Promise<ConnectLink> {
+    const session = await this.#tw.connectSessions.create(input, {
+      returnOrigins: this.#links.connectReturnOrigins,
+    });
+    return {
+      url: `${this.#links.publicUrl}/connect/${session.token}`,
+      expiresAt: session.expiresAt,
+      connectionId: session.connectionId,
+    };
+  }
+
+  listPresets: Backend["listPresets"] = async () => this.#tw.listPresets();
 
   findIntegration: Backend["findIntegration"] = (key) => this.#tw.findIntegration(key);
   getIntegration: Backend["getIntegration"] = (key) => this.#tw.getIntegration(key);
@@ -63,6 +97,13 @@ export class LocalBackend implements Backend {
 
   authorize(id: string, options: AuthorizeOptions) {
     return authorizeOnLoopback(this.#tw, id, options);
+  }
+
+  /** This process polls the token endpoint, and stops when it ends. */
+  async authorizeDevice(id: string, options: DeviceAuthorizeOptions): Promise<ConnectionView> {
+    const started = await this.#tw.startDeviceAuthorization(id);
+    options.onCode(started);
+    return withinTimeout(this.#tw.waitForDeviceAuthorization(id), options.timeoutMs);
   }
 
   /**

@@ -3,7 +3,7 @@
  * The `tokenwarden` command: a thin adapter over the broker and the service. Each
  * command parses its flags (commander), calls one library function and prints the
  * result; a failure prints `error <code>: <message>` on stderr (JSON under --json) and
- * exits 1. With TOKENWARDEN_URL (or --url) and TOKENWARDEN_API_KEY, commands talk to a
+ * exits 1. With TOKENWARDEN_URL (or --service-url) and TOKENWARDEN_API_KEY, commands talk to a
  * running service instead of the database (context.ts).
  */
 import { Command, CommanderError } from "commander";
@@ -54,7 +54,7 @@ beside the database; TOKENWARDEN_PREVIOUS_SECRET_KEYS (comma-separated) opens va
 sealed under older keys (see "key rotate").
 
 To work through a running service instead (no database URL or master key here), set
-TOKENWARDEN_URL (or --url) and TOKENWARDEN_API_KEY:
+TOKENWARDEN_URL (or --service-url) and TOKENWARDEN_API_KEY:
   $ export TOKENWARDEN_URL=https://tokens.example.com TOKENWARDEN_API_KEY=tw_...
   $ tokenwarden token acme-prod
 

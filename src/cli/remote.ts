@@ -9,19 +9,26 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createParser } from "eventsource-parser";
 import { type Dispatcher, request } from "undici";
 import type { CatalogueImportReport } from "../broker/catalogue-import.js";
+import type { DeviceAuthorizationStarted } from "../broker/device-flow.js";
 import type { AccessToken, ConnectionView, IntegrationView } from "../broker/views.js";
+import type { DeliveryView, WebhookView } from "../broker/webhooks/admin.js";
 import { ERROR_CODES, type ErrorCode, TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
-import type { ApiAnswer, ApiCall, AuthorizeOptions, Backend, FollowOptions } from "./backend.js";
+import type { PresetEntry } from "../presets/catalogue.js";
+import type {
+  ApiAnswer,
+  ApiCall,
+  AuthorizeOptions,
+  Backend,
+  ConnectLink,
+  DeviceAuthorizeOptions,
+  FollowOptions,
+} from "./backend.js";
+import { notApproved } from "./device.js";
 import { noAnswer } from "./loopback.js";
+import { type Answer, serviceError, unexpected, unreachable } from "./remote-errors.js";
 
 type Method = Dispatcher.HttpMethod;
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-}
 
 const path = (...segments: string[]) => segments.map(encodeURIComponent).join("/");
 
@@ -84,6 +91,36 @@ export class RemoteBackend implements Backend {
       await this.#send("DELETE", `/v1/api-keys/${path(id)}`);
     },
   };
+
+  /** `/v1/webhooks`: a 201 is a new webhook, whose answer alone holds its secret. */
+  readonly webhooks: Backend["webhooks"] = {
+    put: async (id, input) => {
+      const answer = await this.#send("PUT", `/v1/webhooks/${path(id)}`, { body: input });
+      return { webhook: JSON.parse(answer.text) as WebhookView, created: answer.status === 201 };
+    },
+    list: async () =>
+      (await this.#json<{ webhooks: WebhookView[] }>("GET", "/v1/webhooks")).webhooks,
+    remove: async (id) => {
+      await this.#send("DELETE", `/v1/webhooks/${path(id)}`);
+    },
+    deliveries: async (id, options) => {
+      const query = new URLSearchParams({ limit: String(options.limit) });
+      if (options.status !== undefined) query.set("status", options.status);
+      return (
+        await this.#json<{ deliveries: DeliveryView[] }>(
+          "GET",
+          `/v1/webhooks/${path(id)}/deliveries?${query}`,
+        )
+      ).deliveries;
+    },
+  };
+
+  /** The service makes the link on its own public URL, with its own return origins. */
+  createConnectLink: Backend["createConnectLink"] = (input) =>
+    this.#json<ConnectLink>("POST", "/v1/connect-sessions", input);
+
+  listPresets = async () =>
+    (await this.#json<{ presets: PresetEntry[] }>("GET", "/v1/presets")).presets;
 
   findIntegration = (key: string) => this.#find<IntegrationView>(`/v1/integrations/${path(key)}`);
   getIntegration = (key: string) =>
@@ -168,9 +205,37 @@ export class RemoteBackend implements Backend {
    * connection's `authorize` event on the service's event stream, which is listened
    * to before the person is sent to the server, so the event cannot be missed.
    */
-  async authorize(id: string, options: AuthorizeOptions): Promise<ConnectionView> {
+  authorize(id: string, options: AuthorizeOptions): Promise<ConnectionView> {
+    return this.#untilAuthorized(id, options.timeoutMs, noAnswer, async () => {
+      const started = await this.#json<{ url: string }>(
+        "GET",
+        `/v1/connections/${path(id)}/authorize`,
+      );
+      options.onUrl(started.url);
+    });
+  }
+
+  /** The service polls the token endpoint (it goes on if this command gives up first). */
+  authorizeDevice(id: string, options: DeviceAuthorizeOptions): Promise<ConnectionView> {
+    return this.#untilAuthorized(id, options.timeoutMs, notApproved, async () => {
+      options.onCode(
+        await this.#json<DeviceAuthorizationStarted>(
+          "POST",
+          `/v1/connections/${path(id)}/authorize`,
+        ),
+      );
+    });
+  }
+
+  /** Starts an authorization once its outcome event cannot be missed, and waits for it. */
+  async #untilAuthorized(
+    id: string,
+    timeoutMs: number,
+    timedOut: (timeoutMs: number) => TokenwardenError,
+    start: () => Promise<void>,
+  ): Promise<ConnectionView> {
     const stop = new AbortController();
-    const timer = setTimeout(() => stop.abort(), options.timeoutMs);
+    const timer = setTimeout(() => stop.abort(), timeoutMs);
     let outcome: TokenEvent | undefined;
     let listening: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => {
@@ -187,18 +252,14 @@ export class RemoteBackend implements Backend {
     );
     try {
       await Promise.race([ready, following]);
-      const started = await this.#json<{ url: string }>(
-        "GET",
-        `/v1/connections/${path(id)}/authorize`,
-      );
-      options.onUrl(started.url);
+      await start();
       await following;
     } finally {
       clearTimeout(timer);
       stop.abort();
       await following.catch(() => undefined);
     }
-    if (outcome === undefined) throw noAnswer(options.timeoutMs);
+    if (outcome === undefined) throw timedOut(timeoutMs);
     if (outcome.outcome === "failure") {
       const code = (ERROR_CODES as readonly string[]).includes(outcome.errorCode ?? "")
         ? (outcome.errorCode as ErrorCode)
@@ -296,62 +357,3 @@ export class RemoteBackend implements Backend {
 
 /** How often a client key's follow reads the connection's newest events. */
 const CLIENT_POLL_MS = 1000;
-
-/** The service's `{ error: { code, message, ... } }`, or `undefined` for any other body. */
-function serviceError(answer: Answer): TokenwardenError | undefined {
-  if (answer.status < 400) return undefined;
-  let body: unknown;
-  try {
-    body = JSON.parse(answer.text);
-  } catch {
-    return undefined;
-  }
-  const error = (body as { error?: Record<string, unknown> } | null)?.error;
-  if (
-    typeof error !== "object" ||
-    error === null ||
-    typeof error.message !== "string" ||
-    !(ERROR_CODES as readonly string[]).includes(String(error.code))
-  ) {
-    return undefined;
-  }
-  const text = (name: string) => (typeof error[name] === "string" ? error[name] : undefined);
-  const retryAfter = Number(answer.headers["retry-after"]);
-  return new TokenwardenError(error.code as ErrorCode, error.message, {
-    ...(text("field") === undefined ? {} : { field: text("field") }),
-    ...(text("oauthError") === undefined ? {} : { oauthError: text("oauthError") }),
-    ...(text("oauthErrorDescription") === undefined
-      ? {}
-      : { oauthErrorDescription: text("oauthErrorDescription") }),
-    ...(typeof error.upstreamStatus === "number" ? { status: error.upstreamStatus } : {}),
-    ...(Array.isArray(error.issues) ? { issues: error.issues as [] } : {}),
-    ...(Number.isInteger(retryAfter) && retryAfter >= 0 ? { retryAfterSeconds: retryAfter } : {}),
-  });
-}
-
-/** An answer that is not the service's (a proxy in between, a wrong URL). */
-function unexpected(answer: Answer): TokenwardenError {
-  const code: ErrorCode =
-    answer.status === 401
-      ? "unauthorized"
-      : answer.status === 403
-        ? "forbidden"
-        : answer.status === 404
-          ? "not_found"
-          : answer.status >= 500
-            ? "network_error"
-            : "invalid_request";
-  return new TokenwardenError(
-    code,
-    `the service answered HTTP ${answer.status} without an error body (is TOKENWARDEN_URL a Tokenwarden service?)`,
-    { status: answer.status },
-  );
-}
-
-function unreachable(base: string, error: unknown): TokenwardenError {
-  const reason =
-    (error as { code?: string }).code ?? (error instanceof Error ? error.message : String(error));
-  return new TokenwardenError("network_error", `cannot reach the service at ${base}: ${reason}`, {
-    cause: error,
-  });
-}

@@ -1,7 +1,9 @@
 import { spawn } from "node:child_process";
 import type { Command } from "commander";
+import type { ConnectionView } from "../../broker/views.js";
 import { invalidConfig } from "../../core/errors.js";
-import { type GlobalFlags, remoteOf, withBackend, withTokenwarden } from "../context.js";
+import type { Backend } from "../backend.js";
+import { type GlobalFlags, withBackend } from "../context.js";
 import { authorizeOnDevice } from "../device.js";
 import { printJson, spinner, status } from "../output.js";
 
@@ -15,13 +17,15 @@ interface AuthorizeFlags extends GlobalFlags {
  * `authorize <id>`: the authorization code grant for a command-line user. On the
  * database, the redirect comes to a loopback server on 127.0.0.1 (RFC 8252 §7.3,
  * loopback.ts); through a service, to the service's own redirect URL, and the command
- * waits for the outcome on its event stream (remote.ts).
+ * waits for the outcome on its event stream (remote.ts). The device grant (RFC 8628)
+ * prints the user code; the token endpoint is polled by this process on the database,
+ * by the service through one (device.ts).
  */
 export function registerAuthorizeCommand(program: Command): void {
   program
     .command("authorize <id>")
     .description(
-      "authorize a connection in a browser (the authorization code grant) and wait for the answer; for the device grant (RFC 8628, on the database), print the user code and wait",
+      "authorize a connection in a browser (the authorization code grant) and wait for the answer; for the device grant (RFC 8628), print the user code and wait",
     )
     .option(
       "--port <port>",
@@ -29,7 +33,7 @@ export function registerAuthorizeCommand(program: Command): void {
       "0",
     )
     .option("--no-open", "print the URL only; do not try to open a browser")
-    .option("--timeout <seconds>", "how long to wait for the browser", "300")
+    .option("--timeout <seconds>", "how long to wait for the browser or the approval", "300")
     .addHelpText(
       "after",
       `
@@ -47,38 +51,37 @@ Examples:
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw invalidConfig("port", "must be a TCP port number");
       if (!(timeoutSeconds > 0)) throw invalidConfig("timeout", "must be a number of seconds");
-      // The device grant: this process polls the token endpoint, so on the database only.
-      if (remoteOf(flags) === undefined) {
-        const device = await withTokenwarden(flags, async (tw) => {
-          const connection = await tw.getConnection(id);
-          const { grantType } = await tw.getIntegration(connection.integration);
-          return grantType === "device_code"
-            ? authorizeOnDevice(tw, id, timeoutSeconds * 1000, flags)
-            : undefined;
-        });
-        if (device !== undefined) {
-          if (flags.json === true) printJson(device);
-          else process.stdout.write(`${id}: ${status(device.status)}\n`);
-          return;
-        }
-      }
       await withBackend(flags, async (api) => {
-        let progress: ReturnType<typeof spinner> | undefined;
-        const view = await api
-          .authorize(id, {
-            port,
-            timeoutMs: timeoutSeconds * 1000,
-            onUrl: (url) => {
-              process.stderr.write(`\nOpen this URL to authorize ${id}:\n\n  ${url}\n\n`);
-              if (flags.open) openBrowser(url);
-              progress = spinner("Waiting for the browser (Ctrl-C to give up)...", flags);
-            },
-          })
-          .finally(() => progress?.stop());
+        const connection = await api.getConnection(id);
+        const { grantType } = await api.getIntegration(connection.integration);
+        const view =
+          grantType === "device_code"
+            ? await authorizeOnDevice(api, id, timeoutSeconds * 1000, flags)
+            : await inBrowser(api, id, { port, timeoutMs: timeoutSeconds * 1000, flags });
         if (flags.json === true) printJson(view);
         else process.stdout.write(`${id}: ${status(view.status)}\n`);
       });
     });
+}
+
+/** The authorization code grant: the URL printed (and opened), then the wait. */
+async function inBrowser(
+  api: Backend,
+  id: string,
+  options: { port: number; timeoutMs: number; flags: AuthorizeFlags },
+): Promise<ConnectionView> {
+  let progress: ReturnType<typeof spinner> | undefined;
+  return api
+    .authorize(id, {
+      port: options.port,
+      timeoutMs: options.timeoutMs,
+      onUrl: (url) => {
+        process.stderr.write(`\nOpen this URL to authorize ${id}:\n\n  ${url}\n\n`);
+        if (options.flags.open) openBrowser(url);
+        progress = spinner("Waiting for the browser (Ctrl-C to give up)...", options.flags);
+      },
+    })
+    .finally(() => progress?.stop());
 }
 
 /** Best effort: a desktop opener if there is one; a server or CI has none, which is fine. */

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { settingOption } from "../../config/settings.js";
 import { invalidConfig } from "../../core/errors.js";
-import { type GlobalFlags, withTokenwarden } from "../context.js";
+import { type GlobalFlags, withBackend } from "../context.js";
 import { printJson } from "../output.js";
 
 interface ConnectFlags extends GlobalFlags {
@@ -21,26 +21,26 @@ export function registerConnectCommand(program: Command): void {
     .option("--expires <seconds>", "how long the link works", "3600")
     .option(
       "--return-url <url>",
-      "where the page goes afterwards (TOKENWARDEN_CONNECT_RETURN_ORIGINS)",
+      "where the page goes afterwards (on an origin of TOKENWARDEN_CONNECT_RETURN_ORIGINS)",
     )
     .addOption(settingOption("publicUrl"))
+    .addHelpText(
+      "after",
+      "\nThrough a service (TOKENWARDEN_URL) the link is on the service's own public URL and\nreturn origins; --public-url is then not used.",
+    )
     .action(async (id: string, _flags: ConnectFlags, command: Command) => {
       const flags = command.optsWithGlobals<ConnectFlags>();
       const expires = Number(flags.expires);
       if (!Number.isInteger(expires))
         throw invalidConfig("expires", "must be a whole number of seconds");
-      await withTokenwarden(flags, async (tw, settings) => {
-        const session = await tw.connectSessions.create(
-          {
-            connectionId: id,
-            expiresInSeconds: expires,
-            ...(flags.returnUrl === undefined ? {} : { returnUrl: flags.returnUrl }),
-          },
-          { returnOrigins: settings.connectReturnOrigins },
-        );
-        const url = `${settings.publicUrl}/connect/${session.token}`;
-        if (flags.json === true) printJson({ url, expiresAt: session.expiresAt, connectionId: id });
-        else process.stdout.write(`${url}\n(single use, until ${session.expiresAt})\n`);
+      await withBackend(flags, async (api) => {
+        const link = await api.createConnectLink({
+          connectionId: id,
+          expiresInSeconds: expires,
+          ...(flags.returnUrl === undefined ? {} : { returnUrl: flags.returnUrl }),
+        });
+        if (flags.json === true) printJson(link);
+        else process.stdout.write(`${link.url}\n(single use, until ${link.expiresAt})\n`);
       });
     });
 }

@@ -1,12 +1,14 @@
 import type { Command } from "commander";
 import { TokenwardenError } from "../../core/errors.js";
 import { PRESETS, presetEntry } from "../../presets/catalogue.js";
-import type { GlobalFlags } from "../context.js";
+import { type GlobalFlags, remoteBackendOf } from "../context.js";
 import { printJson, printTable } from "../output.js";
 
 /**
- * `tokenwarden presets [name]`: the catalogue shipped in the package. It needs no
- * database and no key: it reads only the package's own data.
+ * `tokenwarden presets [name]`: on this machine, the catalogue shipped in the package
+ * (no database and no master key needed: it reads only the package's own data);
+ * through a service (TOKENWARDEN_URL), the service's, which is the one its
+ * `integration add --preset` resolves against, whatever version this CLI is.
  */
 export function registerPresetsCommand(program: Command): void {
   program
@@ -20,9 +22,12 @@ Examples:
   $ tokenwarden presets github --json
   $ tokenwarden integration add gh --preset github --client-id Iv1.abc`,
     )
-    .action((name: string | undefined, _flags: GlobalFlags, command: Command) => {
+    .action(async (name: string | undefined, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      const entries = PRESETS.map(presetEntry);
+      const service = remoteBackendOf(flags);
+      // One listing either way, then the same lookup: the same answer for any name.
+      const entries =
+        service === undefined ? PRESETS.map(presetEntry) : await service.listPresets();
       if (name !== undefined) {
         const entry = entries.find((e) => e.name === name);
         if (entry === undefined)

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { invalidConfig } from "../../core/errors.js";
 import { LIFECYCLE_EVENT_TYPES, type LifecycleEventType } from "../../core/lifecycle.js";
-import { type GlobalFlags, withTokenwarden } from "../context.js";
+import { type GlobalFlags, withBackend } from "../context.js";
 import { printJson, printTable } from "../output.js";
 import { collect } from "./options.js";
 
@@ -17,8 +17,9 @@ interface DeliveriesFlags extends GlobalFlags {
 }
 
 /**
- * `webhook add|list|rm|deliveries`. `add` of a new
- * webhook prints its signing secret once; the running service delivers.
+ * `webhook add|list|rm|deliveries`, on the database or through a service
+ * (TOKENWARDEN_URL). `add` of a new webhook prints its signing secret once, from the
+ * answer that created it (there is no other); the running service delivers.
  */
 export function registerWebhookCommands(program: Command): void {
   const webhook = program
@@ -45,8 +46,8 @@ export function registerWebhookCommands(program: Command): void {
             `${event} is not one of ${LIFECYCLE_EVENT_TYPES.join(", ")}`,
           );
       }
-      await withTokenwarden(flags, async (tw) => {
-        const { webhook: view, created } = await tw.webhooks.put(id, {
+      await withBackend(flags, async (api) => {
+        const { webhook: view, created } = await api.webhooks.put(id, {
           url: flags.url,
           ...(flags.event.length === 0 ? {} : { events: flags.event as LifecycleEventType[] }),
           enabled: flags.disabled !== true,
@@ -63,8 +64,8 @@ export function registerWebhookCommands(program: Command): void {
     .description("list webhooks")
     .action(async (_flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        const hooks = await tw.webhooks.list();
+      await withBackend(flags, async (api) => {
+        const hooks = await api.webhooks.list();
         if (flags.json === true) return printJson(hooks);
         printTable(
           ["ID", "URL", "EVENTS", "ENABLED"],
@@ -83,8 +84,8 @@ export function registerWebhookCommands(program: Command): void {
     .description("delete a webhook and its deliveries")
     .action(async (id: string, _flags: GlobalFlags, command: Command) => {
       const flags = command.optsWithGlobals<GlobalFlags>();
-      await withTokenwarden(flags, async (tw) => {
-        await tw.webhooks.remove(id);
+      await withBackend(flags, async (api) => {
+        await api.webhooks.remove(id);
         if (flags.json === true) printJson({ deleted: id });
         else process.stdout.write(`deleted webhook ${id}\n`);
       });
@@ -102,8 +103,8 @@ export function registerWebhookCommands(program: Command): void {
         throw invalidConfig("limit", "must be a whole number from 1 to 500");
       if (flags.status !== undefined && !["pending", "succeeded", "failed"].includes(flags.status))
         throw invalidConfig("status", "must be pending, succeeded or failed");
-      await withTokenwarden(flags, async (tw) => {
-        const deliveries = await tw.webhooks.deliveries(id, {
+      await withBackend(flags, async (api) => {
+        const deliveries = await api.webhooks.deliveries(id, {
           limit,
           ...(flags.status === undefined ? {} : { status: flags.status as "pending" }),
         });
