@@ -4,15 +4,13 @@ import { ACCESS_TOKEN_TYPE } from "../core/integration.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
 import { clientAuthCandidates } from "./auto-auth.js";
-import { applyClientAuthentication } from "./client-auth.js";
 import { describeEndpoint } from "./http.js";
 import { signAssertion } from "./jwt-assertion.js";
 import {
-  lowerCaseKeys,
+  authenticatedFormPost,
   type ProtocolOptions,
   requestToken,
   sendWithDpop,
-  tokenAudience,
 } from "./token-endpoint.js";
 import { parseResponseBody, tokenEndpointError } from "./token-response.js";
 
@@ -81,31 +79,22 @@ export async function requestDeviceAuthorization(
     throw new TokenwardenError("invalid_config", "deviceAuthorizationUrl is not set", {
       field: "deviceAuthorizationUrl",
     });
-  const url = new URL(config.deviceAuthorizationUrl);
-  const headers: Record<string, string> = {
-    accept: "application/json",
-    ...lowerCaseKeys(config.tokenHeaders),
-    "content-type": "application/x-www-form-urlencoded",
-  };
   const params = new URLSearchParams(scopeOf(config));
   for (const [name, value] of Object.entries(config.tokenParams)) params.set(name, value);
   // `auto` has learned nothing for this endpoint yet: its first candidate.
   const method =
     config.clientAuth === "auto" ? (clientAuthCandidates(config)[0] ?? "basic") : config.clientAuth;
-  await applyClientAuthentication(
-    method,
-    config,
-    { headers, params, query: url.searchParams },
-    { audience: tokenAudience(config), now: Date.now() },
-  );
   // RFC 8628 §3.1: client_id goes in the body of a public client's request; confidential
-  // clients authenticate as at the token endpoint, which the line above did.
-  const what = `device authorization endpoint ${describeEndpoint(url)}`;
-  const res = await sendWithDpop(
-    { method: "POST", url, headers, body: params.toString() },
+  // clients authenticate as at the token endpoint, which the line below does.
+  const req = await authenticatedFormPost(
     config,
-    { what, ...options, dpop: undefined },
+    config.deviceAuthorizationUrl,
+    params,
+    method,
+    Date.now(),
   );
+  const what = `device authorization endpoint ${describeEndpoint(req.url)}`;
+  const res = await sendWithDpop(req, config, { what, ...options, dpop: undefined });
   const body = parseResponseBody(res);
   if (res.status < 200 || res.status > 299 || body === undefined)
     throw tokenEndpointError(res, body, config.responseMap, what);

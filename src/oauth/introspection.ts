@@ -1,9 +1,8 @@
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import { withClientAuth } from "./auto-auth.js";
-import { applyClientAuthentication } from "./client-auth.js";
 import { describeEndpoint, sendHttpRequest } from "./http.js";
-import { lowerCaseKeys, type ProtocolOptions, tokenAudience } from "./token-endpoint.js";
+import { authenticatedFormPost, type ProtocolOptions } from "./token-endpoint.js";
 import { numberOf, parseResponseBody, tokenEndpointError } from "./token-response.js";
 
 export type IntrospectionConfig = Pick<
@@ -47,24 +46,9 @@ export async function introspectToken(
   const what = `introspection endpoint ${describeEndpoint(new URL(endpoint))}`;
   const now = (options.clock ?? { now: Date.now }).now();
   return withClientAuth(config, options.clientAuthMemory, async (method) => {
-    const url = new URL(endpoint);
-    const headers: Record<string, string> = {
-      accept: "application/json",
-      ...lowerCaseKeys(config.tokenHeaders),
-      "content-type": "application/x-www-form-urlencoded",
-    };
     const params = new URLSearchParams({ token, token_type_hint: tokenTypeHint });
-    await applyClientAuthentication(
-      method,
-      config,
-      { headers, params, query: url.searchParams },
-      { audience: tokenAudience(config), now },
-    );
-    const res = await sendHttpRequest(
-      { method: "POST", url, headers, body: params.toString() },
-      config,
-      { what, http: options.http },
-    );
+    const req = await authenticatedFormPost(config, endpoint, params, method, now);
+    const res = await sendHttpRequest(req, config, { what, http: options.http });
     const body = parseResponseBody(res);
     if (res.status !== 200 || body === undefined) {
       throw tokenEndpointError(res, body, config.responseMap, what);

@@ -2,14 +2,8 @@ import { systemClock } from "../core/clock.js";
 import { invalidConfig } from "../core/errors.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import { withClientAuth } from "./auto-auth.js";
-import { applyClientAuthentication } from "./client-auth.js";
 import { describeEndpoint } from "./http.js";
-import {
-  lowerCaseKeys,
-  type ProtocolOptions,
-  sendWithDpop,
-  tokenAudience,
-} from "./token-endpoint.js";
+import { authenticatedFormPost, type ProtocolOptions, sendWithDpop } from "./token-endpoint.js";
 import { parseResponseBody, tokenEndpointError } from "./token-response.js";
 
 export type RevocationConfig = Pick<
@@ -44,25 +38,10 @@ export async function revokeToken(
   const endpoint = config.revocationUrl;
   const now = (options.clock ?? systemClock).now();
   return withClientAuth(config, options.clientAuthMemory, async (method) => {
-    const url = new URL(endpoint);
-    const headers: Record<string, string> = {
-      accept: "application/json",
-      ...lowerCaseKeys(config.tokenHeaders),
-      "content-type": "application/x-www-form-urlencoded",
-    };
     const params = new URLSearchParams({ token, token_type_hint: tokenTypeHint });
-    await applyClientAuthentication(
-      method,
-      config,
-      { headers, params, query: url.searchParams },
-      { audience: tokenAudience(config), now },
-    );
-    const what = `revocation endpoint ${describeEndpoint(url)}`;
-    const res = await sendWithDpop(
-      { method: "POST", url, headers, body: params.toString() },
-      config,
-      { what, ...options },
-    );
+    const req = await authenticatedFormPost(config, endpoint, params, method, now);
+    const what = `revocation endpoint ${describeEndpoint(req.url)}`;
+    const res = await sendWithDpop(req, config, { what, ...options });
     if (res.status >= 200 && res.status <= 299) return { status: res.status };
     throw tokenEndpointError(res, parseResponseBody(res), config.responseMap, what);
   });

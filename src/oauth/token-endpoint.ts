@@ -4,7 +4,11 @@ import { expiryFor } from "../core/refresh-policy.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { TokenSet } from "../core/token-set.js";
 import { type ClientAuthMemory, withClientAuth } from "./auto-auth.js";
-import { applyClientAuthentication, type ConcreteClientAuthMethod } from "./client-auth.js";
+import {
+  applyClientAuthentication,
+  type ClientCredentials,
+  type ConcreteClientAuthMethod,
+} from "./client-auth.js";
 import { asksForNonce, type DpopContext, dpopProof } from "./dpop.js";
 import {
   describeEndpoint,
@@ -217,6 +221,37 @@ export function tokenAudience(config: {
   server?: { issuer: string } | undefined;
 }): string {
   return config.tokenUrl ?? config.server?.issuer ?? "";
+}
+
+/**
+ * A form POST to an endpoint beside the token endpoint (revocation, introspection,
+ * device authorization): the integration's token headers, and the client
+ * authenticated with `method` as it is at the token endpoint.
+ */
+export async function authenticatedFormPost(
+  config: ClientCredentials & {
+    tokenHeaders: Record<string, string>;
+    tokenUrl?: string | undefined;
+    server?: { issuer: string } | undefined;
+  },
+  endpoint: string,
+  fields: URLSearchParams,
+  method: ConcreteClientAuthMethod,
+  now: number,
+): Promise<HttpRequest> {
+  const url = new URL(endpoint);
+  const headers: Record<string, string> = {
+    accept: "application/json",
+    ...lowerCaseKeys(config.tokenHeaders),
+    "content-type": "application/x-www-form-urlencoded",
+  };
+  await applyClientAuthentication(
+    method,
+    config,
+    { headers, params: fields, query: url.searchParams },
+    { audience: tokenAudience(config), now },
+  );
+  return { method: "POST", url, headers, body: fields.toString() };
 }
 
 /** An endpoint the integration (or its discovery) must have given. */

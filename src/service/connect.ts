@@ -23,6 +23,12 @@ export interface ConnectContext {
 }
 
 const CSRF_COOKIE = "tw_connect_csrf";
+
+/** An answer of the connect pages in the OpenAPI document: an HTML page. */
+const htmlPage = (description: string) => ({
+  description,
+  content: { "text/html": { schema: { type: "string" } } },
+});
 /** 32 random bytes, base64url (connect-sessions.ts). */
 const tokenParams = z.strictObject({ token: z.string().regex(/^[A-Za-z0-9_-]{43}$/) });
 
@@ -72,14 +78,8 @@ export function registerConnectRoutes(app: FastifyInstance, context: ConnectCont
           tags: ["authorization"],
           security: [],
           response: {
-            200: {
-              description: "The page",
-              content: { "text/html": { schema: { type: "string" } } },
-            },
-            404: {
-              description: "Unknown, expired or used",
-              content: { "text/html": { schema: { type: "string" } } },
-            },
+            200: htmlPage("The page"),
+            404: htmlPage("Unknown, expired or used"),
           },
         },
       },
@@ -111,23 +111,11 @@ export function registerConnectRoutes(app: FastifyInstance, context: ConnectCont
           tags: ["authorization"],
           security: [],
           response: {
-            200: {
-              description: "Connected",
-              content: { "text/html": { schema: { type: "string" } } },
-            },
+            200: htmlPage("Connected"),
             303: { description: "To the authorization server, or to returnUrl" },
-            400: {
-              description: "Missing or wrong input",
-              content: { "text/html": { schema: { type: "string" } } },
-            },
-            403: {
-              description: "Not sent from its page",
-              content: { "text/html": { schema: { type: "string" } } },
-            },
-            404: {
-              description: "Unknown, expired or used",
-              content: { "text/html": { schema: { type: "string" } } },
-            },
+            400: htmlPage("Missing or wrong input"),
+            403: htmlPage("Not sent from its page"),
+            404: htmlPage("Unknown, expired or used"),
           },
         },
       },

@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Tokenwarden } from "../../src/broker/tokenwarden.js";
 import { resolveSettings } from "../../src/config/settings.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
+import { openBroker } from "../fixtures/broker.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import {
   BASIC_CLIENT_ID,
@@ -262,11 +262,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
 
   it("shows live an event recorded by another Tokenwarden instance on the same database", async () => {
     // Another process of the cluster: its in-memory events never reach this service.
-    const other = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      scheduler: false,
-    });
+    const other = await openBroker(db);
     try {
       await other.refresh("oidc-prod");
       const [event] = await other.listEvents("oidc-prod", { limit: 1 });

@@ -1,9 +1,9 @@
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveSettings } from "../../src/config/settings.js";
-import { Tokenwarden } from "../../src/index.js";
+import type { Tokenwarden } from "../../src/index.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
-import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
+import { openBroker, openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
@@ -145,11 +145,7 @@ const cliEnv = () => ({
 describe("from a clean start", () => {
   it.each(COMBOS)("library: grant %s, session %s", async (grant, session) => {
     const key = `lib-${grant}-${session}`.replaceAll("_", "-");
-    const tw = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      scheduler: false,
-    });
+    const tw = await openBroker(db);
     try {
       const events: string[] = [];
       tw.on("event", (e) => events.push(`${e.action}:${e.outcome}`));
@@ -261,11 +257,7 @@ describe("the whole token response", () => {
     expectExtra(viaRest.json.extra);
     expect(JSON.stringify(viaRest.json)).not.toContain(secretRefreshToken);
 
-    const tw = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      scheduler: false,
-    });
+    const tw = await openBroker(db);
     try {
       const viaLibrary = await tw.getToken("sf-prod");
       expectExtra(viaLibrary.extra);
@@ -291,11 +283,7 @@ describe("session none", () => {
       refusals.push(`${req.method} ${req.body}`);
       json(res, 401, { error: "invalid_token" });
     });
-    const tw = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      scheduler: false,
-    });
+    const tw = await openBroker(db);
     try {
       await tw.putIntegration({
         key: "none-api",

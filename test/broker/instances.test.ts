@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ManualClock, Tokenwarden } from "../../src/index.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { ManualClock, type Tokenwarden } from "../../src/index.js";
+import { openBroker } from "../fixtures/broker.js";
+import { sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 
 /**
@@ -39,13 +40,7 @@ afterAll(async () => {
 });
 
 async function instance(clock: ManualClock, connectionId: string): Promise<Tokenwarden> {
-  const tw = await Tokenwarden.open({
-    database: db.url,
-    secretKey: TEST_SECRET_KEY,
-    scheduler: false,
-    clock,
-    http: { keepAliveTimeoutMs: 120_000 },
-  });
+  const tw = await openBroker(db, { clock, http: { keepAliveTimeoutMs: 120_000 } });
   await tw.putIntegration({
     key: "shared",
     grantType: "client_credentials",

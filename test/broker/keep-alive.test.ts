@@ -1,8 +1,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from "vitest";
 import { decide } from "../../src/core/decision.js";
 import { nextRefreshAt } from "../../src/core/state.js";
-import { ManualClock, parseIntegration, Tokenwarden } from "../../src/index.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { ManualClock, parseIntegration, type Tokenwarden } from "../../src/index.js";
+import { openBroker } from "../fixtures/broker.js";
+import { sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../fixtures/webhook-receiver.js";
 
@@ -90,13 +91,7 @@ beforeEach(async () => {
   clock = new ManualClock(Date.now());
   issued = 0;
   rotate = true;
-  tw = await Tokenwarden.open({
-    database: db.url,
-    secretKey: TEST_SECRET_KEY,
-    clock,
-    scheduler: { tickMs: 20 },
-    webhooks: false,
-  });
+  tw = await openBroker(db, { clock, scheduler: { tickMs: 20 }, webhooks: false });
   const { webhook } = await tw.webhooks.put("ops", { url: receiver.url });
   receiver.secret = webhook.secret as string;
   await tw.putIntegration({

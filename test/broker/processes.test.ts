@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { Tokenwarden } from "../../src/index.js";
-import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
+import { openBroker, openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
@@ -40,11 +39,7 @@ await describeEachDriver("processes on $name", ({ create }) => {
   });
 
   it("500 concurrent getToken calls in each of 3 processes on a stale token make one token request", async () => {
-    const tw = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      scheduler: false,
-    });
+    const tw = await openBroker(db);
     try {
       await tw.putIntegration({
         key: "storm",
@@ -175,11 +170,7 @@ await describeEachDriver("processes on $name", ({ create }) => {
     });
     const timeoutMs = 1500;
     const leaseMs = timeoutMs + 2000; // LEASE_MARGIN_MS in the broker
-    const tw = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      scheduler: false,
-    });
+    const tw = await openBroker(db);
     try {
       await tw.putIntegration({
         key: "slow",

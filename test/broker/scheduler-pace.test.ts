@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostLimit } from "../../src/broker/host-limit.js";
-import { ManualClock, Tokenwarden } from "../../src/index.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { ManualClock } from "../../src/index.js";
+import { openBroker } from "../fixtures/broker.js";
+import { sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 
 /**
@@ -34,12 +35,7 @@ async function storm(connections: number, tokenEndpointConcurrency?: number) {
   peak = 0;
   const clock = new ManualClock(Date.now());
   const key = `storm-${connections}-${tokenEndpointConcurrency ?? "default"}`;
-  const setup = await Tokenwarden.open({
-    database: db.url,
-    secretKey: TEST_SECRET_KEY,
-    scheduler: false,
-    clock,
-  });
+  const setup = await openBroker(db, { clock });
   await setup.putIntegration({
     key,
     grantType: "client_credentials",
@@ -50,9 +46,7 @@ async function storm(connections: number, tokenEndpointConcurrency?: number) {
     await setup.putConnection({ id: `${key}-${i}`, integration: key });
   await setup.close();
   // Every connection is due now (new ones are due at once): a storm.
-  const tw = await Tokenwarden.open({
-    database: db.url,
-    secretKey: TEST_SECRET_KEY,
+  const tw = await openBroker(db, {
     scheduler: { tickMs: 5 },
     clock,
     ...(tokenEndpointConcurrency === undefined ? {} : { tokenEndpointConcurrency }),

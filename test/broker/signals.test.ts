@@ -3,38 +3,31 @@
  * that changed the status succeeded, and a warning naming the connection for a
  * scheduled renewal that failed before any attempt (so no event tells it).
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { StatusChange } from "../../src/broker/status.js";
 import { Tokenwarden, type TokenwardenWarning } from "../../src/broker/tokenwarden.js";
 import type { TokenEvent } from "../../src/core/events.js";
 import { openStore, type Store } from "../../src/store/index.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { TEST_SECRET_KEY } from "../fixtures/databases.js";
 import { failingStore } from "../fixtures/failing-store.js";
-import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
+import { json, useServerAndDatabase } from "../fixtures/quirk-server.js";
 
-let server: QuirkServer;
-let db: TestDatabase;
-beforeAll(async () => {
-  server = await startQuirkServer();
-  db = await sqliteDatabase();
-});
-afterAll(async () => {
-  await server.close();
-  await db.drop();
-});
+const files = useServerAndDatabase();
 
 /** The store, with the named methods failing as a driver does while `failing` holds. */
 async function flakyStore(
   methods: readonly (keyof Store)[],
 ): Promise<{ store: Store; real: Store; fail(on: boolean): void }> {
-  const real = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
+  const real = await openStore({ database: files.db.url, secretKey: TEST_SECRET_KEY });
   let failing = false;
   const store = failingStore(real, methods, () => failing);
   return { store, real, fail: (on) => (failing = on) };
 }
 
 it("a scheduled renewal that fails before its attempt is a warning naming the connection", async () => {
-  server.on("/sched/token", (_req, res) => json(res, 200, { access_token: "t", expires_in: 600 }));
+  files.server.on("/sched/token", (_req, res) =>
+    json(res, 200, { access_token: "t", expires_in: 600 }),
+  );
   const { store, real, fail } = await flakyStore(["tryClaimLease"]);
   const tw = await Tokenwarden.open({ store, scheduler: { tickMs: 10 } });
   const warnings: TokenwardenWarning[] = [];
@@ -46,7 +39,7 @@ it("a scheduled renewal that fails before its attempt is a warning naming the co
     await tw.putIntegration({
       key: "sched",
       grantType: "client_credentials",
-      tokenUrl: server.url("/sched/token"),
+      tokenUrl: files.server.url("/sched/token"),
       clientId: "app",
     });
     await tw.putConnection({ id: "s1", integration: "sched" });
@@ -68,7 +61,7 @@ it("a scheduled renewal that fails before its attempt is a warning naming the co
 
 it("a status change is told only once written; a failure the database did not take changes none", async () => {
   let mode: "down" | "ok" = "down";
-  server.on("/status/token", (_req, res) =>
+  files.server.on("/status/token", (_req, res) =>
     mode === "down"
       ? json(res, 503, { error: "temporarily_unavailable" })
       : json(res, 200, { access_token: "fine", expires_in: 600 }),
@@ -83,7 +76,7 @@ it("a status change is told only once written; a failure the database did not ta
     await tw.putIntegration({
       key: "st",
       grantType: "client_credentials",
-      tokenUrl: server.url("/status/token"),
+      tokenUrl: files.server.url("/status/token"),
       clientId: "app",
     });
     await tw.putConnection({ id: "st-1", integration: "st", environment: "prod" });

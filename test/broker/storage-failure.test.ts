@@ -1,25 +1,16 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { Tokenwarden } from "../../src/broker/tokenwarden.js";
 import type { TokenEvent } from "../../src/core/events.js";
 import { openStore } from "../../src/store/index.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { TEST_SECRET_KEY } from "../fixtures/databases.js";
 import { failingStore } from "../fixtures/failing-store.js";
-import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
+import { json, useServerAndDatabase } from "../fixtures/quirk-server.js";
 
-let server: QuirkServer;
-let db: TestDatabase;
-beforeAll(async () => {
-  server = await startQuirkServer();
-  db = await sqliteDatabase();
-});
-afterAll(async () => {
-  await server.close();
-  await db.drop();
-});
+const files = useServerAndDatabase();
 
 it("a token the server issued while the database was away is served, kept in memory, and written when it returns", async () => {
   let issued = 0;
-  server.on("/token", (_req, res) => {
+  files.server.on("/token", (_req, res) => {
     issued += 1;
     json(res, 200, {
       access_token: `issued-${issued}`,
@@ -27,7 +18,7 @@ it("a token the server issued while the database was away is served, kept in mem
       expires_in: 600,
     });
   });
-  const real = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
+  const real = await openStore({ database: files.db.url, secretKey: TEST_SECRET_KEY });
   // The database goes away between the token request and the write of its answer:
   // the driver's own error, through the store boundary.
   let writesFail = false;
@@ -39,7 +30,7 @@ it("a token the server issued while the database was away is served, kept in mem
     await tw.putIntegration({
       key: "cc",
       grantType: "client_credentials",
-      tokenUrl: server.url("/token"),
+      tokenUrl: files.server.url("/token"),
       clientId: "app",
     });
     await tw.putConnection({ id: "c1", integration: "cc" });

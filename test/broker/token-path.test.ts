@@ -9,9 +9,10 @@ import {
   openStore,
   type Store,
   type TokenEvent,
-  Tokenwarden,
+  type Tokenwarden,
 } from "../../src/index.js";
 import { buildServer } from "../../src/service/server.js";
+import { openBroker } from "../fixtures/broker.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 import { caught } from "../helpers.js";
@@ -52,12 +53,7 @@ afterAll(async () => {
 });
 
 async function instance(options: Parameters<typeof Tokenwarden.open>[0] = {}) {
-  const tw = await Tokenwarden.open({
-    database: db.url,
-    secretKey: TEST_SECRET_KEY,
-    scheduler: false,
-    ...options,
-  });
+  const tw = await openBroker(db, options);
   open.push(tw);
   return tw;
 }

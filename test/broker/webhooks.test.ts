@@ -1,6 +1,7 @@
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from "vitest";
-import { ManualClock, Tokenwarden } from "../../src/index.js";
+import { ManualClock, type Tokenwarden } from "../../src/index.js";
+import { openBroker } from "../fixtures/broker.js";
 import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { startWorker } from "../fixtures/processes.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
@@ -50,13 +51,7 @@ await describeEachDriver("lifecycle webhooks on %s", (driver) => {
   });
 
   async function openTw(clock?: ManualClock): Promise<Tokenwarden> {
-    const tw = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      scheduler: false,
-      webhooks: false,
-      ...(clock === undefined ? {} : { clock }),
-    });
+    const tw = await openBroker(db, { webhooks: false, ...(clock === undefined ? {} : { clock }) });
     open.push(tw);
     return tw;
   }

@@ -1,14 +1,19 @@
 import { spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, runCli } from "../fixtures/cli.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import {
+  addBasicClient,
+  addBasicWebClient,
+  CLI,
+  localEnv,
+  runCli,
+  writeImportFile,
+} from "../fixtures/cli.js";
+import { sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
-  BASIC_CLIENT_ID,
   BASIC_CLIENT_SECRET,
   type OidcFixture,
   startOidcProvider,
@@ -39,7 +44,7 @@ beforeAll(async () => {
     json(res, 200, { auth: req.headers.authorization ?? null, method: req.method, body: req.body }),
   );
   db = await sqliteDatabase();
-  env = { TOKENWARDEN_DATABASE_URL: db.url, TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY };
+  env = localEnv(db);
 });
 afterAll(async () => {
   await op.close();
@@ -53,23 +58,8 @@ const cli = (...args: string[]) => runCli(args, { env });
 describe("the tokenwarden command", () => {
   it("client credentials: add, print a bare token, refresh, call the API, see events, revoke", async () => {
     const add = await cli(
-      "integration",
-      "add",
-      "cc",
-      "--grant-type",
-      "client_credentials",
-      "--token-url",
-      op.tokenUrl,
-      "--revocation-url",
-      op.revocationUrl,
-      "--client-id",
-      BASIC_CLIENT_ID,
-      "--client-secret",
-      BASIC_CLIENT_SECRET,
-      "--scopes",
-      "api:read",
-      "--api-base-url",
-      api.url("/api"),
+      ...addBasicClient(op, "cc", "--revocation-url", op.revocationUrl, "--scopes", "api:read"),
+      ...["--api-base-url", api.url("/api")],
     );
     expect(add).toMatchObject({ code: 0, stdout: "integration cc saved\n" });
     expect(
@@ -161,23 +151,7 @@ describe("the tokenwarden command", () => {
   });
 
   it("authorize completes through the loopback redirect (RFC 8252)", async () => {
-    await cli(
-      "integration",
-      "add",
-      "web",
-      "--grant-type",
-      "authorization_code",
-      "--authorization-url",
-      op.authorizationUrl,
-      "--token-url",
-      op.tokenUrl,
-      "--client-id",
-      BASIC_CLIENT_ID,
-      "--client-secret",
-      BASIC_CLIENT_SECRET,
-      "--scopes",
-      "openid api:read",
-    );
+    await cli(...addBasicWebClient(op, "web"));
     await cli("connection", "add", "web-1", "--integration", "web");
     expect((await cli("token", "web-1")).stderr).toMatch(/^error pending_authorization: /);
 
@@ -247,10 +221,7 @@ describe("the tokenwarden command", () => {
 
   it("imports a YAML file, and manages API keys", async () => {
     const file = join(db.files[0]!, "..", "import.yaml");
-    await writeFile(
-      file,
-      `integrations:\n  - key: imported\n    grantType: client_credentials\n    tokenUrl: ${op.tokenUrl}\n    clientId: x\n    clientSecret: \${IMPORT_SECRET}\nconnections:\n  - id: imported-1\n    integration: imported\n`,
-    );
+    await writeImportFile(file, op.tokenUrl);
     const missing = await cli("integration", "import", file);
     expect(missing.stderr).toContain("${IMPORT_SECRET}");
     const imported = await runCli(["integration", "import", file], {

@@ -1,14 +1,9 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, runCli, runProcess, startCli } from "../fixtures/cli.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
-import {
-  BASIC_CLIENT_ID,
-  BASIC_CLIENT_SECRET,
-  type OidcFixture,
-  startOidcProvider,
-} from "../fixtures/oidc-provider.js";
+import { addBasicClient, CLI, localEnv, runCli, runProcess, startCli } from "../fixtures/cli.js";
+import { sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
+import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
 import { type PasswordServerFixture, startPasswordServer } from "../fixtures/password-server.js";
 
 /**
@@ -29,20 +24,8 @@ beforeAll(async () => {
     users: [{ username: "ann", password: "ann-password-value" }],
   });
   db = await sqliteDatabase();
-  env = { TOKENWARDEN_DATABASE_URL: db.url, TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY };
-  const added = await cli(
-    "integration",
-    "add",
-    "cc",
-    "--grant-type",
-    "client_credentials",
-    "--token-url",
-    op.tokenUrl,
-    "--client-id",
-    BASIC_CLIENT_ID,
-    "--client-secret",
-    BASIC_CLIENT_SECRET,
-  );
+  env = localEnv(db);
+  const added = await cli(...addBasicClient(op, "cc"));
   expect(added.code).toBe(0);
   expect((await cli("connection", "add", "cc-1", "--integration", "cc")).code).toBe(0);
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { Tokenwarden } from "../../src/index.js";
-import { runCli } from "../fixtures/cli.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { openBroker } from "../fixtures/broker.js";
+import { localEnv, runCli } from "../fixtures/cli.js";
+import { sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../fixtures/webhook-receiver.js";
 
 /** `webhook add|list|deliveries|rm` and `connect <id>`, as a shell script runs them. */
@@ -12,11 +12,7 @@ let env: Record<string, string>;
 beforeAll(async () => {
   db = await sqliteDatabase();
   receiver = await startWebhookReceiver();
-  env = {
-    TOKENWARDEN_DATABASE_URL: db.url,
-    TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
-    TOKENWARDEN_PUBLIC_URL: "https://tokens.example.com",
-  };
+  env = { ...localEnv(db), TOKENWARDEN_PUBLIC_URL: "https://tokens.example.com" };
 });
 afterAll(async () => {
   await receiver.close();
@@ -40,12 +36,7 @@ it("adds a webhook (secret shown once), lists it, lists its deliveries, removes 
   expect(listed.stdout).not.toContain(secret);
 
   // A CLI command only writes the outbox; a process with the dispatcher delivers it.
-  const tw = await Tokenwarden.open({
-    database: db.url,
-    secretKey: TEST_SECRET_KEY,
-    scheduler: false,
-    webhooks: false,
-  });
+  const tw = await openBroker(db, { webhooks: false });
   try {
     await tw.putIntegration({
       key: "cc",
@@ -74,12 +65,7 @@ it("adds a webhook (secret shown once), lists it, lists its deliveries, removes 
 });
 
 it("prints a connect link for a connection to re-authorize", async () => {
-  const tw = await Tokenwarden.open({
-    database: db.url,
-    secretKey: TEST_SECRET_KEY,
-    scheduler: false,
-    webhooks: false,
-  });
+  const tw = await openBroker(db, { webhooks: false });
   try {
     await tw.putIntegration({
       key: "crm",

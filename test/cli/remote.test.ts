@@ -1,10 +1,18 @@
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveSettings } from "../../src/config/settings.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
-import { type CliResult, runCli, startCli } from "../fixtures/cli.js";
+import {
+  addBasicClient,
+  addBasicWebClient,
+  type CliResult,
+  cliIn,
+  localEnv,
+  runCli,
+  startCli,
+  writeImportFile,
+} from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
@@ -49,7 +57,7 @@ beforeAll(async () => {
     ),
     { logger: false, scheduler: false },
   );
-  local = { TOKENWARDEN_DATABASE_URL: localDb.url, TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY };
+  local = localEnv(localDb);
   // No database and no master key on the remote side: only the address and a key.
   remote = { TOKENWARDEN_URL: service.url, TOKENWARDEN_API_KEY: API_KEY };
 });
@@ -182,10 +190,7 @@ describe("the CLI through a service", () => {
 
   it("imports a file, and manages API keys, through the service as on the database", async () => {
     const file = join(localDb.files[0] as string, "..", "import.yaml");
-    await writeFile(
-      file,
-      `integrations:\n  - key: imported\n    grantType: client_credentials\n    tokenUrl: ${op.tokenUrl}\n    clientId: x\n    clientSecret: \${IMPORT_SECRET}\nconnections:\n  - id: imported-1\n    integration: imported\n`,
-    );
+    await writeImportFile(file, op.tokenUrl);
     const imported = await Promise.all(
       [local, remote].map((env) =>
         runCli(["integration", "import", file], { env: { ...env, IMPORT_SECRET: "s3" } }),
@@ -258,24 +263,8 @@ describe("the CLI through a service", () => {
   });
 
   it("authorize: the service's redirect URL receives the answer, the command waits for it", async () => {
-    const run = (...args: string[]) => runCli(args, { env: remote });
-    await run(
-      "integration",
-      "add",
-      "web",
-      "--grant-type",
-      "authorization_code",
-      "--authorization-url",
-      op.authorizationUrl,
-      "--token-url",
-      op.tokenUrl,
-      "--client-id",
-      BASIC_CLIENT_ID,
-      "--client-secret",
-      BASIC_CLIENT_SECRET,
-      "--scopes",
-      "openid api:read",
-    );
+    const run = cliIn(remote);
+    await run(...addBasicWebClient(op, "web"));
     await run("connection", "add", "web-1", "--integration", "web");
     const child = startCli(["authorize", "web-1", "--no-open", "--timeout", "30"], { env: remote });
     const url = (await child.waitFor(/^\s+http/, "stderr")).trim();
@@ -290,20 +279,8 @@ describe("the CLI through a service", () => {
   });
 
   it("events --follow: the service's event stream, kept to the connection", async () => {
-    const run = (...args: string[]) => runCli(args, { env: remote });
-    await run(
-      "integration",
-      "add",
-      "follow",
-      "--grant-type",
-      "client_credentials",
-      "--token-url",
-      op.tokenUrl,
-      "--client-id",
-      BASIC_CLIENT_ID,
-      "--client-secret",
-      BASIC_CLIENT_SECRET,
-    );
+    const run = cliIn(remote);
+    await run(...addBasicClient(op, "follow"));
     await run("connection", "add", "follow-1", "--integration", "follow");
     await run("connection", "add", "other-1", "--integration", "follow");
     await run("token", "follow-1");

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { Tokenwarden } from "../../src/broker/tokenwarden.js";
 import { loadDeclarativeFile, parseDeclarative } from "../../src/config/declarative.js";
 import {
   addSettingOptions,
@@ -13,6 +12,7 @@ import {
   type SettingFlags,
 } from "../../src/config/settings.js";
 import { startService } from "../../src/service/serve.js";
+import { openBroker } from "../fixtures/broker.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { caught } from "../helpers.js";
 
@@ -74,11 +74,7 @@ describe("the declarative file", () => {
   });
 
   it("validates everything before writing anything", async () => {
-    const tw = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      scheduler: false,
-    });
+    const tw = await openBroker(db);
     try {
       const config = parseDeclarative(YAML, "tokenwarden.yaml", { ACME_CLIENT_SECRET: "s" });
       const bad = {

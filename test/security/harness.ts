@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { connect } from "node:net";
 import { Writable } from "node:stream";
+import { expect } from "vitest";
 import { resolveSettings } from "../../src/config/settings.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
@@ -240,4 +241,30 @@ export function tokenEndpoint(recorder: Recorder, path = "/token"): { issued: ()
     });
   });
   return { issued: () => issued };
+}
+
+/**
+ * Puts the integration `acme` (client credentials at `recorder`'s /token, its API under
+ * `apiPath` there, and any `more` fields) and its connection `c1`: both must be created.
+ */
+export async function putAcme(
+  tw: SecurityService,
+  recorder: Recorder,
+  apiPath: string,
+  more: Record<string, unknown> = {},
+): Promise<void> {
+  const put = await tw.call("PUT", "/v1/integrations/acme", {
+    body: {
+      grantType: "client_credentials",
+      tokenUrl: `${recorder.origin}/token`,
+      clientId: "app",
+      clientSecret: "client-secret-value",
+      apiBaseUrl: `${recorder.origin}${apiPath}`,
+      ...more,
+    },
+  });
+  expect(put.status).toBe(201);
+  expect(
+    (await tw.call("PUT", "/v1/connections/c1", { body: { integration: "acme" } })).status,
+  ).toBe(201);
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  putAcme,
   type Recorder,
   type SecurityService,
   sendJson,
@@ -25,20 +26,9 @@ beforeAll(async () => {
   tokenEndpoint(api);
   api.on("/tenant/api/*", (req, res) => sendJson(res, 200, { target: req.target }));
   api.on("/tenant/secret", (_req, res) => sendJson(res, 200, { leaked: true }));
-  const put = await tw.call("PUT", "/v1/integrations/acme", {
-    body: {
-      grantType: "client_credentials",
-      tokenUrl: `${api.origin}/token`,
-      clientId: "app",
-      clientSecret: "client-secret-value",
-      apiBaseUrl: `${api.origin}/tenant/api`,
-      allowedApiOrigins: [attacker.origin.replace("127.0.0.1", "localhost")],
-    },
+  await putAcme(tw, api, "/tenant/api", {
+    allowedApiOrigins: [attacker.origin.replace("127.0.0.1", "localhost")],
   });
-  expect(put.status).toBe(201);
-  expect(
-    (await tw.call("PUT", "/v1/connections/c1", { body: { integration: "acme" } })).status,
-  ).toBe(201);
 });
 afterAll(async () => {
   await tw.close();

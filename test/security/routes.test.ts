@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  putAcme,
   type Recorder,
   type SecurityService,
   sendJson,
@@ -22,19 +23,7 @@ beforeAll(async () => {
   upstream = await startRecorder();
   tokenEndpoint(upstream);
   upstream.on("/api/*", (_req, res) => sendJson(res, 200, { api: "reached" }));
-  const put = await tw.call("PUT", "/v1/integrations/acme", {
-    body: {
-      grantType: "client_credentials",
-      tokenUrl: `${upstream.origin}/token`,
-      clientId: "app",
-      clientSecret: "client-secret-value",
-      apiBaseUrl: `${upstream.origin}/api`,
-    },
-  });
-  expect(put.status).toBe(201);
-  expect(
-    (await tw.call("PUT", "/v1/connections/c1", { body: { integration: "acme" } })).status,
-  ).toBe(201);
+  await putAcme(tw, upstream, "/api");
   const client = await tw.service.tw.apiKeys.create({ name: "client", role: "client" });
   clientKey = client.key;
 });

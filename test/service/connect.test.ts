@@ -1,8 +1,9 @@
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveSettings } from "../../src/config/settings.js";
-import { ManualClock, openStore, Tokenwarden } from "../../src/index.js";
+import { ManualClock, openStore } from "../../src/index.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
+import { openBroker } from "../fixtures/broker.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import {
   BASIC_CLIENT_ID,
@@ -300,13 +301,7 @@ describe("connect sessions expire (injected clock)", () => {
   it("refuses a link after its lifetime, and once it is used", async () => {
     const db = await sqliteDatabase();
     const clock = new ManualClock(Date.now());
-    const tw = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      clock,
-      scheduler: false,
-      webhooks: false,
-    });
+    const tw = await openBroker(db, { clock, webhooks: false });
     try {
       await tw.putIntegration({
         key: "oidc",

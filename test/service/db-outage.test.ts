@@ -11,6 +11,7 @@ import {
 import { type PgCluster, skipWithoutPgCluster, startPgCluster } from "../fixtures/pg-cluster.js";
 import { freePort } from "../fixtures/ports.js";
 import { type ServiceProcess, startServiceProcess } from "../fixtures/service-process.js";
+import { until } from "../fixtures/until.js";
 import type { LooseJson } from "../helpers.js";
 
 /**
@@ -64,27 +65,6 @@ const tokenOf = async (service: ServiceProcess, id: string) => {
   expect(answer.status, JSON.stringify(answer.json)).toBe(200);
   return answer.json.accessToken as string;
 };
-
-/** Polls until `probe` returns something, or fails after the deadline. */
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  deadlineMs = 20_000,
-): Promise<T> {
-  const deadline = performance.now() + deadlineMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (performance.now() > deadline)
-      throw new Error(`${what}: not within ${deadlineMs} ms (last error: ${String(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** How many LISTEN connections the cluster has (the processes' change channels). */
 async function listeners(): Promise<number> {

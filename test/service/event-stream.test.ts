@@ -1,10 +1,11 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Tokenwarden } from "../../src/broker/tokenwarden.js";
+import type { Tokenwarden } from "../../src/broker/tokenwarden.js";
 import { resolveSettings } from "../../src/config/settings.js";
 import type { TokenEvent } from "../../src/core/events.js";
 import { settledPrefix } from "../../src/service/event-stream.js";
 import { type RunningService, startService } from "../../src/service/serve.js";
+import { openBroker } from "../fixtures/broker.js";
 import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { freePort } from "../fixtures/ports.js";
 
@@ -88,11 +89,7 @@ await describeEachDriver("the event stream on $name", (driver) => {
       { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
     );
     service = await startService(settings, { logger: false, scheduler: false });
-    other = await Tokenwarden.open({
-      database: db.url,
-      secretKey: TEST_SECRET_KEY,
-      scheduler: false,
-    });
+    other = await openBroker(db);
     await service.tw.putIntegration({
       key: "cc",
       grantType: "client_credentials",

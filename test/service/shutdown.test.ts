@@ -1,44 +1,35 @@
 import { request } from "undici";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { Tokenwarden } from "../../src/broker/tokenwarden.js";
+import { expect, it } from "vitest";
 import { resolveSettings } from "../../src/config/settings.js";
 import { startService } from "../../src/service/serve.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { openBroker } from "../fixtures/broker.js";
+import { TEST_SECRET_KEY } from "../fixtures/databases.js";
 import { freePort } from "../fixtures/ports.js";
-import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
+import { json, useServerAndDatabase } from "../fixtures/quirk-server.js";
 
-let server: QuirkServer;
-let db: TestDatabase;
-beforeAll(async () => {
-  server = await startQuirkServer();
-  db = await sqliteDatabase();
-});
-afterAll(async () => {
-  await server.close();
-  await db.drop();
-});
+const files = useServerAndDatabase();
 
 it("a graceful shutdown lets a refresh in flight finish and be recorded", async () => {
   let release: () => void = () => undefined;
-  server.on("/slow", (_req, res) => {
+  files.server.on("/slow", (_req, res) => {
     release = () => json(res, 200, { access_token: "finished", expires_in: 600 });
   });
   const settings = resolveSettings(
-    { database: db.url, port: await freePort() },
+    { database: files.db.url, port: await freePort() },
     { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: "k-0123456789" },
   );
   const service = await startService(settings, { logger: false, scheduler: false });
   await service.tw.putIntegration({
     key: "slow",
     grantType: "client_credentials",
-    tokenUrl: server.url("/slow"),
+    tokenUrl: files.server.url("/slow"),
     clientId: "c",
   });
   await service.tw.putConnection({ id: "slow-1", integration: "slow" });
   const pending = request(`${service.url}/v1/connections/slow-1/token`, {
     headers: { authorization: "Bearer k-0123456789" },
   });
-  while (server.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+  while (files.server.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
   const closing = service.close();
   setTimeout(() => release(), 200);
   const res = await pending;
@@ -46,11 +37,7 @@ it("a graceful shutdown lets a refresh in flight finish and be recorded", async 
   expect(((await res.body.json()) as { accessToken: string }).accessToken).toBe("finished");
   await closing;
   // The refresh was written and recorded before the store closed.
-  const tw = await Tokenwarden.open({
-    database: db.url,
-    secretKey: TEST_SECRET_KEY,
-    scheduler: false,
-  });
+  const tw = await openBroker(files.db);
   expect((await tw.listEvents("slow-1"))[0]).toMatchObject({
     outcome: "success",
     action: "obtain",

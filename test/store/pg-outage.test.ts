@@ -4,6 +4,7 @@ import { parseIntegration } from "../../src/core/index.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { TEST_SECRET_KEY } from "../fixtures/databases.js";
 import { type PgCluster, skipWithoutPgCluster, startPgCluster } from "../fixtures/pg-cluster.js";
+import { until } from "../fixtures/until.js";
 import { caught } from "../helpers.js";
 
 /**
@@ -12,26 +13,6 @@ import { caught } from "../helpers.js";
  * which a pool or client error went unhandled: here that would have ended the process.
  */
 const STATEMENT_TIMEOUT_MS = 500;
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  deadlineMs = 20_000,
-): Promise<T> {
-  const deadline = performance.now() + deadlineMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (performance.now() > deadline)
-      throw new Error(`${what}: not within ${deadlineMs} ms (last error: ${String(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const integration = (key: string) =>
   parseIntegration({
