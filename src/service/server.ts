@@ -17,6 +17,7 @@ import {
   INTERNAL_ERROR_BODY,
   retryAfterFor,
 } from "./errors.js";
+import { loggablePath } from "./log-path.js";
 import { ServiceMetrics } from "./metrics.js";
 import { openapiOptions } from "./openapi.js";
 import { REQUEST_ID_HEADER, requestId } from "./request-id.js";
@@ -60,7 +61,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
             serializers: {
               req: (req: { method: string; url: string; ip?: string }) => ({
                 method: req.method,
-                path: req.url.split("?")[0],
+                path: loggablePath(req.url),
                 remoteAddress: req.ip,
               }),
             },

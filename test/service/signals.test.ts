@@ -379,6 +379,34 @@ describe("x-request-id", () => {
   });
 });
 
+describe("request log lines", () => {
+  it("never show a connect link's token or a query, whatever the spelling of the path", async () => {
+    const tokens = [
+      "cs_logtoken_plain_0001",
+      "cs_logtoken_upper_0002",
+      "cs_logtoken_enc_0003",
+      "cs_logtoken_dbl_0004",
+    ];
+    const paths = [
+      `/connect/${tokens[0]}`,
+      `/CONNECT/${tokens[1]}`,
+      `/%63onnect/${tokens[2]}`,
+      `//connect/${tokens[3]}?x=1`,
+    ];
+    for (const [i, path] of paths.entries())
+      await call("GET", path, { key: null, headers: { "x-request-id": `log-path-${i}` } });
+    await call("GET", "/oauth/callback?code=logged-code-secret&state=logged-state", { key: null });
+    for (const [i] of paths.entries())
+      await logLine((line) => line.reqId === `log-path-${i}` && line.msg === "incoming request");
+    for (const token of [...tokens, "logged-code-secret", "logged-state"])
+      expect(logText).not.toContain(token);
+    const logged = logLines()
+      .filter((line) => line.reqId === "log-path-0" && line.msg === "incoming request")
+      .map((line) => (line.req as { path: string }).path);
+    expect(logged).toEqual(["/connect/[redacted]"]);
+  });
+});
+
 describe("/metrics", () => {
   it("has the standard process and Node.js names, HTTP requests by route pattern, the scheduler", async () => {
     await call("GET", "/nowhere/42");
