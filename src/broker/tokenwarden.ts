@@ -383,24 +383,22 @@ export class Tokenwarden extends EventEmitter<{
     return scope;
   }
 
-  async listEvents(
+  /** A connection's events, newest first (event-log.ts: 50 by default, at most 500). */
+  listEvents(
     id: string,
     options: { limit?: number; beforeId?: number } = {},
   ): Promise<TokenEvent[]> {
-    return this.#store.listEvents(id, {
-      limit: Math.min(Math.max(options.limit ?? 50, 1), 500),
-      ...(options.beforeId === undefined ? {} : { beforeId: options.beforeId }),
-    });
+    return this.#events.list(id, options);
   }
 
   /** Every connection's events after `afterId`, oldest first (the live feed). */
-  async eventsAfter(afterId: number, limit: number): Promise<TokenEvent[]> {
-    return this.#store.listEventsAfter(afterId, Math.min(Math.max(limit, 1), 500));
+  eventsAfter(afterId: number, limit: number): Promise<TokenEvent[]> {
+    return this.#events.after(afterId, limit);
   }
 
   /** The highest event id so far, 0 when there is none. */
-  async lastEventId(): Promise<number> {
-    return this.#store.lastEventId();
+  lastEventId(): Promise<number> {
+    return this.#events.lastId();
   }
 
   // Tokens ------------------------------------------------------------------------
