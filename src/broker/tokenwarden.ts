@@ -17,6 +17,7 @@ import type { ConnectionFilter, Store } from "../store/store.js";
 import { ApiCalls, type FetchInit, type TokenwardenWarning } from "./api-calls.js";
 import { ApiKeys } from "./api-keys.js";
 import { AuthorizationFlow } from "./authorization-flow.js";
+import { CacheSync } from "./cache-sync.js";
 import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
 import {
   type CatalogueDocument,
@@ -125,16 +126,13 @@ export class Tokenwarden extends EventEmitter<{
       ? undefined
       : { integration: stored.connection.integration, environment: stored.connection.environment };
   });
+  readonly #caches: CacheSync;
   #closed = false;
-  #unsubscribe: (() => Promise<void>) | undefined;
 
   static async open(options: TokenwardenOptions = {}): Promise<Tokenwarden> {
     const store = options.store ?? (await openStore(options));
     const tw = new Tokenwarden(store, options, options.store === undefined);
-    tw.#unsubscribe = await store.subscribeChanges(
-      (message) => tw.#onChange(message),
-      () => tw.#onResubscribed(),
-    );
+    await tw.#caches.subscribe();
     return tw;
   }
 
@@ -151,7 +149,18 @@ export class Tokenwarden extends EventEmitter<{
     this.#events = new EventLog(store, this.clock, (event) => this.emit("event", event));
     this.#http = new HttpClient(options.http);
     this.#protocol = new ProtocolSupport(store, this.clock, this.#http);
-    const publish = (id: string) => this.#publish(`connection:${id}`);
+    this.#caches = new CacheSync(store, this.holderId, {
+      connection: (id) => {
+        this.#tokens.forget(id);
+        this.#scopes.forget(id);
+      },
+      integration: (key) => this.#tokens.forgetIntegration(key),
+      all: () => {
+        this.#tokens.forgetAll();
+        this.#scopes.forgetAll();
+      },
+    });
+    const publish = (id: string) => this.#caches.publish(`connection:${id}`);
     this.#renewer = new Renewer({
       store,
       clock: this.clock,
@@ -322,15 +331,8 @@ export class Tokenwarden extends EventEmitter<{
       changes = catalogue.changes;
       return fn(catalogue);
     });
-    for (const id of changes?.connections ?? []) {
-      this.#tokens.forget(id);
-      this.#scopes.forget(id);
-      await this.#publish(`connection:${id}`);
-    }
-    for (const key of changes?.integrations ?? []) {
-      this.#tokens.forgetIntegration(key);
-      await this.#publish(`integration:${key}`);
-    }
+    for (const id of changes?.connections ?? []) await this.#caches.connectionChanged(id);
+    for (const key of changes?.integrations ?? []) await this.#caches.integrationChanged(key);
     for (const change of changes?.statuses ?? []) this.emit("status", change);
     return result;
   }
@@ -373,7 +375,7 @@ export class Tokenwarden extends EventEmitter<{
     this.#tokens.forget(id);
     this.#scopes.forget(id);
     if (!(await deleteAnnounced(this.#store, id, this.clock.now()))) throw connectionNotFound(id);
-    await this.#publish(`connection:${id}`);
+    await this.#caches.publish(`connection:${id}`);
   }
 
   /** The connection's integration and environment (for API key limits), cached. */
@@ -580,7 +582,7 @@ export class Tokenwarden extends EventEmitter<{
     await this.#deviceFlows.close();
     await this.#dispatcher?.stop();
     await this.#tokens.close();
-    await this.#unsubscribe?.();
+    await this.#caches.close();
     if (this.#ownsStore) await this.#store.close();
     await this.#http.close();
   }
@@ -592,33 +594,6 @@ export class Tokenwarden extends EventEmitter<{
       this.#tokens.cached(id, minTtlSeconds) ??
       (await this.#tokens.token(id, { trigger: "demand", minTtlSeconds }))
     );
-  }
-
-  /** Tells the other processes to drop what they cached about `topic`. */
-  async #publish(topic: `connection:${string}` | `integration:${string}`): Promise<void> {
-    try {
-      await this.#store.publishChange(`${this.holderId}|${topic}`);
-    } catch {
-      // Best effort: other processes' caches still end at the token's expiry.
-    }
-  }
-
-  #onChange(message: string): void {
-    const separator = message.indexOf("|");
-    if (message.slice(0, separator) === this.holderId) return;
-    const topic = message.slice(separator + 1);
-    if (topic.startsWith("connection:")) {
-      this.#tokens.forget(topic.slice("connection:".length));
-      this.#scopes.forget(topic.slice("connection:".length));
-    } else if (topic.startsWith("integration:")) {
-      this.#tokens.forgetIntegration(topic.slice("integration:".length));
-    }
-  }
-
-  /** The change channel was down (the database went away): what it missed is unknown. */
-  #onResubscribed(): void {
-    this.#tokens.forgetAll();
-    this.#scopes.forgetAll();
   }
 }
 
