@@ -39,8 +39,13 @@ export class CacheSync {
 
   /** A connection changed here: forget it, then tell the others. */
   async connectionChanged(id: string): Promise<void> {
-    this.#forget.connection(id);
+    this.forgetConnection(id);
     await this.publish(`connection:${id}`);
+  }
+
+  /** Forgets a connection in this process only (before a change the others hear of). */
+  forgetConnection(id: string): void {
+    this.#forget.connection(id);
   }
 
   /** An integration changed here: forget its connections' tokens, then tell the others. */

@@ -10,7 +10,7 @@ import { isHttpUrl } from "../core/integration.js";
 import type { ApiRequest, ApiResponse } from "../oauth/api-call.js";
 import { DpopNonces, dpopProof } from "../oauth/dpop.js";
 import { HttpClient, type HttpClientOptions } from "../oauth/http.js";
-import { PRESETS, type PresetEntry, presetEntry } from "../presets/catalogue.js";
+import type { PresetEntry } from "../presets/catalogue.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
 import type { RotationReport } from "../store/rotation.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
@@ -18,13 +18,9 @@ import { ApiCalls, type FetchInit, type TokenwardenWarning } from "./api-calls.j
 import { ApiKeys } from "./api-keys.js";
 import { AuthorizationFlow } from "./authorization-flow.js";
 import { CacheSync } from "./cache-sync.js";
-import { type CatalogueChanges, CatalogueWriter, type PutIntegrationOptions } from "./catalogue.js";
-import {
-  type CatalogueDocument,
-  type CatalogueImportReport,
-  importCatalogue,
-  validateCatalogueDocument,
-} from "./catalogue-import.js";
+import type { CatalogueWriter, PutIntegrationOptions } from "./catalogue.js";
+import { CatalogueAdmin } from "./catalogue-admin.js";
+import type { CatalogueDocument, CatalogueImportReport } from "./catalogue-import.js";
 import { ConnectSessions } from "./connect-sessions.js";
 import { type DeviceAuthorizationStarted, DeviceFlows } from "./device-flow.js";
 import { EventLog } from "./event-log.js";
@@ -37,16 +33,9 @@ import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
 import type { StatusChange } from "./status.js";
 import { type CacheEntry, TokenSource } from "./token-source.js";
-import {
-  type AccessToken,
-  type ConnectionView,
-  connectionView,
-  type IntegrationView,
-  integrationView,
-} from "./views.js";
+import type { AccessToken, ConnectionView, IntegrationView } from "./views.js";
 import { WebhookAdmin } from "./webhooks/admin.js";
 import { Dispatcher, type DispatcherOptions } from "./webhooks/dispatcher.js";
-import { deleteAnnounced } from "./webhooks/transitions.js";
 
 export interface TokenwardenOptions extends OpenStoreOptions {
   /** An already open store (tests, embedding); otherwise `database` is opened. */
@@ -127,6 +116,7 @@ export class Tokenwarden extends EventEmitter<{
       : { integration: stored.connection.integration, environment: stored.connection.environment };
   });
   readonly #caches: CacheSync;
+  readonly #catalogue: CatalogueAdmin;
   #closed = false;
 
   static async open(options: TokenwardenOptions = {}): Promise<Tokenwarden> {
@@ -236,6 +226,13 @@ export class Tokenwarden extends EventEmitter<{
       );
       this.#scheduler.start();
     }
+    this.#catalogue = new CatalogueAdmin({
+      store,
+      clock: this.clock,
+      caches: this.#caches,
+      scopes: this.#scopes,
+      onStatus: (change) => this.emit("status", change),
+    });
     this.webhooks = new WebhookAdmin(store, this.clock);
     this.connectSessions = new ConnectSessions({
       store,
@@ -277,46 +274,36 @@ export class Tokenwarden extends EventEmitter<{
     return { now: this.#scheduler?.inFlight ?? 0, peak: this.#scheduler?.peakInFlight ?? 0 };
   }
 
-  // Integrations ------------------------------------------------------------------
+  // Catalogue (catalogue-admin.ts) --------------------------------------------------
 
   /**
    * Creates or replaces an integration (catalogue.ts): a secret left out keeps the
    * stored one, `null` removes it; a move to a new destination must carry the secrets.
    */
-  async putIntegration(
-    input: unknown,
-    options: PutIntegrationOptions = {},
-  ): Promise<IntegrationView> {
-    return this.writeCatalogue((catalogue) => catalogue.putIntegration(input, options));
+  putIntegration(input: unknown, options: PutIntegrationOptions = {}): Promise<IntegrationView> {
+    return this.#catalogue.putIntegration(input, options);
   }
 
-  async getIntegration(key: string): Promise<IntegrationView> {
-    const stored = await this.#store.getIntegration(key);
-    if (stored === undefined)
-      throw new TokenwardenError("not_found", `integration ${key} does not exist`);
-    return integrationView(stored);
+  getIntegration(key: string): Promise<IntegrationView> {
+    return this.#catalogue.getIntegration(key);
   }
 
-  async listIntegrations(): Promise<IntegrationView[]> {
-    return (await this.#store.listIntegrations()).map(integrationView);
+  listIntegrations(): Promise<IntegrationView[]> {
+    return this.#catalogue.listIntegrations();
   }
 
-  async deleteIntegration(key: string): Promise<void> {
-    if (!(await this.#store.deleteIntegration(key))) {
-      throw new TokenwardenError("not_found", `integration ${key} does not exist`);
-    }
+  deleteIntegration(key: string): Promise<void> {
+    return this.#catalogue.deleteIntegration(key);
   }
 
   /** The preset catalogue (presets/catalogue.json), as `GET /v1/presets` lists it. */
   listPresets(): PresetEntry[] {
-    return PRESETS.map(presetEntry);
+    return this.#catalogue.listPresets();
   }
 
-  // Connections -------------------------------------------------------------------
-
   /** Creates or replaces a connection (catalogue.ts), validated against its integration. */
-  async putConnection(input: unknown): Promise<ConnectionView> {
-    return this.writeCatalogue((catalogue) => catalogue.putConnection(input));
+  putConnection(input: unknown): Promise<ConnectionView> {
+    return this.#catalogue.putConnection(input);
   }
 
   /**
@@ -324,66 +311,49 @@ export class Tokenwarden extends EventEmitter<{
    * Caches are dropped and other processes told only after the commit. `fn` must go
    * through the catalogue it is given: on SQLite anything else waits for the commit.
    */
-  async writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T> {
-    let changes: CatalogueChanges | undefined;
-    const result = await this.#store.transaction(async (store) => {
-      const catalogue = new CatalogueWriter(store, this.clock);
-      changes = catalogue.changes;
-      return fn(catalogue);
-    });
-    for (const id of changes?.connections ?? []) await this.#caches.connectionChanged(id);
-    for (const key of changes?.integrations ?? []) await this.#caches.integrationChanged(key);
-    for (const change of changes?.statuses ?? []) this.emit("status", change);
-    return result;
+  writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T> {
+    return this.#catalogue.write(fn);
   }
 
   /**
    * A declarative file's entries (config/declarative.ts), each validated first, then
    * all written in one transaction: all of them land or none.
    */
-  async applyDeclarative(
+  applyDeclarative(
     document: CatalogueDocument,
     options: Pick<PutIntegrationOptions, "moduleHooks"> = {},
   ): Promise<CatalogueImportReport> {
-    validateCatalogueDocument(document);
-    return this.writeCatalogue((catalogue) => importCatalogue(catalogue, document, options));
+    return this.#catalogue.applyDeclarative(document, options);
   }
 
   /** The integration, or `undefined` when there is none of that key. */
-  async findIntegration(key: string): Promise<IntegrationView | undefined> {
-    const stored = await this.#store.getIntegration(key);
-    return stored === undefined ? undefined : integrationView(stored);
+  findIntegration(key: string): Promise<IntegrationView | undefined> {
+    return this.#catalogue.findIntegration(key);
   }
 
   /** The connection, or `undefined` when there is none of that id. */
-  async findConnection(id: string): Promise<ConnectionView | undefined> {
-    const stored = await this.#store.getConnection(id);
-    return stored === undefined ? undefined : connectionView(stored);
+  findConnection(id: string): Promise<ConnectionView | undefined> {
+    return this.#catalogue.findConnection(id);
   }
 
-  async getConnection(id: string): Promise<ConnectionView> {
-    const stored = await this.#store.getConnection(id);
-    if (stored === undefined) throw connectionNotFound(id);
-    return connectionView(stored);
+  getConnection(id: string): Promise<ConnectionView> {
+    return this.#catalogue.getConnection(id);
   }
 
-  async listConnections(filter: ConnectionFilter = {}): Promise<ConnectionView[]> {
-    return (await this.#store.listConnections(filter)).map(connectionView);
+  listConnections(filter: ConnectionFilter = {}): Promise<ConnectionView[]> {
+    return this.#catalogue.listConnections(filter);
   }
 
-  async deleteConnection(id: string): Promise<void> {
-    this.#tokens.forget(id);
-    this.#scopes.forget(id);
-    if (!(await deleteAnnounced(this.#store, id, this.clock.now()))) throw connectionNotFound(id);
-    await this.#caches.publish(`connection:${id}`);
+  deleteConnection(id: string): Promise<void> {
+    return this.#catalogue.deleteConnection(id);
   }
 
   /** The connection's integration and environment (for API key limits), cached. */
-  async connectionScope(id: string): Promise<ConnectionScope> {
-    const scope = await this.#scopes.get(id);
-    if (scope === undefined) throw connectionNotFound(id);
-    return scope;
+  connectionScope(id: string): Promise<ConnectionScope> {
+    return this.#catalogue.connectionScope(id);
   }
+
+  // Events (event-log.ts) -------------------------------------------------------------
 
   /** A connection's events, newest first (event-log.ts: 50 by default, at most 500). */
   listEvents(
