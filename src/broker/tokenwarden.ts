@@ -3,12 +3,9 @@ import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { ConnectionStatus } from "../core/connection.js";
-import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
-import { asTokenwardenError } from "../core/failure.js";
-import { isHttpUrl } from "../core/integration.js";
 import type { ApiRequest, ApiResponse } from "../oauth/api-call.js";
-import { DpopNonces, dpopProof } from "../oauth/dpop.js";
+import { DpopNonces } from "../oauth/dpop.js";
 import { HttpClient, type HttpClientOptions } from "../oauth/http.js";
 import type { PresetEntry } from "../presets/catalogue.js";
 import { type OpenStoreOptions, openStore } from "../store/open.js";
@@ -17,18 +14,19 @@ import type { ConnectionFilter, Store } from "../store/store.js";
 import { ApiCalls, type FetchInit, type TokenwardenWarning } from "./api-calls.js";
 import { ApiKeys } from "./api-keys.js";
 import { AuthorizationFlow } from "./authorization-flow.js";
+import { BackgroundFailures } from "./background-failures.js";
 import { CacheSync } from "./cache-sync.js";
 import type { CatalogueWriter, PutIntegrationOptions } from "./catalogue.js";
 import { CatalogueAdmin } from "./catalogue-admin.js";
 import type { CatalogueDocument, CatalogueImportReport } from "./catalogue-import.js";
 import { ConnectSessions } from "./connect-sessions.js";
+import { ConnectionTokens } from "./connection-tokens.js";
 import { type DeviceAuthorizationStarted, DeviceFlows } from "./device-flow.js";
 import { EventLog } from "./event-log.js";
 import { HostLimit } from "./host-limit.js";
-import { withLease } from "./lease.js";
 import { ProtocolSupport } from "./protocol-support.js";
 import { RateLimits } from "./rate-limit.js";
-import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
+import { Renewer } from "./renewer.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
 import type { StatusChange } from "./status.js";
@@ -70,9 +68,6 @@ export interface GetTokenOptions {
 }
 
 const DEFAULT_TOKEN_ENDPOINT_CONCURRENCY = 64;
-
-/** Extra time on top of `timeoutMs` before a revoke's lease lapses (two requests). */
-const REVOKE_LEASE_MARGIN_MS = 2000;
 
 /**
  * The broker: keeps each connection's token valid, once, across every process sharing
@@ -117,6 +112,8 @@ export class Tokenwarden extends EventEmitter<{
   });
   readonly #caches: CacheSync;
   readonly #catalogue: CatalogueAdmin;
+  readonly #connectionTokens: ConnectionTokens;
+  readonly #failures: BackgroundFailures;
   #closed = false;
 
   static async open(options: TokenwardenOptions = {}): Promise<Tokenwarden> {
@@ -137,6 +134,9 @@ export class Tokenwarden extends EventEmitter<{
     this.#random = options.random ?? Math.random;
     this.#minTtlSeconds = options.minTtlSeconds ?? 10;
     this.#events = new EventLog(store, this.clock, (event) => this.emit("event", event));
+    this.#failures = new BackgroundFailures(this.#events, this.#scopes, (warning) =>
+      this.emit("warning", warning),
+    );
     this.#http = new HttpClient(options.http);
     this.#protocol = new ProtocolSupport(store, this.clock, this.#http);
     this.#caches = new CacheSync(store, this.holderId, {
@@ -174,7 +174,16 @@ export class Tokenwarden extends EventEmitter<{
         options.tokenEndpointConcurrency ?? DEFAULT_TOKEN_ENDPOINT_CONCURRENCY,
       ),
       publish,
-      onBackgroundFailure: (id, error) => this.#backgroundFailure(id, error),
+      onBackgroundFailure: (id, error) => this.#failures.renewalFailed(id, error),
+    });
+    this.#connectionTokens = new ConnectionTokens({
+      store,
+      clock: this.clock,
+      holderId: this.holderId,
+      tokens: this.#tokens,
+      renewer: this.#renewer,
+      minTtlSeconds: this.#minTtlSeconds,
+      dpopNonces: this.#dpopNonces,
     });
     this.#deviceFlows = new DeviceFlows({
       store,
@@ -213,14 +222,9 @@ export class Tokenwarden extends EventEmitter<{
         (id) =>
           this.#tokens
             .renewDue(id, this.#minTtlSeconds)
-            .catch((error: unknown) => this.#backgroundFailure(id, error)),
+            .catch((error: unknown) => this.#failures.renewalFailed(id, error)),
         {
-          onTickFailed: (error, failures) =>
-            this.emit("warning", {
-              code: "scheduler_failed",
-              ...codeOf(error),
-              message: `the scheduler could not look for due connections (${failures} in a row): ${asTokenwardenError(error).message}`,
-            }),
+          onTickFailed: (error, failures) => this.#failures.schedulerFailed(error, failures),
           ...schedulerOptions,
         },
       );
@@ -385,13 +389,7 @@ export class Tokenwarden extends EventEmitter<{
 
   /** Refreshes now, whatever the token's age (a person pressed "Refresh now"). */
   async refresh(id: string): Promise<ConnectionView> {
-    const stored = await this.#store.getConnection(id);
-    if (stored === undefined) throw connectionNotFound(id);
-    await this.#tokens.token(id, {
-      trigger: "manual",
-      minTtlSeconds: this.#minTtlSeconds,
-      afterVersion: stored.state.tokenVersion,
-    });
+    await this.#connectionTokens.renewNow(id, "manual");
     return this.getConnection(id);
   }
 
@@ -400,13 +398,7 @@ export class Tokenwarden extends EventEmitter<{
    * new token now, whatever is held, announced as `connection.authorized`.
    */
   async authorizeNow(id: string): Promise<ConnectionView> {
-    const stored = await this.#store.getConnection(id);
-    if (stored === undefined) throw connectionNotFound(id);
-    await this.#tokens.token(id, {
-      trigger: "authorize",
-      minTtlSeconds: this.#minTtlSeconds,
-      afterVersion: stored.state.tokenVersion,
-    });
+    await this.#connectionTokens.renewNow(id, "authorize");
     return this.getConnection(id);
   }
 
@@ -415,21 +407,7 @@ export class Tokenwarden extends EventEmitter<{
    * refresh in flight in this process, and holds the lease against the others.
    */
   async revoke(id: string): Promise<ConnectionView> {
-    await this.#tokens.exclusive(id, async () => {
-      const loaded = await loadConnection(this.#store, id);
-      const leaseMs = loaded.resolved.timeoutMs * 2 + REVOKE_LEASE_MARGIN_MS;
-      await withLease(
-        { store: this.#store, clock: this.clock, holderId: this.holderId },
-        id,
-        leaseMs,
-        async () => false,
-        async () => {
-          this.#tokens.forget(id);
-          await this.#renewer.revoke(await loadConnection(this.#store, id));
-        },
-      );
-      this.#tokens.forget(id);
-    });
+    await this.#connectionTokens.revoke(id);
     return this.getConnection(id);
   }
 
@@ -444,23 +422,6 @@ export class Tokenwarden extends EventEmitter<{
   /** The streaming form of `fetch`, for the service's proxy. */
   forward(id: string, request: ApiRequest): Promise<ApiResponse> {
     return this.#api.forward(id, request);
-  }
-
-  /**
-   * A renewal nobody waits for (the scheduler's, or one started in the background)
-   * failed. An attempt's own failure is an event already; the others (the database
-   * went away before the attempt) are told here, so none passes unsaid.
-   */
-  async #backgroundFailure(id: string, error: unknown): Promise<void> {
-    if (this.#events.wasRecorded(error)) return;
-    const scope = await this.#scopes.get(id).catch(() => undefined);
-    this.emit("warning", {
-      code: "renewal_failed",
-      connectionId: id,
-      ...(scope === undefined ? {} : { integration: scope.integration }),
-      ...codeOf(error),
-      message: `connection ${id}: a background renewal failed before reaching the token endpoint: ${asTokenwardenError(error).message}`,
-    });
   }
 
   // Authorization code ------------------------------------------------------------
@@ -521,22 +482,8 @@ export class Tokenwarden extends EventEmitter<{
    * RFC 9449 §4: a DPoP proof for a call a workflow makes itself with this
    * connection's token (`ath` bound to the current token, the server's nonce if known).
    */
-  async dpopProof(
-    id: string,
-    request: { method: string; url: string },
-  ): Promise<{ proof: string }> {
-    const entry = await this.#entry(id, this.#minTtlSeconds);
-    const key = entry.token.dpopKey;
-    if (entry.integration.dpop !== true || key === undefined)
-      throw invalidConfig("dpop", `connection ${id} does not bind its tokens with DPoP`);
-    if (!isHttpUrl(request.url)) throw invalidConfig("url", "must be an absolute http(s) URL");
-    const url = new URL(request.url);
-    const proof = await dpopProof(
-      { key, nonces: this.#dpopNonces },
-      { method: request.method, url, accessToken: entry.token.accessToken },
-      Date.now(),
-    );
-    return { proof };
+  dpopProof(id: string, request: { method: string; url: string }): Promise<{ proof: string }> {
+    return this.#connectionTokens.dpopProof(id, request);
   }
 
   // Lifecycle ---------------------------------------------------------------------
@@ -559,16 +506,9 @@ export class Tokenwarden extends EventEmitter<{
 
   // Internals ---------------------------------------------------------------------
 
-  async #entry(id: string, minTtlSeconds: number): Promise<CacheEntry> {
-    return (
-      this.#tokens.cached(id, minTtlSeconds) ??
-      (await this.#tokens.token(id, { trigger: "demand", minTtlSeconds }))
-    );
+  #entry(id: string, minTtlSeconds: number): Promise<CacheEntry> {
+    return this.#connectionTokens.entry(id, minTtlSeconds);
   }
 }
 
 export type { ConnectionStatus };
-
-function codeOf(error: unknown): { errorCode?: string } {
-  return error instanceof TokenwardenError ? { errorCode: error.code } : {};
-}
