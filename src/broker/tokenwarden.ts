@@ -6,9 +6,9 @@ import type { ConnectionStatus } from "../core/connection.js";
 import type { TokenEvent } from "../core/events.js";
 import type { ApiRequest, ApiResponse } from "../oauth/api-call.js";
 import { DpopNonces } from "../oauth/dpop.js";
-import { HttpClient, type HttpClientOptions } from "../oauth/http.js";
+import { HttpClient } from "../oauth/http.js";
 import type { PresetEntry } from "../presets/catalogue.js";
-import { type OpenStoreOptions, openStore } from "../store/open.js";
+import { openStore } from "../store/open.js";
 import type { RotationReport } from "../store/rotation.js";
 import type { ConnectionFilter, Store } from "../store/store.js";
 import { ApiCalls, type FetchInit, type TokenwardenWarning } from "./api-calls.js";
@@ -24,48 +24,19 @@ import { ConnectionTokens } from "./connection-tokens.js";
 import { type DeviceAuthorizationStarted, DeviceFlows } from "./device-flow.js";
 import { EventLog } from "./event-log.js";
 import { HostLimit } from "./host-limit.js";
+import type { GetTokenOptions, TokenwardenOptions } from "./options.js";
 import { ProtocolSupport } from "./protocol-support.js";
 import { RateLimits } from "./rate-limit.js";
 import { Renewer } from "./renewer.js";
-import { Scheduler, type SchedulerOptions } from "./scheduler.js";
+import { Scheduler } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
 import type { StatusChange } from "./status.js";
 import { type CacheEntry, TokenSource } from "./token-source.js";
 import type { AccessToken, ConnectionView, IntegrationView } from "./views.js";
 import { WebhookAdmin } from "./webhooks/admin.js";
-import { Dispatcher, type DispatcherOptions } from "./webhooks/dispatcher.js";
+import { Dispatcher } from "./webhooks/dispatcher.js";
 
-export interface TokenwardenOptions extends OpenStoreOptions {
-  /** An already open store (tests, embedding); otherwise `database` is opened. */
-  store?: Store;
-  clock?: Clock;
-  /** `false` turns the built-in scheduler off (one-shot CLI commands). */
-  scheduler?: boolean | SchedulerOptions;
-  /** Names this process in leases; unique per process by default. */
-  holderId?: string;
-  /** Random source for jitter (tests make it deterministic). */
-  random?: () => number;
-  /** Default `minTtlSeconds` of `getToken`. */
-  minTtlSeconds?: number;
-  /** How long a started authorization waits for its callback. */
-  authorizationTtlMs?: number;
-  /**
-   * Renewals at once per token endpoint host (default 64), whatever starts them: a
-   * storm of expiries does not flood one provider.
-   */
-  tokenEndpointConcurrency?: number;
-  /** Limits of this instance's HTTP client (its own pools, closed with it). */
-  http?: HttpClientOptions;
-  /** `false`: this process delivers no webhooks (others sharing the store do). */
-  webhooks?: boolean | DispatcherOptions;
-}
-
-export type { FetchInit, TokenwardenWarning };
-
-export interface GetTokenOptions {
-  /** The token must stay valid this long (capped at half its lifetime). Default 10. */
-  minTtlSeconds?: number;
-}
+export type { FetchInit, GetTokenOptions, TokenwardenOptions, TokenwardenWarning };
 
 const DEFAULT_TOKEN_ENDPOINT_CONCURRENCY = 64;
 
