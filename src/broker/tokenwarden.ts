@@ -15,6 +15,7 @@ import { ApiCalls, type FetchInit, type TokenwardenWarning } from "./api-calls.j
 import { ApiKeys } from "./api-keys.js";
 import { AuthorizationFlow } from "./authorization-flow.js";
 import { BackgroundFailures } from "./background-failures.js";
+import { BackgroundWork } from "./background-work.js";
 import { CacheSync } from "./cache-sync.js";
 import type { CatalogueWriter, PutIntegrationOptions } from "./catalogue.js";
 import { CatalogueAdmin } from "./catalogue-admin.js";
@@ -28,13 +29,11 @@ import type { GetTokenOptions, TokenwardenOptions } from "./options.js";
 import { ProtocolSupport } from "./protocol-support.js";
 import { RateLimits } from "./rate-limit.js";
 import { Renewer } from "./renewer.js";
-import { Scheduler } from "./scheduler.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
 import type { StatusChange } from "./status.js";
 import { type CacheEntry, TokenSource } from "./token-source.js";
 import type { AccessToken, ConnectionView, IntegrationView } from "./views.js";
 import { WebhookAdmin } from "./webhooks/admin.js";
-import { Dispatcher } from "./webhooks/dispatcher.js";
 
 export type { FetchInit, GetTokenOptions, TokenwardenOptions, TokenwardenWarning };
 
@@ -62,11 +61,10 @@ export class Tokenwarden extends EventEmitter<{
   readonly #http: HttpClient;
   readonly #renewer: Renewer;
   readonly #tokens: TokenSource;
-  readonly #scheduler: Scheduler | undefined;
   readonly #protocol: ProtocolSupport;
   readonly #api: ApiCalls;
   readonly #authorizations: AuthorizationFlow;
-  readonly #dispatcher: Dispatcher | undefined;
+  readonly #background: BackgroundWork;
   /** Lifecycle webhooks: endpoints and their deliveries (webhooks/). */
   readonly webhooks: WebhookAdmin;
   /** Connect sessions: links an end user opens to authorize (connect-sessions.ts). */
@@ -122,24 +120,26 @@ export class Tokenwarden extends EventEmitter<{
       },
     });
     const publish = (id: string) => this.#caches.publish(`connection:${id}`);
-    this.#renewer = new Renewer({
-      store,
-      clock: this.clock,
-      random: this.#random,
-      events: this.#events,
-      http: this.#http,
-      publish,
-      keepUnwritten: (id, patch, version) => this.#tokens.keepUnwritten(id, patch, version),
-      onStatus: (change) => this.emit("status", change),
-      subjectToken: async (subjectId) => (await this.getToken(subjectId)).accessToken,
-      dpopNonces: this.#dpopNonces,
-      protocol: this.#protocol,
-    });
-    this.#tokens = new TokenSource({
+    // What most parts take; each reads the fields its own context names.
+    const shared = {
       store,
       clock: this.clock,
       holderId: this.holderId,
       random: this.#random,
+      events: this.#events,
+      http: this.#http,
+      protocol: this.#protocol,
+      dpopNonces: this.#dpopNonces,
+    };
+    this.#renewer = new Renewer({
+      ...shared,
+      publish,
+      keepUnwritten: (id, patch, version) => this.#tokens.keepUnwritten(id, patch, version),
+      onStatus: (change) => this.emit("status", change),
+      subjectToken: async (subjectId) => (await this.getToken(subjectId)).accessToken,
+    });
+    this.#tokens = new TokenSource({
+      ...shared,
       renewer: this.#renewer,
       hostLimit: new HostLimit(
         options.tokenEndpointConcurrency ?? DEFAULT_TOKEN_ENDPOINT_CONCURRENCY,
@@ -147,25 +147,12 @@ export class Tokenwarden extends EventEmitter<{
       publish,
       onBackgroundFailure: (id, error) => this.#failures.renewalFailed(id, error),
     });
+    const tokenPath = { ...shared, renewer: this.#renewer, tokens: this.#tokens };
     this.#connectionTokens = new ConnectionTokens({
-      store,
-      clock: this.clock,
-      holderId: this.holderId,
-      tokens: this.#tokens,
-      renewer: this.#renewer,
+      ...tokenPath,
       minTtlSeconds: this.#minTtlSeconds,
-      dpopNonces: this.#dpopNonces,
     });
-    this.#deviceFlows = new DeviceFlows({
-      store,
-      clock: this.clock,
-      http: this.#http,
-      holderId: this.holderId,
-      renewer: this.#renewer,
-      tokens: this.#tokens,
-      events: this.#events,
-      dpopNonces: this.#dpopNonces,
-    });
+    this.#deviceFlows = new DeviceFlows(tokenPath);
     this.#api = new ApiCalls({
       tokens: this.#tokens,
       http: this.#http,
@@ -176,34 +163,18 @@ export class Tokenwarden extends EventEmitter<{
       dpopNonces: this.#dpopNonces,
     });
     this.#authorizations = new AuthorizationFlow({
-      store,
-      clock: this.clock,
-      events: this.#events,
-      renewer: this.#renewer,
-      tokens: this.#tokens,
-      protocol: this.#protocol,
+      ...tokenPath,
       ttlMs: options.authorizationTtlMs ?? 10 * 60_000,
-      dpopNonces: this.#dpopNonces,
     });
-    if (options.scheduler !== false) {
-      const schedulerOptions = options.scheduler === true ? {} : (options.scheduler ?? {});
-      this.#scheduler = new Scheduler(
-        store,
-        this.clock,
-        (id) =>
-          this.#tokens
-            .renewDue(id, this.#minTtlSeconds)
-            .catch((error: unknown) => this.#failures.renewalFailed(id, error)),
-        {
-          onTickFailed: (error, failures) => this.#failures.schedulerFailed(error, failures),
-          ...schedulerOptions,
-        },
-      );
-      this.#scheduler.start();
-    }
+    this.#background = new BackgroundWork({
+      ...shared,
+      renewDue: (id) => this.#tokens.renewDue(id, this.#minTtlSeconds),
+      failures: this.#failures,
+      scheduler: options.scheduler,
+      webhooks: options.webhooks,
+    });
     this.#catalogue = new CatalogueAdmin({
-      store,
-      clock: this.clock,
+      ...shared,
       caches: this.#caches,
       scopes: this.#scopes,
       onStatus: (change) => this.emit("status", change),
@@ -216,37 +187,21 @@ export class Tokenwarden extends EventEmitter<{
       startAuthorization: (id, opts) => this.startAuthorization(id, opts),
       authorizeNow: (id) => this.authorizeNow(id),
     });
-    if (options.webhooks !== false) {
-      this.#dispatcher = new Dispatcher(
-        store,
-        this.clock,
-        this.holderId,
-        this.#random,
-        options.webhooks === true ? {} : (options.webhooks ?? {}),
-      );
-      this.#dispatcher.start();
-    }
   }
 
   /** Delivers every webhook due now and waits for the attempts (tests, one-shot commands). */
-  async deliverWebhooks(): Promise<void> {
-    if (this.#dispatcher !== undefined) return this.#dispatcher.drain();
-    const once = new Dispatcher(this.#store, this.clock, this.holderId, this.#random);
-    try {
-      await once.drain();
-    } finally {
-      await once.stop();
-    }
+  deliverWebhooks(): Promise<void> {
+    return this.#background.deliverWebhooks();
   }
 
   /** The scheduler's last observed lag in ms (for metrics). */
   get schedulerLagMs(): number {
-    return this.#scheduler?.lastLagMs ?? 0;
+    return this.#background.schedulerLagMs;
   }
 
   /** Renewals the scheduler runs now, and the most it has run at once (for metrics). */
   get schedulerInFlight(): { now: number; peak: number } {
-    return { now: this.#scheduler?.inFlight ?? 0, peak: this.#scheduler?.peakInFlight ?? 0 };
+    return this.#background.schedulerInFlight;
   }
 
   // Catalogue (catalogue-admin.ts) --------------------------------------------------
@@ -466,9 +421,9 @@ export class Tokenwarden extends EventEmitter<{
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#scheduler?.stop();
+    await this.#background.stopScheduler();
     await this.#deviceFlows.close();
-    await this.#dispatcher?.stop();
+    await this.#background.stopDeliveries();
     await this.#tokens.close();
     await this.#caches.close();
     if (this.#ownsStore) await this.#store.close();
