@@ -6,34 +6,38 @@
  * effort: another process's cached token still ends at its expiry.
  */
 import type { ChangeFeed } from "../store/store.js";
+import type { ScopeCache } from "./scope-cache.js";
+import type { TokenSource } from "./token-source.js";
 
 export type ChangeTopic = `connection:${string}` | `integration:${string}`;
 
-/** The caches a change empties. */
-export interface ForgetCached {
-  connection(id: string): void;
-  integration(key: string): void;
-  /** The channel was down: what it missed is unknown. */
-  all(): void;
+/** The caches a change empties: tokens (per connection and per integration), scopes. */
+export interface SyncedCaches {
+  tokens: Pick<TokenSource, "forget" | "forgetIntegration" | "forgetAll">;
+  scopes: Pick<ScopeCache, "forget" | "forgetAll">;
 }
 
 export class CacheSync {
   readonly #store: ChangeFeed;
   readonly #holderId: string;
-  readonly #forget: ForgetCached;
+  readonly #caches: SyncedCaches;
   #unsubscribe: (() => Promise<void>) | undefined;
 
-  constructor(store: ChangeFeed, holderId: string, forget: ForgetCached) {
+  constructor(store: ChangeFeed, holderId: string, caches: SyncedCaches) {
     this.#store = store;
     this.#holderId = holderId;
-    this.#forget = forget;
+    this.#caches = caches;
   }
 
   /** Starts hearing the other processes' changes (once, when the broker opens). */
   async subscribe(): Promise<void> {
     this.#unsubscribe = await this.#store.subscribeChanges(
       (message) => this.#onChange(message),
-      () => this.#forget.all(),
+      // The channel was down (the database went away): what it missed is unknown.
+      () => {
+        this.#caches.tokens.forgetAll();
+        this.#caches.scopes.forgetAll();
+      },
     );
   }
 
@@ -45,12 +49,13 @@ export class CacheSync {
 
   /** Forgets a connection in this process only (before a change the others hear of). */
   forgetConnection(id: string): void {
-    this.#forget.connection(id);
+    this.#caches.tokens.forget(id);
+    this.#caches.scopes.forget(id);
   }
 
   /** An integration changed here: forget its connections' tokens, then tell the others. */
   async integrationChanged(key: string): Promise<void> {
-    this.#forget.integration(key);
+    this.#caches.tokens.forgetIntegration(key);
     await this.publish(`integration:${key}`);
   }
 
@@ -72,9 +77,9 @@ export class CacheSync {
     if (message.slice(0, separator) === this.#holderId) return;
     const topic = message.slice(separator + 1);
     if (topic.startsWith("connection:")) {
-      this.#forget.connection(topic.slice("connection:".length));
+      this.forgetConnection(topic.slice("connection:".length));
     } else if (topic.startsWith("integration:")) {
-      this.#forget.integration(topic.slice("integration:".length));
+      this.#caches.tokens.forgetIntegration(topic.slice("integration:".length));
     }
   }
 }

@@ -12,6 +12,7 @@ import type { Store } from "../store/store.js";
 import { withLease } from "./lease.js";
 import { connectionNotFound, loadConnection, type Renewer } from "./renewer.js";
 import type { CacheEntry, TokenSource } from "./token-source.js";
+import type { ConnectionView } from "./views.js";
 
 export interface ConnectionTokensContext {
   store: Store;
@@ -22,6 +23,8 @@ export interface ConnectionTokensContext {
   /** Default `minTtlSeconds` of `getToken`. */
   minTtlSeconds: number;
   dpopNonces: DpopNonces;
+  /** The connection as callers see it, after an action. */
+  view(id: string): Promise<ConnectionView>;
 }
 
 /** Extra time on top of `timeoutMs` before a revoke's lease lapses (two requests). */
@@ -47,7 +50,7 @@ export class ConnectionTokens {
   }
 
   /** A new token now, whatever the held one's age: "manual" (refresh) or "authorize". */
-  async renewNow(id: string, trigger: "manual" | "authorize"): Promise<void> {
+  async renewNow(id: string, trigger: "manual" | "authorize"): Promise<ConnectionView> {
     const stored = await this.#ctx.store.getConnection(id);
     if (stored === undefined) throw connectionNotFound(id);
     await this.#ctx.tokens.token(id, {
@@ -55,13 +58,14 @@ export class ConnectionTokens {
       minTtlSeconds: this.#ctx.minTtlSeconds,
       afterVersion: stored.state.tokenVersion,
     });
+    return this.#ctx.view(id);
   }
 
   /**
    * Revokes at the server, then forgets the tokens. It waits for a refresh in flight
    * in this process, and holds the lease against the others.
    */
-  async revoke(id: string): Promise<void> {
+  async revoke(id: string): Promise<ConnectionView> {
     const { store, clock, holderId, tokens, renewer } = this.#ctx;
     await tokens.exclusive(id, async () => {
       const loaded = await loadConnection(store, id);
@@ -78,6 +82,7 @@ export class ConnectionTokens {
       );
       tokens.forget(id);
     });
+    return this.#ctx.view(id);
   }
 
   /** A DPoP proof bound to the current token (`ath`), with the server's nonce if known. */

@@ -1,3 +1,8 @@
+/**
+ * The broker's façade: `Tokenwarden.open` wires the parts (token path, catalogue,
+ * flows, background work) over one store and one HTTP client, `close` stops them in
+ * order, and every public method is a one-line delegate to the module that owns it.
+ */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
@@ -31,7 +36,7 @@ import { RateLimits } from "./rate-limit.js";
 import { Renewer } from "./renewer.js";
 import { type ConnectionScope, ScopeCache } from "./scope-cache.js";
 import type { StatusChange } from "./status.js";
-import { type CacheEntry, TokenSource } from "./token-source.js";
+import { TokenSource } from "./token-source.js";
 import type { AccessToken, ConnectionView, IntegrationView } from "./views.js";
 import { WebhookAdmin } from "./webhooks/admin.js";
 
@@ -73,12 +78,7 @@ export class Tokenwarden extends EventEmitter<{
   readonly #dpopNonces = new DpopNonces();
   readonly #deviceFlows: DeviceFlows;
   /** Which integration and environment each connection is in, for API key limits. */
-  readonly #scopes = new ScopeCache(async (id) => {
-    const stored = await this.#store.getConnection(id);
-    return stored === undefined
-      ? undefined
-      : { integration: stored.connection.integration, environment: stored.connection.environment };
-  });
+  readonly #scopes: ScopeCache;
   readonly #caches: CacheSync;
   readonly #catalogue: CatalogueAdmin;
   readonly #connectionTokens: ConnectionTokens;
@@ -102,23 +102,13 @@ export class Tokenwarden extends EventEmitter<{
       options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
     this.#random = options.random ?? Math.random;
     this.#minTtlSeconds = options.minTtlSeconds ?? 10;
+    this.#scopes = ScopeCache.over(store);
     this.#events = new EventLog(store, this.clock, (event) => this.emit("event", event));
     this.#failures = new BackgroundFailures(this.#events, this.#scopes, (warning) =>
       this.emit("warning", warning),
     );
     this.#http = new HttpClient(options.http);
     this.#protocol = new ProtocolSupport(store, this.clock, this.#http);
-    this.#caches = new CacheSync(store, this.holderId, {
-      connection: (id) => {
-        this.#tokens.forget(id);
-        this.#scopes.forget(id);
-      },
-      integration: (key) => this.#tokens.forgetIntegration(key),
-      all: () => {
-        this.#tokens.forgetAll();
-        this.#scopes.forgetAll();
-      },
-    });
     const publish = (id: string) => this.#caches.publish(`connection:${id}`);
     // What most parts take; each reads the fields its own context names.
     const shared = {
@@ -147,20 +137,23 @@ export class Tokenwarden extends EventEmitter<{
       publish,
       onBackgroundFailure: (id, error) => this.#failures.renewalFailed(id, error),
     });
+    this.#caches = new CacheSync(store, this.holderId, {
+      tokens: this.#tokens,
+      scopes: this.#scopes,
+    });
     const tokenPath = { ...shared, renewer: this.#renewer, tokens: this.#tokens };
     this.#connectionTokens = new ConnectionTokens({
       ...tokenPath,
       minTtlSeconds: this.#minTtlSeconds,
+      view: (id) => this.getConnection(id),
     });
     this.#deviceFlows = new DeviceFlows(tokenPath);
     this.#api = new ApiCalls({
-      tokens: this.#tokens,
-      http: this.#http,
+      ...tokenPath,
       minTtlSeconds: this.#minTtlSeconds,
-      entry: (id, minTtlSeconds) => this.#entry(id, minTtlSeconds),
+      entry: (id, minTtlSeconds) => this.#connectionTokens.entry(id, minTtlSeconds),
       warn: (warning) => this.emit("warning", warning),
       rateLimits: new RateLimits(store, this.clock),
-      dpopNonces: this.#dpopNonces,
     });
     this.#authorizations = new AuthorizationFlow({
       ...tokenPath,
@@ -181,8 +174,7 @@ export class Tokenwarden extends EventEmitter<{
     });
     this.webhooks = new WebhookAdmin(store, this.clock);
     this.connectSessions = new ConnectSessions({
-      store,
-      clock: this.clock,
+      ...shared,
       writeCatalogue: (fn) => this.writeCatalogue(fn),
       startAuthorization: (id, opts) => this.startAuthorization(id, opts),
       authorizeNow: (id) => this.authorizeNow(id),
@@ -238,17 +230,13 @@ export class Tokenwarden extends EventEmitter<{
 
   /**
    * Catalogue writes in one transaction (an import file): all of them land or none.
-   * Caches are dropped and other processes told only after the commit. `fn` must go
-   * through the catalogue it is given: on SQLite anything else waits for the commit.
+   * `fn` must go through the catalogue it is given (on SQLite all else waits for it).
    */
   writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T> {
     return this.#catalogue.write(fn);
   }
 
-  /**
-   * A declarative file's entries (config/declarative.ts), each validated first, then
-   * all written in one transaction: all of them land or none.
-   */
+  /** A declarative file's entries (config/declarative.ts), validated, in one transaction. */
   applyDeclarative(
     document: CatalogueDocument,
     options: Pick<PutIntegrationOptions, "moduleHooks"> = {},
@@ -310,31 +298,29 @@ export class Tokenwarden extends EventEmitter<{
    * comparison: no database read while the cached token is good.
    */
   async getToken(id: string, options: GetTokenOptions = {}): Promise<AccessToken> {
-    return (await this.#entry(id, options.minTtlSeconds ?? this.#minTtlSeconds)).view;
+    const minTtlSeconds = options.minTtlSeconds ?? this.#minTtlSeconds;
+    return (await this.#connectionTokens.entry(id, minTtlSeconds)).view;
   }
 
   /** Refreshes now, whatever the token's age (a person pressed "Refresh now"). */
-  async refresh(id: string): Promise<ConnectionView> {
-    await this.#connectionTokens.renewNow(id, "manual");
-    return this.getConnection(id);
+  refresh(id: string): Promise<ConnectionView> {
+    return this.#connectionTokens.renewNow(id, "manual");
   }
 
   /**
    * A person's authorization without a redirect (a connect link's password form): a
    * new token now, whatever is held, announced as `connection.authorized`.
    */
-  async authorizeNow(id: string): Promise<ConnectionView> {
-    await this.#connectionTokens.renewNow(id, "authorize");
-    return this.getConnection(id);
+  authorizeNow(id: string): Promise<ConnectionView> {
+    return this.#connectionTokens.renewNow(id, "authorize");
   }
 
   /**
    * RFC 7009 revocation at the server, then the tokens are forgotten. It waits for a
    * refresh in flight in this process, and holds the lease against the others.
    */
-  async revoke(id: string): Promise<ConnectionView> {
-    await this.#connectionTokens.revoke(id);
-    return this.getConnection(id);
+  revoke(id: string): Promise<ConnectionView> {
+    return this.#connectionTokens.revoke(id);
   }
 
   /**
@@ -390,10 +376,7 @@ export class Tokenwarden extends EventEmitter<{
 
   // Device grant, DPoP (protocol breadth) --------------------------------------------
 
-  /**
-   * RFC 8628: asks the server for a user code and starts polling its token endpoint
-   * in the background until the person approves (`waitForDeviceAuthorization`).
-   */
+  /** RFC 8628: a user code for the person; polls in the background until they approve. */
   startDeviceAuthorization(id: string): Promise<DeviceAuthorizationStarted> {
     return this.#deviceFlows.start(id);
   }
@@ -404,10 +387,7 @@ export class Tokenwarden extends EventEmitter<{
     return this.getConnection(id);
   }
 
-  /**
-   * RFC 9449 §4: a DPoP proof for a call a workflow makes itself with this
-   * connection's token (`ath` bound to the current token, the server's nonce if known).
-   */
+  /** RFC 9449 §4: a DPoP proof for a call a workflow makes itself with the token. */
   dpopProof(id: string, request: { method: string; url: string }): Promise<{ proof: string }> {
     return this.#connectionTokens.dpopProof(id, request);
   }
@@ -428,12 +408,6 @@ export class Tokenwarden extends EventEmitter<{
     await this.#caches.close();
     if (this.#ownsStore) await this.#store.close();
     await this.#http.close();
-  }
-
-  // Internals ---------------------------------------------------------------------
-
-  #entry(id: string, minTtlSeconds: number): Promise<CacheEntry> {
-    return this.#connectionTokens.entry(id, minTtlSeconds);
   }
 }
 
