@@ -1,13 +1,13 @@
+/**
+ * `tokenwarden presets [name]`: the catalogue shipped in the package. It needs no
+ * database and no key: it reads only the package's own data.
+ */
 import type { Command } from "commander";
 import { TokenwardenError } from "../../core/errors.js";
 import { PRESETS, presetEntry } from "../../presets/catalogue.js";
 import type { GlobalFlags } from "../context.js";
 import { printJson, printTable } from "../output.js";
 
-/**
- * `tokenwarden presets [name]`: the catalogue shipped in the package. It needs no
- * database and no key: it reads only the package's own data.
- */
 export function registerPresetsCommand(program: Command): void {
   program
     .command("presets [name]")
