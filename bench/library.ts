@@ -1,3 +1,8 @@
+/**
+ * In-process figures: getToken on a valid (cached) token, and one client credentials
+ * grant against a local token endpoint beside openid-client and simple-oauth2 doing
+ * the same grant in the same run.
+ */
 import { randomBytes } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,11 +15,6 @@ import { Tokenwarden } from "../src/index.js";
 import { HttpClient, requestClientCredentialsGrant } from "../src/oauth/index.js";
 import { fmt, startServer } from "./lib.js";
 
-/**
- * In-process figures: getToken on a valid (cached) token, and one client credentials
- * grant against a local token endpoint beside openid-client and simple-oauth2 doing
- * the same grant in the same run.
- */
 export async function library(durationMs: number): Promise<string> {
   const as = await startServer("token-server", "3600");
   const dir = await mkdtemp(join(tmpdir(), "tokenwarden-bench-lib-"));

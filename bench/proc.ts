@@ -1,10 +1,9 @@
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-
 /**
  * What a process costs, read from Linux's /proc: CPU time (user + system, every thread)
  * and resident memory. Read from outside, so measuring does not load the process.
  */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (usually 100). */
 const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;

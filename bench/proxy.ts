@@ -1,3 +1,9 @@
+/**
+ * GET through /v1/proxy/:id/* to a local API, against a bare undici pass-through proxy
+ * to the same API (the ceiling for a Node proxy). Each proxy alone on SERVER_CPU; the
+ * API shares LOAD_CPU with wrk, so that the proxy's core is its own. Goal: at least
+ * 0.9 of the bare proxy in requests/s and in proxy CPU per request.
+ */
 import {
   API_KEY,
   api,
@@ -8,12 +14,6 @@ import {
 } from "./lib.js";
 import { compare, ratioText, row, runWrk, saturationText, TABLE_HEAD } from "./wrk.js";
 
-/**
- * GET through /v1/proxy/:id/* to a local API, against a bare undici pass-through proxy
- * to the same API (the ceiling for a Node proxy). Each proxy alone on SERVER_CPU; the
- * API shares LOAD_CPU with wrk, so that the proxy's core is its own. Goal: at least
- * 0.9 of the bare proxy in requests/s and in proxy CPU per request.
- */
 export async function proxy(durationMs: number, rounds: number): Promise<string> {
   const upstream = await startPinnedServer(LOAD_CPU, "api");
   const { tw, stop } = await startWithConnection("proxy", { apiBaseUrl: upstream.url }, SERVER_CPU);

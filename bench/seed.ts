@@ -1,15 +1,15 @@
-import BetterSqlite3 from "better-sqlite3";
-import pg from "pg";
-import { parseIntegration } from "../src/core/index.js";
-import { openStore } from "../src/index.js";
-import { parseMasterKey, Sealer } from "../src/store/crypto.js";
-
 /**
  * Connections `c0` … `c<N-1>` whose tokens all come due within one window: the refresh
  * window of `c<i>` opens at `startAt + i/N × windowMs` and its token expires `leadMs`
  * later. Rows are written directly, in batches, each token sealed as the store would
  * (the schema comes from `openStore`, the integration through the library).
  */
+import BetterSqlite3 from "better-sqlite3";
+import pg from "pg";
+import { parseIntegration } from "../src/core/index.js";
+import { openStore } from "../src/index.js";
+import { parseMasterKey, Sealer } from "../src/store/crypto.js";
+
 export interface StormPlan {
   count: number;
   startAt: number;

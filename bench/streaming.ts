@@ -1,14 +1,14 @@
-import { Readable } from "node:stream";
-import { request } from "undici";
-import { API_KEY, api, type Started, startServer, startWithConnection } from "./lib.js";
-import { mib, rssBytes } from "./proc.js";
-
 /**
  * Big bodies both ways through /v1/proxy with resident memory sampled during each
  * transfer (VmRSS from /proc): a proxy that streams holds a few chunks whatever the
  * size; one that buffers grows by the body. The bare undici proxy does the same
  * transfers for comparison.
  */
+import { Readable } from "node:stream";
+import { request } from "undici";
+import { API_KEY, api, type Started, startServer, startWithConnection } from "./lib.js";
+import { mib, rssBytes } from "./proc.js";
+
 export async function streaming(bytes: number): Promise<string> {
   const upstream = await startServer("api");
   const { tw, stop } = await startWithConnection("stream", { apiBaseUrl: upstream.url });

@@ -1,12 +1,12 @@
-import { API_KEY, api, SERVER_CPU, startPinnedServer, startWithConnection } from "./lib.js";
-import { compare, med, ratioText, row, saturationText, TABLE_HEAD } from "./wrk.js";
-
 /**
  * GET /v1/connections/:id/token against a bare node:http server answering the same
  * JSON body (the ceiling for any Node server), both pinned to SERVER_CPU with wrk on
  * LOAD_CPU. Goals: at least 0.9 of the ceiling in requests/s and in server CPU per
  * request, p99 within 2 ms, at 32 connections.
  */
+import { API_KEY, api, SERVER_CPU, startPinnedServer, startWithConnection } from "./lib.js";
+import { compare, med, ratioText, row, saturationText, TABLE_HEAD } from "./wrk.js";
+
 export async function tokenRead(durationMs: number, rounds: number): Promise<string> {
   const { tw, stop } = await startWithConnection("read", {}, SERVER_CPU);
   try {

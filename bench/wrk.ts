@@ -1,12 +1,12 @@
-import { spawn } from "node:child_process";
-import { LOAD_CPU, ROOT } from "./lib.js";
-import { CpuMeter } from "./proc.js";
-
 /**
  * Load from wrk (C, epoll; Debian's `apt-get install wrk`), one thread pinned to
  * LOAD_CPU while the server runs pinned to SERVER_CPU, so the generator is never what
  * saturates first; the servers' CPU time comes from /proc over the same interval.
  */
+import { spawn } from "node:child_process";
+import { LOAD_CPU, ROOT } from "./lib.js";
+import { CpuMeter } from "./proc.js";
+
 export interface Target {
   url: string;
   /** The whole Authorization header value, if any. */

@@ -1,3 +1,21 @@
+/**
+ * Writes to the catalogue (integrations and connections), run by the broker inside one
+ * store transaction: an import file is written whole or not at all. The writer
+ * collects what changed; the broker drops its caches and tells other processes only
+ * after the commit.
+ *
+ * Secrets are bound to the places they were stored for (PRODUCT.md security rule 3,
+ * core/origins.ts): a change that would send a stored secret somewhere new must carry
+ * it again. For an integration PUT that moves its destinations:
+ * - its own secrets (client secret, tls.key) must be in the request;
+ * - its connections' token sets are forgotten (issued by the old server, never sent to
+ *   the new one), each with the reason in `lastError`;
+ * - its connections' configured secrets (client secret, password, starting refresh
+ *   token) are refused, naming `connections.<id>.<field>`, unless the same transaction
+ *   sends them again (an import file carrying the connection with them). Forgetting
+ *   them instead would leave connections silently unusable (a password grant with no
+ *   password); refusing changes nothing and says exactly what to send.
+ */
 import type { Clock } from "../core/clock.js";
 import {
   CONNECTION_SECRET_FIELDS,
@@ -24,24 +42,6 @@ import {
 } from "./views.js";
 import { raiseEvents, writeState } from "./webhooks/transitions.js";
 
-/**
- * Writes to the catalogue (integrations and connections), run by the broker inside one
- * store transaction: an import file is written whole or not at all. The writer
- * collects what changed; the broker drops its caches and tells other processes only
- * after the commit.
- *
- * Secrets are bound to the places they were stored for (PRODUCT.md security rule 3,
- * core/origins.ts): a change that would send a stored secret somewhere new must carry
- * it again. For an integration PUT that moves its destinations:
- * - its own secrets (client secret, tls.key) must be in the request;
- * - its connections' token sets are forgotten (issued by the old server, never sent to
- *   the new one), each with the reason in `lastError`;
- * - its connections' configured secrets (client secret, password, starting refresh
- *   token) are refused, naming `connections.<id>.<field>`, unless the same transaction
- *   sends them again (an import file carrying the connection with them). Forgetting
- *   them instead would leave connections silently unusable (a password grant with no
- *   password); refusing changes nothing and says exactly what to send.
- */
 export interface PutIntegrationOptions {
   /**
    * Connection secrets a later write in the same transaction sends again (an import

@@ -1,3 +1,10 @@
+/**
+ * Connect sessions: a single-use, expiring link an end
+ * user opens without an API key to create or re-authorize one connection. The link
+ * carries a random token; the store keeps only its hash. Opening the page reads the
+ * session; only the form's POST takes it (so a link preview that fetches the page
+ * does not use it up), once: two POSTs racing on one link cannot both pass.
+ */
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Clock } from "../core/clock.js";
@@ -11,13 +18,6 @@ import type { Store } from "../store/store.js";
 import type { CatalogueWriter } from "./catalogue.js";
 import type { ConnectionView } from "./views.js";
 
-/**
- * Connect sessions: a single-use, expiring link an end
- * user opens without an API key to create or re-authorize one connection. The link
- * carries a random token; the store keeps only its hash. Opening the page reads the
- * session; only the form's POST takes it (so a link preview that fetches the page
- * does not use it up), once: two POSTs racing on one link cannot both pass.
- */
 export const CONNECT_GRANTS = ["authorization_code", "password"] as const;
 
 const MAX_PASSWORD_ATTEMPTS = 5;

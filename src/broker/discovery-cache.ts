@@ -1,10 +1,3 @@
-import { createHash } from "node:crypto";
-import type { Clock } from "../core/clock.js";
-import type { ServerMetadata } from "../core/server-metadata.js";
-import { type DiscoveredServer, discoverServer } from "../oauth/discovery.js";
-import type { TransportSettings } from "../oauth/http.js";
-import { SingleFlight } from "./single-flight.js";
-
 /**
  * Authorization server metadata per discovery URL, kept as long as the server's
  * Cache-Control allows, within bounds: at least a minute (a server saying `no-store`
@@ -12,6 +5,13 @@ import { SingleFlight } from "./single-flight.js";
  * A failed re-read keeps serving the last good document for a while: a metadata
  * outage must not stop refreshes whose endpoints have not changed.
  */
+import { createHash } from "node:crypto";
+import type { Clock } from "../core/clock.js";
+import type { ServerMetadata } from "../core/server-metadata.js";
+import { type DiscoveredServer, discoverServer } from "../oauth/discovery.js";
+import type { TransportSettings } from "../oauth/http.js";
+import { SingleFlight } from "./single-flight.js";
+
 export const MIN_METADATA_AGE_SECONDS = 60;
 export const MAX_METADATA_AGE_SECONDS = 24 * 60 * 60;
 export const DEFAULT_METADATA_AGE_SECONDS = 60 * 60;

@@ -1,7 +1,8 @@
 /**
  * Every attempt to obtain, refresh or revoke a token, and every hook run, is recorded
  * (PRODUCT.md point 8) and handed to listeners. Built only from codes, statuses and
- * the server's error text: an event never holds a secret.
+ * the server's error text: an event never holds a secret. The reads (a connection's
+ * history, the live feed) go through here too, with their limits.
  */
 import type { Clock } from "../core/clock.js";
 import type { TokenwardenError } from "../core/errors.js";
@@ -77,6 +78,31 @@ export class EventLog {
   wasRecorded(error: unknown): boolean {
     return typeof error === "object" && error !== null && this.#recorded.has(error);
   }
+
+  /** A connection's events, newest first, 50 by default and at most 500 a page. */
+  async list(
+    id: string,
+    options: { limit?: number; beforeId?: number } = {},
+  ): Promise<TokenEvent[]> {
+    return this.#store.listEvents(id, {
+      limit: clampLimit(options.limit ?? 50),
+      ...(options.beforeId === undefined ? {} : { beforeId: options.beforeId }),
+    });
+  }
+
+  /** Every connection's events after `afterId`, oldest first (the live feed). */
+  async after(afterId: number, limit: number): Promise<TokenEvent[]> {
+    return this.#store.listEventsAfter(afterId, clampLimit(limit));
+  }
+
+  /** The highest event id so far, 0 when there is none. */
+  async lastId(): Promise<number> {
+    return this.#store.lastEventId();
+  }
+}
+
+function clampLimit(limit: number): number {
+  return Math.min(Math.max(limit, 1), 500);
 }
 
 function describe(error: TokenwardenError): string {

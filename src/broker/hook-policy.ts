@@ -1,7 +1,3 @@
-import { realpath, stat } from "node:fs/promises";
-import { resolve, sep } from "node:path";
-import { invalidConfig } from "../core/errors.js";
-
 /**
  * Where a module refresh hook may come from (SECURITY.md, "Hook code"). A module
  * hook runs inside the process with the client secret as input, so through the
@@ -10,6 +6,10 @@ import { invalidConfig } from "../core/errors.js";
  * `..`, absolute paths, symbolic links and specifiers such as `file:` or `node:`
  * cannot lead out of it. The library and the declarative file may name any module.
  */
+import { realpath, stat } from "node:fs/promises";
+import { resolve, sep } from "node:path";
+import { invalidConfig } from "../core/errors.js";
+
 export interface ModuleHookPolicy {
   /** The hooks folder (`TOKENWARDEN_HOOKS_DIR`); without one, module hooks are refused. */
   dir: string | undefined;

@@ -1,3 +1,9 @@
+/**
+ * What the broker adds to a resolved integration before speaking to its server:
+ * the endpoints and metadata discovery finds (its own fields win), and the memory of
+ * which client authentication `auto` found accepted, kept in the store per
+ * integration so every process starts with it.
+ */
 import type { Clock } from "../core/clock.js";
 import { CLIENT_AUTH_METHODS } from "../core/integration.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
@@ -10,12 +16,6 @@ import type { ProtocolOptions } from "../oauth/token-endpoint.js";
 import type { LearnedClientAuthStore } from "../store/store.js";
 import { type Discover, DiscoveryCache } from "./discovery-cache.js";
 
-/**
- * What the broker adds to a resolved integration before speaking to its server:
- * the endpoints and metadata discovery finds (its own fields win), and the memory of
- * which client authentication `auto` found accepted, kept in the store per
- * integration so every process starts with it.
- */
 export class ProtocolSupport {
   readonly #store: LearnedClientAuthStore;
   readonly #clock: Clock;

@@ -5,6 +5,8 @@
  * again after a few seconds anyway (SQLite has no channel to hear of a change made by
  * the CLI).
  */
+import type { ConfigurationStore } from "../store/store.js";
+
 export interface ConnectionScope {
   integration: string;
   environment: string;
@@ -18,6 +20,19 @@ export class ScopeCache {
 
   constructor(load: (id: string) => Promise<ConnectionScope | undefined>) {
     this.#load = load;
+  }
+
+  /** Scopes read from the connections in `store`. */
+  static over(store: Pick<ConfigurationStore, "getConnection">): ScopeCache {
+    return new ScopeCache(async (id) => {
+      const stored = await store.getConnection(id);
+      return stored === undefined
+        ? undefined
+        : {
+            integration: stored.connection.integration,
+            environment: stored.connection.environment,
+          };
+    });
   }
 
   async get(id: string): Promise<ConnectionScope | undefined> {

@@ -1,3 +1,8 @@
+/**
+ * What the outside world sees of stored things: secrets are write-only, shown only
+ * as `{ set: true | false }`. Every adapter (library, service, CLI, admin page)
+ * returns these views and nothing else.
+ */
 import type { Connection, ConnectionState, ErrorSummary } from "../core/connection.js";
 import type { Integration } from "../core/integration.js";
 import { INTEGRATION_SECRET_PATHS, secretFlags } from "../core/secrets.js";
@@ -5,11 +10,6 @@ import { fillTokenTemplate } from "../core/template.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { ConnectionSummary, StoredIntegration } from "../store/store.js";
 
-/**
- * What the outside world sees of stored things: secrets are write-only, shown only
- * as `{ set: true | false }`. Every adapter (library, service, CLI, admin page)
- * returns these views and nothing else.
- */
 export interface SecretFlag {
   set: boolean;
 }

@@ -1,10 +1,10 @@
-import { stripVTControlCharacters, styleText } from "node:util";
-import type { TokenwardenError } from "../core/errors.js";
-
 /**
  * How the CLI speaks: tables and colour for people (colour only on a terminal, and
  * never with NO_COLOR), JSON for machines, and `error <code>: <message>` on stderr.
  */
+import { stripVTControlCharacters, styleText } from "node:util";
+import type { TokenwardenError } from "../core/errors.js";
+
 export interface OutputOptions {
   json?: boolean;
 }

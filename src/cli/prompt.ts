@@ -1,11 +1,11 @@
-import { createInterface } from "node:readline";
-import { Writable } from "node:stream";
-import { invalidConfig } from "../core/errors.js";
-
 /**
  * Asks for a secret on the terminal without echoing it. Only when stdin is a
  * terminal: a script gets no prompt, and a missing secret stays missing.
  */
+import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
+import { invalidConfig } from "../core/errors.js";
+
 export async function promptSecret(question: string): Promise<string | undefined> {
   if (!process.stdin.isTTY) return undefined;
   let muted = false;

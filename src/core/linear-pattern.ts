@@ -1,11 +1,11 @@
-import { RE2JS, RE2JSException } from "re2js";
-
 /**
  * `expiredBodyPattern` runs on API answers, so on text an API (or whoever answers in
  * its place) chooses: it is compiled by RE2 (re2js, pure JavaScript), whose matching
  * time is linear in the text, never by the backtracking `RegExp`. A pattern RE2
  * refuses (backreferences, lookaround) is refused when written.
  */
+import { RE2JS, RE2JSException } from "re2js";
+
 export type LinearPattern = RE2JS;
 
 export const MAX_PATTERN_LENGTH = 1000;

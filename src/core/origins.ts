@@ -1,6 +1,3 @@
-import { createHash } from "node:crypto";
-import { expandTemplate, placeholdersIn } from "./template.js";
-
 /**
  * A stored secret goes only where it was stored for. The
  * destinations of an integration are the origins (scheme, host, port) its secrets
@@ -9,6 +6,8 @@ import { expandTemplate, placeholdersIn } from "./template.js";
  * secrets were not sent with must carry them again. Pure functions; the broker
  * (catalogue.ts) applies them.
  */
+import { createHash } from "node:crypto";
+import { expandTemplate, placeholdersIn } from "./template.js";
 
 /**
  * Fields whose URL receives client credentials, a private key's proof, a password or

@@ -1,12 +1,12 @@
-import { isUnattendedGrant } from "./grants.js";
-import type { GrantType, SessionMode } from "./integration.js";
-import type { TokenSet } from "./token-set.js";
-
 /**
  * When a token must, may or need not be refreshed. Pure functions of a token set,
  * the integration's settings and the time, so that the broker, the scheduler and the
  * tests agree on one answer.
  */
+import { isUnattendedGrant } from "./grants.js";
+import type { GrantType, SessionMode } from "./integration.js";
+import type { TokenSet } from "./token-set.js";
+
 export interface RefreshSettings {
   session: SessionMode;
   fixedTtlSeconds: number;

@@ -1,3 +1,8 @@
+/**
+ * An integration as one connection sees it: every `{parameter}` replaced by the
+ * connection's value and the connection's client id and secret in place of the
+ * integration's. This is what the protocol client and the API caller work from.
+ */
 import { type Connection, checkConnectionAgainst } from "./connection.js";
 import { invalidConfig } from "./errors.js";
 import { type Integration, isHttpUrl, isUrlHook, NON_TEMPLATE_FIELDS } from "./integration.js";
@@ -5,11 +10,6 @@ import type { ServerMetadata } from "./server-metadata.js";
 import { expandTemplatesDeep, TOKEN_PLACEHOLDER } from "./template.js";
 import { expandUrlTemplate } from "./url-template.js";
 
-/**
- * An integration as one connection sees it: every `{parameter}` replaced by the
- * connection's value and the connection's client id and secret in place of the
- * integration's. This is what the protocol client and the API caller work from.
- */
 export type ResolvedIntegration = Integration & {
   readonly clientId: string;
   /** The authorization server's metadata, once `discoveryUrl` was read (broker). */

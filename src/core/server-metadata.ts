@@ -1,11 +1,11 @@
-import { z } from "zod";
-import { isLoopbackHost } from "./integration.js";
-
 /**
  * Authorization server metadata (RFC 8414 §2; OpenID Connect Discovery §3): the fields
  * Tokenwarden reads, each endpoint https (or http on this machine: a test server, a
  * sidecar). Other fields pass through untouched.
  */
+import { z } from "zod";
+import { isLoopbackHost } from "./integration.js";
+
 function isEndpointUrl(value: string): boolean {
   if (!URL.canParse(value)) return false;
   const url = new URL(value);

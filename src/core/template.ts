@@ -1,11 +1,11 @@
-import { invalidConfig } from "./errors.js";
-
 /**
  * `{name}` templating (integration parameters). A placeholder is `{` + an
  * identifier + `}`; any other brace is literal text, so JSON or regular expressions in
  * a value pass through untouched. `{{` and `}}` write a literal brace where a literal
  * `{identifier}` is wanted. A name with no value is an error, never sent literally.
  */
+import { invalidConfig } from "./errors.js";
+
 const PLACEHOLDER = /\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.-]*)\}/g;
 
 /** The placeholder `{token}` stands for the access token in `tokenPlacement.template`. */

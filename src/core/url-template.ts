@@ -1,6 +1,3 @@
-import { invalidConfig } from "./errors.js";
-import { expandTemplate, placeholdersIn } from "./template.js";
-
 /**
  * `{name}` in a URL (SECURITY.md): a value is data, never syntax.
  * The template is split into its parts first, from its own literal text (placeholder
@@ -10,6 +7,9 @@ import { expandTemplate, placeholdersIn } from "./template.js";
  * `evil.com#`, `../../x` or `a&client_id=b` cannot move a request, carrying the
  * client's credentials, to another host, path or parameter.
  */
+import { invalidConfig } from "./errors.js";
+import { expandTemplate, placeholdersIn } from "./template.js";
+
 export type UrlPart = "scheme" | "userinfo" | "host" | "port" | "path" | "query" | "fragment";
 
 export interface UrlTemplatePiece {

@@ -1,11 +1,11 @@
-import type { z } from "zod";
-import { type FieldIssue, TokenwardenError } from "./errors.js";
-
 /**
  * Turns a schema library's issues into Tokenwarden's `invalid_config` error, whose
  * message and `issues` name each field the way a person would write it
  * (`tokenPlacement.template: must contain {token}`).
  */
+import type { z } from "zod";
+import { type FieldIssue, TokenwardenError } from "./errors.js";
+
 export function parseOrThrow<S extends z.ZodType>(
   schema: S,
   input: unknown,

@@ -1,12 +1,12 @@
-import { z } from "zod";
-import { isLoopbackHost } from "./integration.js";
-import { LIFECYCLE_EVENT_TYPES } from "./lifecycle.js";
-
 /**
  * A webhook endpoint as configured. Its URL is
  * https://, or http:// on this machine (a sidecar); never with credentials in it,
  * which would be logged and listed.
  */
+import { z } from "zod";
+import { isLoopbackHost } from "./integration.js";
+import { LIFECYCLE_EVENT_TYPES } from "./lifecycle.js";
+
 export function webhookUrlProblem(text: string): string | undefined {
   if (!URL.canParse(text)) return "must be an absolute URL";
   const url = new URL(text);

@@ -1,6 +1,3 @@
-import { invalidConfig, TokenwardenError } from "../core/errors.js";
-import type { ResolvedIntegration } from "../core/resolve.js";
-
 /**
  * Where an API call goes (SECURITY.md, "APIs"). The access token travels
  * with it, so the answer is decided on the final parsed URL: a relative path lands
@@ -9,6 +6,9 @@ import type { ResolvedIntegration } from "../core/resolve.js";
  * another path (encoded slashes, backslashes, dot segments at any depth of encoding)
  * are refused before that, since the URL parser here would keep them as they are.
  */
+import { invalidConfig, TokenwardenError } from "../core/errors.js";
+import type { ResolvedIntegration } from "../core/resolve.js";
+
 export type ApiUrlConfig = Pick<
   ResolvedIntegration,
   "apiBaseUrl" | "allowedApiOrigins" | "requestParams"

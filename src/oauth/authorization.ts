@@ -1,12 +1,12 @@
+/**
+ * The front-channel half of the authorization code grant (RFC 6749 §4.1.1-§4.1.2)
+ * with PKCE (RFC 7636). `state` is not optional here: every authorization carries one.
+ */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { TokenwardenError } from "../core/errors.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import type { ServerMetadata } from "../core/server-metadata.js";
 
-/**
- * The front-channel half of the authorization code grant (RFC 6749 §4.1.1-§4.1.2)
- * with PKCE (RFC 7636). `state` is not optional here: every authorization carries one.
- */
 export type AuthorizationConfig = Pick<
   ResolvedIntegration,
   | "authorizationUrl"

@@ -1,8 +1,3 @@
-import { TokenwardenError } from "../core/errors.js";
-import type { ClientAuthMethod } from "../core/integration.js";
-import type { ServerMetadata } from "../core/server-metadata.js";
-import type { ConcreteClientAuthMethod } from "./client-auth.js";
-
 /**
  * `clientAuth: auto`: try the methods this client can do (in an order most servers
  * accept), moving on only when the server refuses the client's authentication, then
@@ -10,6 +5,11 @@ import type { ConcreteClientAuthMethod } from "./client-auth.js";
  * with it next time. Metadata's `token_endpoint_auth_methods_supported`, when known,
  * narrows the list.
  */
+import { TokenwardenError } from "../core/errors.js";
+import type { ClientAuthMethod } from "../core/integration.js";
+import type { ServerMetadata } from "../core/server-metadata.js";
+import type { ConcreteClientAuthMethod } from "./client-auth.js";
+
 export interface ClientAuthMemory {
   get(): Promise<ConcreteClientAuthMethod | undefined>;
   set(method: ConcreteClientAuthMethod): Promise<void>;

@@ -1,8 +1,3 @@
-import { createPrivateKey, createSecretKey, type KeyObject, randomBytes } from "node:crypto";
-import { SignJWT } from "jose";
-import { invalidConfig } from "../core/errors.js";
-import type { ClientAuthMethod, ClientKeyAlg } from "../core/integration.js";
-
 /**
  * Client authentication at the token, revocation and introspection endpoints.
  *
@@ -23,6 +18,11 @@ import type { ClientAuthMethod, ClientKeyAlg } from "../core/integration.js";
  * A client without a secret is a public client: for the secret-based methods only
  * `client_id` is sent, as a form field (RFC 6749 §3.2.1).
  */
+import { createPrivateKey, createSecretKey, type KeyObject, randomBytes } from "node:crypto";
+import { SignJWT } from "jose";
+import { invalidConfig } from "../core/errors.js";
+import type { ClientAuthMethod, ClientKeyAlg } from "../core/integration.js";
+
 export interface ClientCredentials {
   clientId: string;
   clientSecret?: string | undefined;

@@ -1,3 +1,10 @@
+/**
+ * Authorization server discovery: RFC 8414 and OpenID Connect Discovery 1.0.
+ * `discoveryUrl` is an issuer (`https://login.example.com/tenant`) or a metadata URL
+ * (its path holds `/.well-known/`). The document is validated: its issuer must be the
+ * one asked for (RFC 8414 §3.3; a document served for someone else is refused), every
+ * endpoint https or loopback http.
+ */
 import { TokenwardenError } from "../core/errors.js";
 import { type ServerMetadata, sameIssuer, serverMetadataSchema } from "../core/server-metadata.js";
 import {
@@ -8,13 +15,6 @@ import {
   type TransportSettings,
 } from "./http.js";
 
-/**
- * Authorization server discovery: RFC 8414 and OpenID Connect Discovery 1.0.
- * `discoveryUrl` is an issuer (`https://login.example.com/tenant`) or a metadata URL
- * (its path holds `/.well-known/`). The document is validated: its issuer must be the
- * one asked for (RFC 8414 §3.3; a document served for someone else is refused), every
- * endpoint https or loopback http.
- */
 export interface DiscoveredServer {
   metadata: ServerMetadata;
   /** How long the document may be reused, from its Cache-Control (bounded by the caller). */

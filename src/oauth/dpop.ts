@@ -1,14 +1,13 @@
-import { createHash, randomUUID } from "node:crypto";
-import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
-import type { HttpResponse } from "./http.js";
-import { headerValue } from "./http.js";
-
 /**
  * DPoP (RFC 9449): the connection's tokens are bound to a key pair, and every request
  * that uses or obtains them carries a proof signed with it. The private key is kept
  * sealed with the connection's token set (core/token-set.ts `dpopKey`), so a refresh
  * in any process proves possession of the same key.
  */
+import { createHash, randomUUID } from "node:crypto";
+import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import type { HttpResponse } from "./http.js";
+import { headerValue } from "./http.js";
 
 /** ES256: the one algorithm every DPoP server must accept in practice (RFC 9449 §5.1). */
 export const DPOP_ALG = "ES256";

@@ -1,14 +1,14 @@
-import { createPrivateKey, type KeyObject, randomUUID } from "node:crypto";
-import { SignJWT } from "jose";
-import { invalidConfig } from "../core/errors.js";
-import type { ResolvedIntegration } from "../core/resolve.js";
-
 /**
  * RFC 7523 §2.1 / §3: a JWT that stands for the client's (or a service account's)
  * authorization grant, signed with the integration's private key. A new one per
  * token request (fresh `jti`, `iat` and `exp`), so a captured assertion is soon
  * worthless.
  */
+import { createPrivateKey, type KeyObject, randomUUID } from "node:crypto";
+import { SignJWT } from "jose";
+import { invalidConfig } from "../core/errors.js";
+import type { ResolvedIntegration } from "../core/resolve.js";
+
 export type AssertionConfig = Pick<
   ResolvedIntegration,
   "assertion" | "clientPrivateKey" | "clientKeyId" | "clientKeyAlg" | "clientId" | "tokenUrl"

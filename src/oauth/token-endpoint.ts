@@ -1,3 +1,7 @@
+/**
+ * The token endpoint (RFC 6749 §3.2), one function per grant, named after the step
+ * of the spec it performs. Each takes the integration as one connection sees it.
+ */
 import { type Clock, systemClock } from "../core/clock.js";
 import { invalidConfig } from "../core/errors.js";
 import { expiryFor } from "../core/refresh-policy.js";
@@ -21,10 +25,6 @@ import {
 import { introspectToken } from "./introspection.js";
 import { numberOf, parseTokenResponse, valueAtPath } from "./token-response.js";
 
-/**
- * The token endpoint (RFC 6749 §3.2), one function per grant, named after the step
- * of the spec it performs. Each takes the integration as one connection sees it.
- */
 export type TokenEndpointConfig = Pick<
   ResolvedIntegration,
   | "tokenUrl"

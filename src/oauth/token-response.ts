@@ -1,3 +1,8 @@
+/**
+ * Reading what a token endpoint answered (RFC 6749 §5.1 and §5.2), tolerant of the
+ * servers that stray from it: form-encoded or text bodies, `201`, `expires_in` as a
+ * string, no `token_type`, an `error` inside a 200, fields under other names.
+ */
 import type { Clock } from "../core/clock.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { ResponseMap } from "../core/integration.js";
@@ -6,11 +11,6 @@ import type { TokenSet } from "../core/token-set.js";
 import { CONTROL_CHARACTERS } from "../core/url-template.js";
 import { type HttpResponse, headerValue } from "./http.js";
 
-/**
- * Reading what a token endpoint answered (RFC 6749 §5.1 and §5.2), tolerant of the
- * servers that stray from it: form-encoded or text bodies, `201`, `expires_in` as a
- * string, no `token_type`, an `error` inside a 200, fields under other names.
- */
 export interface TokenResponseSettings extends RefreshSettings {
   responseMap: ResponseMap;
 }

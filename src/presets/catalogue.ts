@@ -1,9 +1,3 @@
-import { readFileSync } from "node:fs";
-import { z } from "zod";
-import { invalidConfig } from "../core/errors.js";
-import { idSchema } from "../core/integration.js";
-import { parseOrThrow } from "../core/validation.js";
-
 /**
  * The preset catalogue: integration fields for well-known providers, shipped as data
  * (`presets/catalogue.json` in the package). An entry is integration fields without
@@ -11,6 +5,12 @@ import { parseOrThrow } from "../core/validation.js";
  * handles, in words) and `quirks` (the same, as kinds the tests exercise against a
  * server behaving that way).
  */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { invalidConfig } from "../core/errors.js";
+import { idSchema } from "../core/integration.js";
+import { parseOrThrow } from "../core/validation.js";
+
 export const QUIRK_KINDS = [
   /** Scopes joined with something other than a space (`scopeSeparator`). */
   "scope_separator",

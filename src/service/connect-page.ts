@@ -1,12 +1,12 @@
-import { randomBytes } from "node:crypto";
-import type { ConnectDescription } from "../broker/connect-sessions.js";
-import { escapeHtml } from "./pages.js";
-
 /**
  * The connect link's page: what is being connected (integration, scopes, connection)
  * and one form. No script at all; the form carries the CSRF value that the page's
  * cookie holds too (connect.ts checks both).
  */
+import { randomBytes } from "node:crypto";
+import type { ConnectDescription } from "../broker/connect-sessions.js";
+import { escapeHtml } from "./pages.js";
+
 const STYLE = `body { font: 16px/1.5 system-ui, sans-serif; margin: 0; display: grid; place-items: center; min-height: 100vh; background: #f6f7f9; color: #1b1f24; }
 main { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 2rem; max-width: 32rem; }
 h1 { font-size: 1.25rem; margin: 0 0 .75rem; }

@@ -1,3 +1,11 @@
+/**
+ * Connect sessions: `POST /v1/connect-sessions`
+ * (admin) makes a link; `/connect/<token>` (public: the token is the credential) shows
+ * what is being connected and takes one form POST. The POST is CSRF-safe twice over:
+ * the browser must send the page's SameSite=Strict cookie with the same random value
+ * as the form, and a request whose Origin (or Sec-Fetch-Site) says another site is
+ * refused.
+ */
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
@@ -8,14 +16,6 @@ import { PUBLIC } from "./access.js";
 import { connectPage, messagePage, newCsrfValue, type Page } from "./connect-page.js";
 import { defineRoute } from "./route.js";
 
-/**
- * Connect sessions: `POST /v1/connect-sessions`
- * (admin) makes a link; `/connect/<token>` (public: the token is the credential) shows
- * what is being connected and takes one form POST. The POST is CSRF-safe twice over:
- * the browser must send the page's SameSite=Strict cookie with the same random value
- * as the form, and a request whose Origin (or Sec-Fetch-Site) says another site is
- * refused.
- */
 export interface ConnectContext {
   tw: Tokenwarden;
   publicUrl: string;

@@ -1,13 +1,13 @@
+/**
+ * `tokenwarden serve`: open the store, upsert the declarative file, make sure an API
+ * key exists, listen, and shut down gracefully (refreshes in flight finish).
+ */
 import type { FastifyInstance } from "fastify";
 import { Tokenwarden } from "../broker/tokenwarden.js";
 import { loadDeclarativeFile } from "../config/declarative.js";
 import type { Settings } from "../config/settings.js";
 import { buildServer } from "./server.js";
 
-/**
- * `tokenwarden serve`: open the store, upsert the declarative file, make sure an API
- * key exists, listen, and shut down gracefully (refreshes in flight finish).
- */
 export interface RunningService {
   url: string;
   app: FastifyInstance;

@@ -1,3 +1,7 @@
+/**
+ * `/v1/webhooks`: admin keys only (no `access`
+ * given). The signing secret is in the answer that creates a webhook, and never again.
+ */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
@@ -5,10 +9,6 @@ import { idSchema } from "../core/integration.js";
 import { DELIVERY_STATUSES, webhookInputSchema } from "../core/webhook.js";
 import { defineRoute } from "./route.js";
 
-/**
- * `/v1/webhooks`: admin keys only (no `access`
- * given). The signing secret is in the answer that creates a webhook, and never again.
- */
 const idParams = z.strictObject({ id: idSchema });
 const deliveriesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),

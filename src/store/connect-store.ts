@@ -1,12 +1,12 @@
-import { createHash } from "node:crypto";
-import type { Kysely, Selectable } from "kysely";
-import type { ConnectSessionsTable, Database } from "./schema.js";
-
 /**
  * Connect sessions: a link's token is kept only as its
  * SHA-256, so a database reader cannot open a session. Each step is one conditional
  * statement, so two requests racing on one link cannot both pass.
  */
+import { createHash } from "node:crypto";
+import type { Kysely, Selectable } from "kysely";
+import type { ConnectSessionsTable, Database } from "./schema.js";
+
 export interface ConnectSession {
   connectionId: string;
   integration: string;

@@ -1,8 +1,3 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { chmod, link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
-import { invalidConfig, TokenwardenError } from "../core/errors.js";
-
 /**
  * Encryption at rest: AES-256-GCM under the master key. Each sealed value carries the
  * id of the key that sealed it, so a later key rotation can open old values with the
@@ -16,6 +11,11 @@ import { invalidConfig, TokenwardenError } from "../core/errors.js";
  * `storage_error`: the configuration was accepted at start (master-key.ts checks the
  * key ids in use), so what failed is the stored data, not the caller's input.
  */
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { chmod, link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { invalidConfig, TokenwardenError } from "../core/errors.js";
+
 const FORMAT = "tw1";
 
 export class Sealer {

@@ -1,6 +1,3 @@
-import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
-import { dirname, relative, resolve, sep } from "node:path";
-
 /**
  * Files are private (SECURITY.md). The folders we create for a SQLite
  * database are 0700; the database and its `-wal`/`-shm` journals are 0600. SQLite
@@ -8,6 +5,9 @@ import { dirname, relative, resolve, sep } from "node:path";
  * 0600 before SQLite opens it covers the journals too. Modes are set with chmod
  * after creation, so the process umask (even 0) cannot widen them.
  */
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
+import { dirname, relative, resolve, sep } from "node:path";
+
 export function preparePrivateDatabaseFile(path: string): void {
   makePrivateDirectories(dirname(path));
   closeSync(openSync(path, "a", 0o600));

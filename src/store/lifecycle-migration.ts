@@ -1,10 +1,10 @@
-import type { Kysely } from "kysely";
-import type { Dialect } from "./migrations.js";
-
 /**
  * 0006_lifecycle: webhook endpoints and their outbox, connect sessions, and the
  * refresh token's end on connections.
  */
+import type { Kysely } from "kysely";
+import type { Dialect } from "./migrations.js";
+
 export async function lifecycleMigration(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   const bigint = dialect === "postgres" ? "bigint" : "integer";
   for (const column of [

@@ -1,9 +1,3 @@
-import type { Kysely } from "kysely";
-import { invalidConfig } from "../core/errors.js";
-import { loadOrCreateKeyFile, parseMasterKey, readKeyFile, Sealer } from "./crypto.js";
-import type { DatabaseLocation } from "./open.js";
-import type { Database } from "./schema.js";
-
 /**
  * The master key is checked (SECURITY.md). The database records the id
  * of every key that sealed a value in it (`tw_sealing_keys`), so a process started
@@ -11,6 +5,12 @@ import type { Database } from "./schema.js";
  * new values under a key that does not open the old ones. No key file is created
  * beside a SQLite database that already holds sealed values.
  */
+import type { Kysely } from "kysely";
+import { invalidConfig } from "../core/errors.js";
+import { loadOrCreateKeyFile, parseMasterKey, readKeyFile, Sealer } from "./crypto.js";
+import type { DatabaseLocation } from "./open.js";
+import type { Database } from "./schema.js";
+
 export interface MasterKeys {
   /** The key that seals (base64); undefined: the key file beside a SQLite database. */
   current: string | undefined;

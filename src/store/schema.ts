@@ -1,10 +1,10 @@
-import type { Generated } from "kysely";
-
 /**
  * The tables, as Kysely sees them. Times are epoch milliseconds in integer columns
  * (`bigint` on PostgreSQL), JSON is text: one schema reads the same on both dialects.
  * Columns named `sealed_*` or holding sealed JSON are AES-GCM ciphertexts (crypto.ts).
  */
+import type { Generated } from "kysely";
+
 export interface IntegrationsTable {
   key: string;
   /** The integration as JSON, without its secrets (rows from before 0004 may hold tls.key). */

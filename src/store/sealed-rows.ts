@@ -1,3 +1,8 @@
+/**
+ * Where each sealed value lives, as the associated data it is sealed with (crypto.ts):
+ * a value copied into another row or column does not open. Shared by the store and
+ * by key rotation, so both name a value the same way.
+ */
 import type { Integration } from "../core/integration.js";
 import {
   INTEGRATION_SECRET_PATHS,
@@ -10,11 +15,6 @@ import type { Sealer } from "./crypto.js";
 import { integrationDocument, parseJson, secretValues } from "./documents.js";
 import type { IntegrationsTable } from "./schema.js";
 
-/**
- * Where each sealed value lives, as the associated data it is sealed with (crypto.ts):
- * a value copied into another row or column does not open. Shared by the store and
- * by key rotation, so both name a value the same way.
- */
 export const sealingContext = {
   integrationSecrets: (key: string) => `integration:${key}:secrets`,
   /** The client secret alone, as written before migration 0004. */

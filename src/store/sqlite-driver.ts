@@ -1,12 +1,12 @@
-import { type SqliteDatabase, SqliteDialect, type SqliteStatement } from "kysely";
-import { invalidConfig } from "../core/errors.js";
-
 /**
  * The SQLite engine under Kysely. Node.js 22 ships one (`node:sqlite`), which needs no
  * compiler and no per-Node-version binary, so it is preferred wherever it is complete
  * enough; better-sqlite3 (an optional dependency, compiled per Node ABI) is imported only
  * when the runtime has no usable `node:sqlite`, as on Node.js 20.
  */
+import { type SqliteDatabase, SqliteDialect, type SqliteStatement } from "kysely";
+import { invalidConfig } from "../core/errors.js";
+
 export type SqliteDriverName = "node:sqlite" | "better-sqlite3";
 
 export interface OpenedSqlite {

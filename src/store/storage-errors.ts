@@ -1,6 +1,3 @@
-import { TokenwardenError } from "../core/errors.js";
-import type { Store } from "./store.js";
-
 /**
  * The store boundary: whatever the driver throws (a refused connection, a restarting
  * server, a statement timeout, a locked or full SQLite file) leaves the store as a
@@ -9,6 +6,8 @@ import type { Store } from "./store.js";
  * Tokenwarden's own errors (not_found, conflict, a key that cannot open a value)
  * pass through unchanged.
  */
+import { TokenwardenError } from "../core/errors.js";
+import type { Store } from "./store.js";
 
 /** Seconds a client is told to wait when the database is away (`Retry-After`). */
 export const STORAGE_RETRY_AFTER_SECONDS = 5;

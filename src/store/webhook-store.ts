@@ -1,65 +1,38 @@
+/**
+ * Webhook endpoints and the outbox of their deliveries (0006_lifecycle). Bound to the
+ * Kysely instance it is given: the store hands out one bound to its transaction, so an
+ * event lands with the state change that raised it, or not at all.
+ */
 import { randomBytes } from "node:crypto";
-import { type Kysely, type Selectable, sql } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type { ConnectionStatus, ErrorSummary } from "../core/connection.js";
 import type { LifecycleEventBody } from "../core/lifecycle.js";
 import type { DeliveryStatus, Webhook } from "../core/webhook.js";
 import type { Sealer } from "./crypto.js";
 import { recordKeyId } from "./master-key.js";
 import type { Dialect } from "./migrations.js";
-import type { Database, WebhookDeliveriesTable, WebhooksTable } from "./schema.js";
+import type { Database } from "./schema.js";
+import {
+  type AttemptOutcome,
+  type ClaimedDelivery,
+  type Delivery,
+  deliveryFrom,
+  parseEvents,
+  type StatusSnapshot,
+  type StoredWebhook,
+  webhookFrom,
+  webhookSecretContext,
+} from "./webhook-rows.js";
 
-export const webhookSecretContext = (id: string) => `webhook:${id}:secret`;
+export {
+  type AttemptOutcome,
+  type ClaimedDelivery,
+  type Delivery,
+  type StatusSnapshot,
+  type StoredWebhook,
+  webhookSecretContext,
+} from "./webhook-rows.js";
 
-export interface StoredWebhook extends Webhook {
-  createdAt: number;
-  updatedAt: number;
-}
-
-export interface Delivery {
-  id: number;
-  messageId: string;
-  webhookId: string;
-  type: string;
-  connectionId: string;
-  status: DeliveryStatus;
-  attempts: number;
-  nextAttemptAt: number | null;
-  createdAt: number;
-  lastAttemptAt: number | null;
-  lastHttpStatus: number | null;
-  lastError: string | null;
-  deliveredAt: number | null;
-}
-
-/** A delivery checked out for an attempt, with what sending it needs. */
-export interface ClaimedDelivery extends Delivery {
-  payload: string;
-  url: string;
-  secret: string;
-  enabled: boolean;
-}
-
-export interface AttemptOutcome {
-  ok: boolean;
-  httpStatus: number | null;
-  error: string | null;
-  /** After a failure: when to try again, `null` to give up. */
-  nextAttemptAt: number | null;
-}
-
-/** A connection's status and what a lifecycle event says of it, read under a row lock. */
-export interface StatusSnapshot {
-  status: ConnectionStatus;
-  integration: string;
-  environment: string;
-  lastError: ErrorSummary | null;
-}
-
-/**
- * Webhook endpoints and the outbox of their deliveries (0006_lifecycle). Bound to the
- * Kysely instance it is given: the store hands out one bound to its transaction, so an
- * event lands with the state change that raised it, or not at all.
- */
 export class WebhookStore {
   readonly #db: Kysely<Database>;
   readonly #dialect: Dialect;
@@ -370,42 +343,4 @@ export class WebhookStore {
     }
     return due;
   }
-}
-
-function parseEvents(text: string): string[] {
-  const parsed: unknown = JSON.parse(text);
-  return Array.isArray(parsed) ? parsed.filter((v): v is string => typeof v === "string") : [];
-}
-
-function webhookFrom(row: Selectable<WebhooksTable>): StoredWebhook {
-  return {
-    id: row.id,
-    url: row.url,
-    events: parseEvents(row.events) as Webhook["events"],
-    enabled: Number(row.enabled) === 1,
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function numberOrNull(value: number | null): number | null {
-  return value === null ? null : Number(value);
-}
-
-function deliveryFrom(row: Selectable<WebhookDeliveriesTable>): Delivery {
-  return {
-    id: Number(row.id),
-    messageId: row.message_id,
-    webhookId: row.webhook_id,
-    type: row.type,
-    connectionId: row.connection_id,
-    status: row.status as DeliveryStatus,
-    attempts: Number(row.attempts),
-    nextAttemptAt: numberOrNull(row.next_attempt_at),
-    createdAt: Number(row.created_at),
-    lastAttemptAt: numberOrNull(row.last_attempt_at),
-    lastHttpStatus: numberOrNull(row.last_http_status),
-    lastError: row.last_error,
-    deliveredAt: numberOrNull(row.delivered_at),
-  };
 }

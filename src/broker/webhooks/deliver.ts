@@ -1,6 +1,3 @@
-import { Webhook } from "standardwebhooks";
-import { Agent, request } from "undici";
-
 /**
  * One delivery attempt per the Standard Webhooks specification: `webhook-id` (the
  * same on every attempt), `webhook-timestamp` (this attempt's, in seconds) and
@@ -9,6 +6,9 @@ import { Agent, request } from "undici";
  * never followed: a 3xx is a failed attempt, so a delivery cannot be sent on to
  * another origin.
  */
+import { Webhook } from "standardwebhooks";
+import { Agent, request } from "undici";
+
 export interface AttemptResult {
   ok: boolean;
   httpStatus: number | null;

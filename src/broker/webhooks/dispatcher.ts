@@ -1,3 +1,11 @@
+/**
+ * Delivers the outbox (webhook-store.ts), in every process that runs it: each tick
+ * checks out due deliveries under a lease (a cluster sends each once at a time; a
+ * process that dies leaves its rows to the others when the lease lapses), sends them,
+ * and records the outcome, or the next attempt (core/delivery-policy.ts). It also
+ * announces refresh tokens about to end. At least once: a receiver must treat a
+ * `webhook-id` it has seen as done.
+ */
 import type { Clock } from "../../core/clock.js";
 import {
   DEFAULT_DELIVERY_POLICY,
@@ -9,14 +17,6 @@ import type { Store } from "../../store/store.js";
 import type { ClaimedDelivery } from "../../store/webhook-store.js";
 import { attemptDelivery, deliveryAgent } from "./deliver.js";
 
-/**
- * Delivers the outbox (webhook-store.ts), in every process that runs it: each tick
- * checks out due deliveries under a lease (a cluster sends each once at a time; a
- * process that dies leaves its rows to the others when the lease lapses), sends them,
- * and records the outcome, or the next attempt (core/delivery-policy.ts). It also
- * announces refresh tokens about to end. At least once: a receiver must treat a
- * `webhook-id` it has seen as done.
- */
 export interface DispatcherOptions {
   /** How often to look for due work when idle (ms). */
   tickMs?: number;

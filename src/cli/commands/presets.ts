@@ -1,15 +1,15 @@
-import type { Command } from "commander";
-import { TokenwardenError } from "../../core/errors.js";
-import { PRESETS, presetEntry } from "../../presets/catalogue.js";
-import { type GlobalFlags, remoteBackendOf } from "../context.js";
-import { printJson, printTable } from "../output.js";
-
 /**
  * `tokenwarden presets [name]`: on this machine, the catalogue shipped in the package
  * (no database and no master key needed: it reads only the package's own data);
  * through a service (TOKENWARDEN_URL), the service's, which is the one its
  * `integration add --preset` resolves against, whatever version this CLI is.
  */
+import type { Command } from "commander";
+import { TokenwardenError } from "../../core/errors.js";
+import { PRESETS, presetEntry } from "../../presets/catalogue.js";
+import { type GlobalFlags, remoteBackendOf } from "../context.js";
+import { printJson, printTable } from "../output.js";
+
 export function registerPresetsCommand(program: Command): void {
   program
     .command("presets [name]")
