@@ -7,6 +7,7 @@ import {
   addBasicClient,
   addBasicWebClient,
   CLI,
+  CLI_PROCESSES,
   localEnv,
   runCli,
   writeImportFile,
@@ -55,7 +56,7 @@ afterAll(async () => {
 
 const cli = (...args: string[]) => runCli(args, { env });
 
-describe("the tokenwarden command", () => {
+describe("the tokenwarden command", CLI_PROCESSES, () => {
   it("client credentials: add, print a bare token, refresh, call the API, see events, revoke", async () => {
     const add = await cli(
       ...addBasicClient(op, "cc", "--revocation-url", op.revocationUrl, "--scopes", "api:read"),

@@ -1,7 +1,15 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addBasicClient, CLI, localEnv, runCli, runProcess, startCli } from "../fixtures/cli.js";
+import {
+  addBasicClient,
+  CLI,
+  CLI_PROCESSES,
+  localEnv,
+  runCli,
+  runProcess,
+  startCli,
+} from "../fixtures/cli.js";
 import { sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
 import { type PasswordServerFixture, startPasswordServer } from "../fixtures/password-server.js";
@@ -51,7 +59,7 @@ const pwIntegration = (key: string) => [
   "body",
 ];
 
-describe("secrets on stdin", () => {
+describe("secrets on stdin", CLI_PROCESSES, () => {
   it("reads --client-secret-stdin and --password-stdin, and the tokens prove it", async () => {
     expect((await piped("pw-secret\n", ...pwIntegration("pw"), "--client-secret-stdin")).code).toBe(
       0,
@@ -134,7 +142,7 @@ describe("secrets on stdin", () => {
   });
 });
 
-describe("errors under --json", () => {
+describe("errors under --json", CLI_PROCESSES, () => {
   it("are one JSON object on stderr, with the same exit status", async () => {
     const missing = await cli("--json", "token", "nobody");
     expect(missing).toMatchObject({ code: 1, stdout: "" });
@@ -170,7 +178,7 @@ describe("errors under --json", () => {
   });
 });
 
-describe("the spinner", () => {
+describe("the spinner", CLI_PROCESSES, () => {
   /** Runs the CLI with a terminal for stdin, stdout and stderr (util-linux `script`). */
   const onTerminal = (args: string) =>
     runProcess("script", ["-qec", `${process.execPath} ${CLI} ${args}`, "/dev/null"], { env });
@@ -192,7 +200,7 @@ describe("the spinner", () => {
   });
 });
 
-describe("completion", () => {
+describe("completion", CLI_PROCESSES, () => {
   /** What bash offers after `words` (the last one being completed). */
   async function complete(script: string, words: string[]): Promise<string[]> {
     const line = words.map((w) => `'${w}'`).join(" ");
@@ -250,7 +258,7 @@ describe("completion", () => {
   });
 });
 
-describe("events --follow on the database", () => {
+describe("events --follow on the database", CLI_PROCESSES, () => {
   it("prints the history, then the events other processes record, until Ctrl-C", async () => {
     await cli("connection", "add", "follow-1", "--integration", "cc");
     await cli("token", "follow-1");

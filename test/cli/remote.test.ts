@@ -6,6 +6,7 @@ import { type RunningService, startService } from "../../src/service/serve.js";
 import {
   addBasicClient,
   addBasicWebClient,
+  CLI_PROCESSES,
   type CliResult,
   cliIn,
   localEnv,
@@ -99,7 +100,7 @@ async function both(args: string[], input?: string): Promise<CliResult> {
   return here;
 }
 
-describe("the CLI through a service", () => {
+describe("the CLI through a service", CLI_PROCESSES, () => {
   it("gives the same output and exit status as on the database, command by command", async () => {
     const cc = [
       "integration",
