@@ -211,10 +211,10 @@ export class Tokenwarden extends EventEmitter<{
       this.#scheduler = new Scheduler(
         store,
         this.clock,
-        (id) =>
+        (due) =>
           this.#tokens
-            .renewDue(id, this.#minTtlSeconds)
-            .catch((error: unknown) => this.#backgroundFailure(id, error)),
+            .renewDue(due, this.#minTtlSeconds)
+            .catch((error: unknown) => this.#backgroundFailure(due.id, error)),
         {
           onTickFailed: (error, failures) =>
             this.emit("warning", {
