@@ -161,7 +161,7 @@ export class Tokenwarden extends EventEmitter<{
     });
     this.#background = new BackgroundWork({
       ...shared,
-      renewDue: (id) => this.#tokens.renewDue(id, this.#minTtlSeconds),
+      renewDue: (due) => this.#tokens.renewDue(due, this.#minTtlSeconds),
       failures: this.#failures,
       scheduler: options.scheduler,
       webhooks: options.webhooks,

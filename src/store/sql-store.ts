@@ -35,10 +35,13 @@ import { guardStore } from "./storage-errors.js";
 import type {
   ConnectionFilter,
   ConnectionSummary,
+  DueConnection,
   LearnedClientAuth,
   NewStoredApiKey,
   PendingAuthorization,
   PendingDeviceAuthorization,
+  RenewalWrite,
+  RenewalWritten,
   Store,
   StoredApiKey,
   StoredConnection,
@@ -212,12 +215,11 @@ export class SqlStore implements Store {
   ): Promise<{ tokenVersion: number; status: ConnectionStatus } | undefined> {
     return this.#tokenState.readTokenVersion(id);
   }
-  claimDueConnections(
-    now: number,
-    limit: number,
-    until: number,
-  ): Promise<Array<{ id: string; nextRefreshAt: number }>> {
+  claimDueConnections(now: number, limit: number, until: number): Promise<DueConnection[]> {
     return this.#tokenState.claimDueConnections(now, limit, until);
+  }
+  writeRenewals(writes: RenewalWrite[], now: number): Promise<Array<RenewalWritten | undefined>> {
+    return this.#tokenState.writeRenewals(writes, now);
   }
   countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>> {
     return this.#tokenState.countConnectionsByStatus();
@@ -227,6 +229,17 @@ export class SqlStore implements Store {
 
   tryClaimLease(id: string, holder: string, until: number, now: number): Promise<boolean> {
     return this.#leases.tryClaimLease(id, holder, until, now);
+  }
+  tryClaimLeases(
+    ids: readonly string[],
+    holder: string,
+    until: number,
+    now: number,
+  ): Promise<Array<{ id: string; current?: { tokenVersion: number; status: ConnectionStatus } }>> {
+    return this.#leases.tryClaimLeases(ids, holder, until, now);
+  }
+  extendLeases(holder: string, until: number): Promise<void> {
+    return this.#leases.extendLeases(holder, until);
   }
   releaseLease(id: string, holder: string): Promise<void> {
     return this.#leases.releaseLease(id, holder);
