@@ -38,8 +38,7 @@ export class BackgroundWork {
       this.#scheduler = new Scheduler(
         store,
         clock,
-        (due) =>
-          ctx.renewDue(due).catch((error: unknown) => failures.renewalFailed(due.id, error)),
+        (due) => ctx.renewDue(due).catch((error: unknown) => failures.renewalFailed(due.id, error)),
         {
           onTickFailed: (error, count) => failures.schedulerFailed(error, count),
           ...schedulerOptions,
