@@ -29,6 +29,7 @@ import { type DeviceAuthorizationStarted, DeviceFlows } from "./device-flow.js";
 import { EventLog } from "./event-log.js";
 import { HostLimit } from "./host-limit.js";
 import { withLease } from "./lease.js";
+import type { AuthorizationStartOptions } from "./mcp-servers.js";
 import { ProtocolSupport } from "./protocol-support.js";
 import { RateLimits } from "./rate-limit.js";
 import { connectionNotFound, loadConnection, Renewer } from "./renewer.js";
@@ -501,7 +502,7 @@ export class Tokenwarden extends EventEmitter<{
    */
   startAuthorization(
     id: string,
-    options: { redirectUri: string },
+    options: AuthorizationStartOptions,
   ): Promise<{ url: string; state: string; expiresAt: string }> {
     return this.#authorizations.start(id, options);
   }

@@ -256,12 +256,26 @@ const PROTOCOL_A_FIELDS = {
     .optional(),
   clientKeyId: headerTextSchema.min(1, "must not be empty").optional(),
   clientKeyAlg: z.enum(CLIENT_KEY_ALGS).optional(),
+  /** A remote MCP server this integration authorizes against (broker/mcp-servers.ts). */
+  mcpServerUrl: z
+    .string()
+    .refine(isMcpServerUrl, "must be an https URL (http only on loopback), without {placeholders}")
+    .optional(),
 };
+
+/** RFC 9728 §3: a resource identifier is https; a test server or sidecar on this machine may be http. */
+function isMcpServerUrl(value: string): boolean {
+  if (value.includes("{") || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  if (url.hash !== "" || value.includes("#")) return false;
+  return url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url.hostname));
+}
 
 function checkProtocolAFields(
   integration: {
     tokenUrl?: string | undefined;
     discoveryUrl?: string | undefined;
+    mcpServerUrl?: string | undefined;
     clientAuth: ClientAuthMethod;
     clientPrivateKey?: string | undefined;
     clientKeyAlg?: ClientKeyAlg | undefined;
@@ -269,11 +283,13 @@ function checkProtocolAFields(
   },
   ctx: z.RefinementCtx,
 ): void {
-  if (integration.tokenUrl === undefined && integration.discoveryUrl === undefined) {
+  const discovered =
+    integration.discoveryUrl !== undefined || integration.mcpServerUrl !== undefined;
+  if (integration.tokenUrl === undefined && !discovered) {
     ctx.addIssue({
       code: "custom",
       path: ["tokenUrl"],
-      message: "is required (or set discoveryUrl)",
+      message: "is required (or set discoveryUrl or mcpServerUrl)",
     });
   }
   const alg = integration.clientKeyAlg;
@@ -414,6 +430,7 @@ export const NON_TEMPLATE_FIELDS = [
   "allowedApiOrigins",
   "clientPrivateKey",
   "resource",
+  "mcpServerUrl",
 ] as const;
 
 export const integrationSchema = integrationObjectSchema.superRefine((integration, ctx) => {
@@ -421,12 +438,13 @@ export const integrationSchema = integrationObjectSchema.superRefine((integratio
   if (
     integration.grantType === "authorization_code" &&
     integration.authorizationUrl === undefined &&
-    integration.discoveryUrl === undefined
+    integration.discoveryUrl === undefined &&
+    integration.mcpServerUrl === undefined
   ) {
     ctx.addIssue({
       code: "custom",
       path: ["authorizationUrl"],
-      message: "is required for grantType authorization_code (or set discoveryUrl)",
+      message: "is required for grantType authorization_code (or set discoveryUrl or mcpServerUrl)",
     });
   }
   const declared = new Set(integration.parameters);
@@ -450,7 +468,15 @@ export type Integration = z.output<typeof integrationSchema>;
 
 /** Validates and normalizes an integration; throws `invalid_config` naming each field. */
 export function parseIntegration(input: unknown): Integration {
-  return parseOrThrow(integrationSchema, input);
+  return parseOrThrow(integrationSchema, withMcpGrantType(input));
+}
+
+/** An MCP server is authorized with the authorization code grant unless the integration says otherwise. */
+function withMcpGrantType(input: unknown): unknown {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return input;
+  const fields = input as Record<string, unknown>;
+  if (fields.mcpServerUrl === undefined || fields.grantType !== undefined) return input;
+  return { ...fields, grantType: "authorization_code" };
 }
 
 /**

@@ -22,6 +22,7 @@ export const sealingContext = {
   connectionSecrets: (id: string) => `connection:${id}:secrets`,
   connectionToken: (id: string) => `connection:${id}:token`,
   codeVerifier: (connectionId: string) => `authorization:${connectionId}:codeVerifier`,
+  mcpClientSecret: (integration: string) => `mcp-client:${integration}:secret`,
 };
 
 export type IntegrationRow = Pick<

@@ -27,6 +27,7 @@ import type { SqlContext } from "./sql-context.js";
 import { SqlEvents } from "./sql-events.js";
 import { SqlLearnedClientAuth } from "./sql-learned-client-auth.js";
 import { SqlLeases } from "./sql-leases.js";
+import { SqlMcpClients } from "./sql-mcp-clients.js";
 import { SqlPendingAuthorizations } from "./sql-pending-authorizations.js";
 import { SqlRateLimits } from "./sql-rate-limits.js";
 import { SqlTokenState } from "./sql-token-state.js";
@@ -35,6 +36,7 @@ import type {
   ConnectionFilter,
   ConnectionSummary,
   LearnedClientAuth,
+  McpClient,
   NewStoredApiKey,
   PendingAuthorization,
   Store,
@@ -77,6 +79,7 @@ export class SqlStore implements Store {
   readonly #pending: SqlPendingAuthorizations;
   readonly #apiKeys: SqlApiKeys;
   readonly #learned: SqlLearnedClientAuth;
+  readonly #mcpClients: SqlMcpClients;
 
   constructor(
     db: Kysely<Database>,
@@ -108,6 +111,7 @@ export class SqlStore implements Store {
     this.#pending = new SqlPendingAuthorizations(ctx);
     this.#apiKeys = new SqlApiKeys(ctx);
     this.#learned = new SqlLearnedClientAuth(ctx);
+    this.#mcpClients = new SqlMcpClients(ctx);
   }
 
   // Lifecycle (0006): bound to this store's database or transaction ------------------
@@ -251,6 +255,15 @@ export class SqlStore implements Store {
     now: number,
   ): Promise<void> {
     return this.#learned.putLearnedClientAuth(integration, learned, now);
+  }
+
+  // MCP clients (sql-mcp-clients.ts) --------------------------------------------
+
+  getMcpClient(integration: string): Promise<McpClient | undefined> {
+    return this.#mcpClients.getMcpClient(integration);
+  }
+  putMcpClient(integration: string, client: McpClient, now: number): Promise<void> {
+    return this.#mcpClients.putMcpClient(integration, client, now);
   }
 
   // Events (sql-events.ts) --------------------------------------------------------
