@@ -260,6 +260,9 @@ const PROTOCOL_A_FIELDS = {
   mcpServerUrl: z
     .string()
     .refine(isMcpServerUrl, "must be an https URL (http only on loopback), without {placeholders}")
+    .describe(
+      "A remote MCP server: its RFC 9728 metadata names the authorization server; grantType defaults to authorization_code, apiBaseUrl and resource to it, scopes to those it lists; without clientId a client is registered (RFC 7591) or described by the service's client ID metadata document",
+    )
     .optional(),
 };
 

@@ -13,6 +13,7 @@ import { type RunningService, startService } from "../../src/service/serve.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
+import { runCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
@@ -417,5 +418,25 @@ describe("through the REST API", () => {
     ].join("\n");
     expect(seen).not.toContain(secret);
     expect(seen).toContain(mcp.url);
+  });
+});
+
+describe("through the CLI", () => {
+  it("integration add --mcp-server-url: no client id asked for, authorization_code", async () => {
+    const env = {
+      TOKENWARDEN_DATABASE_URL: `${db.url}-cli`,
+      TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
+    };
+    const add = await runCli(
+      ["integration", "add", "cli-mcp", "--mcp-server-url", mcp.url, "--json"],
+      { env },
+    );
+    expect(add.stderr).toBe("");
+    expect(add.code).toBe(0);
+    expect(JSON.parse(add.stdout)).toMatchObject({
+      key: "cli-mcp",
+      grantType: "authorization_code",
+      mcpServerUrl: mcp.url,
+    });
   });
 });
