@@ -28,6 +28,7 @@ import { SqlDeviceAuthorizations } from "./sql-device-authorizations.js";
 import { SqlEvents } from "./sql-events.js";
 import { SqlLearnedClientAuth } from "./sql-learned-client-auth.js";
 import { SqlLeases } from "./sql-leases.js";
+import { SqlMcpClients } from "./sql-mcp-clients.js";
 import { SqlPendingAuthorizations } from "./sql-pending-authorizations.js";
 import { SqlRateLimits } from "./sql-rate-limits.js";
 import { SqlTokenState } from "./sql-token-state.js";
@@ -37,6 +38,7 @@ import type {
   ConnectionSummary,
   DueConnection,
   LearnedClientAuth,
+  McpClient,
   NewStoredApiKey,
   PendingAuthorization,
   PendingDeviceAuthorization,
@@ -83,6 +85,7 @@ export class SqlStore implements Store {
   readonly #devices: SqlDeviceAuthorizations;
   readonly #apiKeys: SqlApiKeys;
   readonly #learned: SqlLearnedClientAuth;
+  readonly #mcpClients: SqlMcpClients;
 
   constructor(
     db: Kysely<Database>,
@@ -115,6 +118,7 @@ export class SqlStore implements Store {
     this.#devices = new SqlDeviceAuthorizations(ctx);
     this.#apiKeys = new SqlApiKeys(ctx);
     this.#learned = new SqlLearnedClientAuth(ctx);
+    this.#mcpClients = new SqlMcpClients(ctx);
   }
 
   // Lifecycle (0006): bound to this store's database or transaction ------------------
@@ -268,6 +272,15 @@ export class SqlStore implements Store {
     now: number,
   ): Promise<void> {
     return this.#learned.putLearnedClientAuth(integration, learned, now);
+  }
+
+  // MCP clients (sql-mcp-clients.ts) --------------------------------------------
+
+  getMcpClient(integration: string): Promise<McpClient | undefined> {
+    return this.#mcpClients.getMcpClient(integration);
+  }
+  putMcpClient(integration: string, client: McpClient, now: number): Promise<void> {
+    return this.#mcpClients.putMcpClient(integration, client, now);
   }
 
   // Events (sql-events.ts) --------------------------------------------------------

@@ -1,3 +1,22 @@
+/** The client Tokenwarden is at an MCP server's authorization server (broker/mcp-servers.ts). */
+export interface McpClient {
+  issuer: string;
+  clientId: string;
+  /** `registered`: RFC 7591; `document`: a client ID metadata document's URL. */
+  kind: "registered" | "document";
+  clientAuth: string;
+  /** Stored sealed; never shown. */
+  clientSecret: string | undefined;
+  redirectUris: string[];
+}
+
+/** The MCP clients, per integration. */
+export interface McpClientStore {
+  /** `undefined`: none found yet. */
+  getMcpClient(integration: string): Promise<McpClient | undefined>;
+  putMcpClient(integration: string, client: McpClient, now: number): Promise<void>;
+}
+
 /**
  * Everything Tokenwarden keeps, behind one interface split by role. The drivers seal
  * secrets on the way in and open them on the way out: above this line values are
@@ -338,6 +357,25 @@ export interface LearnedClientAuthStore {
   putLearnedClientAuth(integration: string, learned: LearnedClientAuth, now: number): Promise<void>;
 }
 
+/** The client Tokenwarden is at an MCP server's authorization server (broker/mcp-servers.ts). */
+export interface McpClient {
+  issuer: string;
+  clientId: string;
+  /** `registered`: RFC 7591; `document`: a client ID metadata document's URL. */
+  kind: "registered" | "document";
+  clientAuth: string;
+  /** Stored sealed; never shown. */
+  clientSecret: string | undefined;
+  redirectUris: string[];
+}
+
+/** The MCP clients, per integration. */
+export interface McpClientStore {
+  /** `undefined`: none found yet. */
+  getMcpClient(integration: string): Promise<McpClient | undefined>;
+  putMcpClient(integration: string, client: McpClient, now: number): Promise<void>;
+}
+
 /**
  * Everything Tokenwarden keeps: each role above, on one database. A module that needs
  * one role takes that role's interface (lease.ts a `LeaseStore`, event-log.ts an
@@ -353,6 +391,7 @@ export interface Store
     DeviceAuthorizationStore,
     ApiKeyStore,
     LearnedClientAuthStore,
+    McpClientStore,
     KeyManagementStore,
     ChangeFeed,
     StoreLifecycle {}
