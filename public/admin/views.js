@@ -190,7 +190,7 @@ export function renderIntegrations(app, handlers) {
             cell("Key", i.key),
             cell("Name", i.displayName ?? i.key),
             cell("Grant", i.grantType),
-            cell("Token URL", i.tokenUrl ?? i.discoveryUrl ?? "from discovery"),
+            cell("Token URL", i.tokenUrl ?? i.discoveryUrl ?? i.mcpServerUrl ?? "from discovery"),
             cell("Client secret", i.clientSecret.set ? "set" : "not set"),
             cell(
               "Actions",

@@ -11,6 +11,7 @@ import type { DpopNonces } from "../oauth/dpop.js";
 import { exchangeAuthorizationCode } from "../oauth/token-endpoint.js";
 import type { Store } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
+import type { AuthorizationStartOptions } from "./mcp-servers.js";
 import type { ProtocolSupport } from "./protocol-support.js";
 import { boundTo, dpopFor, type Loaded, loadConnection, type Renewer } from "./renewer.js";
 import type { TokenSource } from "./token-source.js";
@@ -42,15 +43,20 @@ export class AuthorizationFlow {
    */
   async start(
     id: string,
-    options: { redirectUri: string },
+    options: AuthorizationStartOptions,
   ): Promise<{ url: string; state: string; expiresAt: string }> {
-    const loaded = await this.#prepared(id);
-    if (loaded.integration.grantType !== "authorization_code") {
+    const plain = await loadConnection(this.#ctx.store, id);
+    if (plain.integration.grantType !== "authorization_code") {
       throw invalidConfig(
         "grantType",
-        `integration ${loaded.integration.key} does not use authorization_code`,
+        `integration ${plain.integration.key} does not use authorization_code`,
       );
     }
+    // Only now: an MCP server's client may be registered on the way (mcp-servers.ts).
+    const loaded = {
+      ...plain,
+      resolved: await this.#ctx.protocol.prepare(plain.resolved, options),
+    };
     const request = buildAuthorizationRequest(loaded.resolved, {
       redirectUri: options.redirectUri,
     });

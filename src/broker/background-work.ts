@@ -38,7 +38,7 @@ export class BackgroundWork {
       this.#scheduler = new Scheduler(
         store,
         clock,
-        (id) => ctx.renewDue(id).catch((error: unknown) => failures.renewalFailed(id, error)),
+        (due) => ctx.renewDue(due).catch((error: unknown) => failures.renewalFailed(due.id, error)),
         {
           onTickFailed: (error, count) => failures.schedulerFailed(error, count),
           ...schedulerOptions,

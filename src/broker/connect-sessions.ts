@@ -16,6 +16,7 @@ import { parseOrThrow } from "../core/validation.js";
 import type { ConnectSession } from "../store/connect-store.js";
 import type { Store } from "../store/store.js";
 import type { CatalogueWriter } from "./catalogue.js";
+import type { AuthorizationStartOptions } from "./mcp-servers.js";
 import type { ConnectionView } from "./views.js";
 
 export const CONNECT_GRANTS = ["authorization_code", "password"] as const;
@@ -59,7 +60,7 @@ export interface ConnectDeps {
   writeCatalogue<T>(fn: (catalogue: CatalogueWriter) => Promise<T>): Promise<T>;
   startAuthorization(
     id: string,
-    options: { redirectUri: string },
+    options: AuthorizationStartOptions,
   ): Promise<{ url: string; state: string }>;
   authorizeNow(id: string): Promise<ConnectionView>;
 }
@@ -159,10 +160,17 @@ export class ConnectSessions {
    * connection created if it is new, and the authorization started as the admin
    * page's Authorize does (state and PKCE kept server-side). Answers where to send them.
    */
-  async begin(token: string, redirectUri: string): Promise<{ url: string }> {
+  async begin(
+    token: string,
+    redirectUri: string,
+    clientMetadataUrl?: string,
+  ): Promise<{ url: string }> {
     const session = await this.#take(token, "authorization_code");
     await this.#ensureConnection(session, {});
-    const started = await this.#deps.startAuthorization(session.connectionId, { redirectUri });
+    const started = await this.#deps.startAuthorization(session.connectionId, {
+      redirectUri,
+      ...(clientMetadataUrl === undefined ? {} : { clientMetadataUrl }),
+    });
     await this.#deps.store.connectSessions.attachState(token, started.state);
     return { url: started.url };
   }

@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../core/clock.js";
 import type { ServerMetadata } from "../core/server-metadata.js";
-import { type DiscoveredServer, discoverServer } from "../oauth/discovery.js";
+import type { DiscoveredServer } from "../oauth/discovery.js";
 import type { TransportSettings } from "../oauth/http.js";
 import { SingleFlight } from "./single-flight.js";
 
@@ -19,26 +19,36 @@ const STALE_GRACE_MS = 24 * 60 * 60 * 1000;
 /** Tenants times integrations: far above any real catalogue, a bound all the same. */
 const MAX_ENTRIES = 1000;
 
-interface Entry {
-  metadata: ServerMetadata;
+interface Entry<T> {
+  metadata: T;
   freshUntil: number;
   usableUntil: number;
 }
 
 export type Discover = (url: string, transport: TransportSettings) => Promise<DiscoveredServer>;
 
-export class DiscoveryCache {
-  readonly #clock: Clock;
-  readonly #discover: Discover;
-  readonly #entries = new Map<string, Entry>();
-  readonly #flights = new SingleFlight<string, ServerMetadata>();
+/** A document read from a URL, and how long its server says it may be reused. */
+export type ReadDocument<T> = (
+  url: string,
+  transport: TransportSettings,
+) => Promise<{ metadata: T; maxAgeSeconds: number | undefined }>;
 
-  constructor(clock: Clock, discover: Discover = discoverServer) {
+/**
+ * Authorization server metadata by default; the same rules serve any metadata
+ * document (an MCP server's protected resource metadata, mcp-servers.ts).
+ */
+export class DiscoveryCache<T = ServerMetadata> {
+  readonly #clock: Clock;
+  readonly #discover: ReadDocument<T>;
+  readonly #entries = new Map<string, Entry<T>>();
+  readonly #flights = new SingleFlight<string, T>();
+
+  constructor(clock: Clock, discover: ReadDocument<T>) {
     this.#clock = clock;
     this.#discover = discover;
   }
 
-  async metadata(discoveryUrl: string, transport: TransportSettings): Promise<ServerMetadata> {
+  async metadata(discoveryUrl: string, transport: TransportSettings): Promise<T> {
     const key = cacheKey(discoveryUrl, transport);
     const now = this.#clock.now();
     const entry = this.#entries.get(key);
@@ -69,7 +79,7 @@ export class DiscoveryCache {
     this.#entries.clear();
   }
 
-  #remember(key: string, entry: Entry): void {
+  #remember(key: string, entry: Entry<T>): void {
     this.#entries.delete(key);
     this.#entries.set(key, entry);
     if (this.#entries.size > MAX_ENTRIES) {

@@ -6,7 +6,7 @@
  */
 import type { Clock } from "../core/clock.js";
 import type { TokenwardenError } from "../core/errors.js";
-import type { EventAction, EventTrigger, TokenEvent } from "../core/events.js";
+import type { EventAction, EventTrigger, NewTokenEvent, TokenEvent } from "../core/events.js";
 import type { EventStore } from "../store/store.js";
 
 export interface EventSubject {
@@ -43,22 +43,7 @@ export class EventLog {
     started: number,
     result: EventResult,
   ): Promise<void> {
-    const { error } = result;
-    if (error !== undefined) this.#recorded.add(error);
-    const event = {
-      ...subject,
-      at: this.#clock.now(),
-      trigger,
-      action,
-      outcome:
-        error === undefined || result.succeeded === true
-          ? ("success" as const)
-          : ("failure" as const),
-      httpStatus: error?.status ?? result.httpStatus ?? null,
-      errorCode: error?.code ?? null,
-      errorDescription: result.note ?? (error === undefined ? null : describe(error)),
-      durationMs: performance.now() - started,
-    };
+    const event = this.prepare(subject, trigger, action, started, result);
     let recorded: TokenEvent;
     try {
       recorded = await this.#store.appendEvent(event);
@@ -72,6 +57,37 @@ export class EventLog {
       };
     }
     this.#emit(recorded);
+  }
+
+  /**
+   * The event of an attempt, for a caller that appends it itself, together with the
+   * attempt's write (a batched renewal, write-behind.ts), and then calls `told`.
+   */
+  prepare(
+    subject: EventSubject,
+    trigger: EventTrigger,
+    action: EventAction,
+    started: number,
+    result: EventResult,
+  ): NewTokenEvent {
+    const { error } = result;
+    if (error !== undefined) this.#recorded.add(error);
+    return {
+      ...subject,
+      at: this.#clock.now(),
+      trigger,
+      action,
+      outcome: error === undefined || result.succeeded === true ? "success" : "failure",
+      httpStatus: error?.status ?? result.httpStatus ?? null,
+      errorCode: error?.code ?? null,
+      errorDescription: result.note ?? (error === undefined ? null : describe(error)),
+      durationMs: performance.now() - started,
+    };
+  }
+
+  /** Hands listeners an event `prepare` made, once it is stored. */
+  told(event: TokenEvent): void {
+    this.#emit(event);
   }
 
   /** Whether this failure was recorded as an event (the attempt's own failure). */

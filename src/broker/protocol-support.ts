@@ -10,31 +10,58 @@ import type { ResolvedIntegration } from "../core/resolve.js";
 import { withServerMetadata } from "../core/server-metadata.js";
 import type { ClientAuthMemory } from "../oauth/auto-auth.js";
 import type { ConcreteClientAuthMethod } from "../oauth/client-auth.js";
+import { registerClient } from "../oauth/client-registration.js";
 import { discoverServer } from "../oauth/discovery.js";
 import type { HttpClient } from "../oauth/http.js";
+import { obtainProtectedResourceMetadata } from "../oauth/protected-resource.js";
 import type { ProtocolOptions } from "../oauth/token-endpoint.js";
-import type { LearnedClientAuthStore } from "../store/store.js";
+import type { LearnedClientAuthStore, McpClientStore } from "../store/store.js";
 import { type Discover, DiscoveryCache } from "./discovery-cache.js";
+import { type AuthorizationStartOptions, McpServers } from "./mcp-servers.js";
 
 export class ProtocolSupport {
   readonly #store: LearnedClientAuthStore;
   readonly #clock: Clock;
   readonly #http: HttpClient;
   readonly #discovery: DiscoveryCache;
+  readonly #mcp: McpServers;
 
   /** `http` is the broker's client: discovery and every protocol call go through its pools. */
-  constructor(store: LearnedClientAuthStore, clock: Clock, http: HttpClient, discover?: Discover) {
+  constructor(
+    store: LearnedClientAuthStore & McpClientStore,
+    clock: Clock,
+    http: HttpClient,
+    discover?: Discover,
+  ) {
     this.#store = store;
     this.#clock = clock;
     this.#http = http;
-    this.#discovery = new DiscoveryCache(
+    const discovery = new DiscoveryCache(
       clock,
       discover ?? ((url, transport) => discoverServer(url, transport, { http })),
     );
+    this.#discovery = discovery;
+    this.#mcp = new McpServers({
+      store,
+      clock,
+      obtain: (url, transport) => obtainProtectedResourceMetadata(url, transport, { http }),
+      serverMetadata: (url, transport) => discovery.metadata(url, transport),
+      register: (endpoint, metadata, transport) =>
+        registerClient(endpoint, metadata, transport, { http }),
+    });
   }
 
-  /** The integration with what its discovery URL says filled in. */
-  async prepare(resolved: ResolvedIntegration): Promise<ResolvedIntegration> {
+  /**
+   * The integration with what its discovery URL (or its MCP server) says filled in.
+   * `start`: an authorization is starting, the one moment an MCP server's client may
+   * be chosen or registered (mcp-servers.ts).
+   */
+  async prepare(
+    resolved: ResolvedIntegration,
+    start?: AuthorizationStartOptions,
+  ): Promise<ResolvedIntegration> {
+    const mcpServerUrl = resolved.mcpServerUrl;
+    if (mcpServerUrl !== undefined) return this.#mcp.prepare({ ...resolved, mcpServerUrl }, start);
     if (resolved.discoveryUrl === undefined) return resolved;
     const metadata = await this.#discovery.metadata(resolved.discoveryUrl, resolved);
     return withServerMetadata(resolved, metadata);
@@ -49,6 +76,7 @@ export class ProtocolSupport {
 
   forgetDiscovery(): void {
     this.#discovery.clear();
+    this.#mcp.forget();
   }
 
   #memory(resolved: ResolvedIntegration): ClientAuthMemory {

@@ -3,58 +3,32 @@
  * recorded as an event and written, success or not. It runs only inside the
  * connection's flight and lease (token-source.ts); what it writes is conditional on
  * the token version the attempt started from, so a late holder never overwrites a
- * newer token.
+ * newer token. A scheduled renewal that changes no status writes through the
+ * write-behind batch (write-behind.ts) with its event and lease release; the rest
+ * write one by one, status changes with their webhook events in one transaction.
  */
 import type { Clock } from "../core/clock.js";
-import { TokenwardenError } from "../core/errors.js";
+import type { TokenwardenError } from "../core/errors.js";
 import type { EventAction, EventTrigger } from "../core/events.js";
 import { asTokenwardenError, classifyFailure, summarize } from "../core/failure.js";
 import { isUnattendedGrant } from "../core/grants.js";
-import type { Integration } from "../core/integration.js";
-import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
 import { afterFailure, afterRevoke, afterToken, type StatePatch } from "../core/state.js";
 import { carryRefreshToken, type TokenSet } from "../core/token-set.js";
-import { type DpopContext, DpopNonces, generateDpopKey } from "../oauth/dpop.js";
-import { requestJwtBearerGrant, requestTokenExchange } from "../oauth/extension-grants.js";
+import { DpopNonces } from "../oauth/dpop.js";
 import type { HttpClient } from "../oauth/http.js";
 import { RefreshHooks } from "../oauth/refresh-hook.js";
 import { revokeToken } from "../oauth/revocation.js";
-import {
-  type ProtocolOptions,
-  refreshAccessToken,
-  requestClientCredentialsGrant,
-  requestPasswordGrant,
-} from "../oauth/token-endpoint.js";
-import type { ConfigurationStore, Store, StoredConnection } from "../store/store.js";
+import { type ProtocolOptions, refreshAccessToken } from "../oauth/token-endpoint.js";
+import type { RenewalWritten, Store, StoredConnection } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
+import { requestGrant, runHook } from "./grant-request.js";
+import { boundTo, dpopFor, type Loaded, loadConnection } from "./loaded.js";
 import type { ProtocolSupport } from "./protocol-support.js";
 import { type StatusChange, statusChange } from "./status.js";
 import { writeState } from "./webhooks/transitions.js";
+import type { BatchedWrite } from "./write-behind.js";
 
-/** A connection as stored, with its integration, resolved for it. */
-export interface Loaded {
-  stored: StoredConnection;
-  integration: Integration;
-  resolved: ResolvedIntegration;
-}
-
-export async function loadConnection(store: ConfigurationStore, id: string): Promise<Loaded> {
-  const stored = await store.getConnection(id);
-  if (stored === undefined) throw connectionNotFound(id);
-  const storedIntegration = await store.getIntegration(stored.connection.integration);
-  if (storedIntegration === undefined) {
-    throw new TokenwardenError(
-      "not_found",
-      `integration ${stored.connection.integration} does not exist`,
-    );
-  }
-  const integration = storedIntegration.integration;
-  return { stored, integration, resolved: resolveIntegration(integration, stored.connection) };
-}
-
-export function connectionNotFound(id: string): TokenwardenError {
-  return new TokenwardenError("not_found", `connection ${id} does not exist`);
-}
+export { boundTo, connectionNotFound, dpopFor, type Loaded, loadConnection } from "./loaded.js";
 
 export interface RenewerContext {
   store: Store;
@@ -77,24 +51,6 @@ export interface RenewerContext {
   protocol: ProtocolSupport;
 }
 
-/**
- * The DPoP key a connection's next request proves: the one its tokens are bound to,
- * or a new one when it holds none yet. `undefined` when the integration does not use DPoP.
- */
-export async function dpopFor(
-  integration: Pick<Integration, "dpop">,
-  token: TokenSet | undefined,
-  nonces: DpopNonces,
-): Promise<DpopContext | undefined> {
-  if (integration.dpop !== true) return undefined;
-  return { key: token?.dpopKey ?? (await generateDpopKey()), nonces };
-}
-
-/** The token set with the key it is bound to, for the sealed store. */
-export function boundTo(token: TokenSet, dpop: DpopContext | undefined): TokenSet {
-  return dpop === undefined ? token : { ...token, dpopKey: dpop.key };
-}
-
 /** What an attempt leaves behind: the connection as it now stands. */
 export type AttemptResult = Loaded;
 
@@ -114,7 +70,11 @@ export class Renewer {
    * (with the new token, or with a newer one another holder wrote); rejects with the
    * coded failure after recording it.
    */
-  async attempt(given: Loaded, trigger: EventTrigger): Promise<AttemptResult> {
+  async attempt(
+    given: Loaded,
+    trigger: EventTrigger,
+    batched?: BatchedWrite,
+  ): Promise<AttemptResult> {
     let loaded = given;
     const { integration } = loaded;
     const { token, connection } = loaded.stored;
@@ -138,8 +98,9 @@ export class Renewer {
         ...(dpop && { dpop }),
       };
       let next: TokenSet;
-      if (action === "hook") next = await this.#runHook(loaded);
-      else if (consumed === undefined) next = await this.#grant(loaded, options);
+      if (action === "hook") next = await runHook(this.#hooks, loaded, () => this.#ctx.clock.now());
+      else if (consumed === undefined)
+        next = await requestGrant(loaded, options, this.#ctx.subjectToken);
       else {
         try {
           next = await refreshAccessToken(loaded.resolved, consumed, options);
@@ -151,16 +112,12 @@ export class Renewer {
             throw error;
           await this.#record(loaded, trigger, action, started, { error: failure });
           action = "obtain";
-          next = await this.#grant(loaded, options);
+          next = await requestGrant(loaded, options, this.#ctx.subjectToken);
         }
       }
       if (action !== "hook") next = boundTo(next, dpop);
       const carried = carryRefreshToken(next, consumed, token?.refreshTokenExpiresAt);
-      return await this.#write(loaded, carried, consumed, {
-        trigger,
-        action,
-        started,
-      });
+      return await this.#write(loaded, carried, consumed, { trigger, action, started }, batched);
     } catch (error) {
       const failure = asTokenwardenError(error);
       const current = await this.#lostRace(loaded, failure, consumed);
@@ -222,63 +179,6 @@ export class Renewer {
     }
   }
 
-  async #runHook(loaded: Loaded): Promise<TokenSet> {
-    const { resolved } = loaded;
-    const { token, connection } = loaded.stored;
-    return this.#hooks.run(
-      resolved,
-      {
-        clientId: resolved.clientId,
-        clientSecret: resolved.clientSecret,
-        refreshToken: token?.refreshToken ?? connection.refreshToken,
-        accessToken: token?.accessToken,
-        tokenUrl: resolved.tokenUrl ?? "",
-        scope:
-          token?.scope ??
-          (resolved.scopes.length > 0 ? resolved.scopes.join(resolved.scopeSeparator) : undefined),
-        parameters: connection.parameters,
-      },
-      () => this.#ctx.clock.now(),
-    );
-  }
-
-  /** A grant that needs no previous token. */
-  async #grant(loaded: Loaded, options: ProtocolOptions): Promise<TokenSet> {
-    const { integration, resolved } = loaded;
-    const { connection } = loaded.stored;
-    switch (integration.grantType) {
-      case "client_credentials":
-        return requestClientCredentialsGrant(resolved, options);
-      case "password":
-        return requestPasswordGrant(
-          resolved,
-          { username: connection.username as string, password: connection.password as string },
-          options,
-        );
-      case "jwt_bearer":
-        return requestJwtBearerGrant(resolved, options);
-      case "token_exchange": {
-        const subject =
-          connection.subjectToken ??
-          (await this.#subjectToken(connection.subjectConnectionId as string));
-        return requestTokenExchange(resolved, subject, options);
-      }
-      case "refresh_token":
-      case "authorization_code":
-      case "device_code":
-        throw new TokenwardenError(
-          "needs_reauth",
-          `connection ${connection.id} has no refresh token; authorize it again`,
-        );
-    }
-  }
-
-  #subjectToken(connectionId: string): Promise<string> {
-    if (this.#ctx.subjectToken === undefined)
-      throw new TokenwardenError("internal_error", "token exchange needs the broker's getToken");
-    return this.#ctx.subjectToken(connectionId);
-  }
-
   /**
    * Writes the new token with its state in one statement, if the token version is
    * still the one the attempt started from. If a newer token was written meanwhile it
@@ -290,12 +190,46 @@ export class Renewer {
     token: TokenSet,
     consumed: string | undefined,
     step: { trigger: EventTrigger; action: EventAction; started: number },
+    batched?: BatchedWrite,
   ): Promise<AttemptResult> {
     const { store, clock } = this.#ctx;
     const { connection } = loaded.stored;
     const now = clock.now();
     const patch = afterToken(loaded.integration, connection, token, now, this.#ctx.random);
     let base = loaded.stored;
+    // A renewal that changes no status owes no lifecycle event: it can be written with
+    // others (write-behind.ts). If its condition no longer holds, the loop below finds
+    // out what stands, as for any write that lost.
+    if (batched !== undefined && patch.status === base.state.status) {
+      const event = this.#ctx.events.prepare(
+        subjectOf(loaded),
+        step.trigger,
+        step.action,
+        step.started,
+        {
+          httpStatus: token.httpStatus ?? null,
+        },
+      );
+      let written: RenewalWritten | undefined;
+      try {
+        written = await batched.writes.write({
+          id: connection.id,
+          patch,
+          expectedVersion: base.state.tokenVersion,
+          expectedStatus: base.state.status,
+          leaseHolder: batched.lease.holder,
+          event,
+          topic: batched.topic,
+        });
+      } catch (error) {
+        return this.#keepInMemory(loaded, base, token, patch, step, error);
+      }
+      if (written !== undefined) {
+        batched.lease.releasedWith();
+        this.#ctx.events.told(written.event);
+        return withToken(loaded, base, token, patch, written.tokenVersion);
+      }
+    }
     for (;;) {
       let version: number | undefined;
       try {
@@ -307,15 +241,7 @@ export class Renewer {
           cause: step.trigger === "authorize" ? "authorize" : "renew",
         });
       } catch (error) {
-        const failure = asTokenwardenError(error);
-        if (failure.code !== "storage_error") throw failure;
-        this.#ctx.keepUnwritten(connection.id, patch, base.state.tokenVersion);
-        await this.#record(loaded, step.trigger, step.action, step.started, {
-          error: failure,
-          succeeded: true,
-          note: "the database is unavailable: the new token is kept in memory and written when it returns",
-        });
-        return withToken(loaded, base, token, patch, base.state.tokenVersion + 1);
+        return this.#keepInMemory(loaded, base, token, patch, step, error);
       }
       if (version !== undefined) {
         this.#announce(loaded, base.state.status, patch);
@@ -339,6 +265,26 @@ export class Renewer {
       }
       base = current.stored;
     }
+  }
+
+  /** A token the database could not take: served, and kept until it can be written. */
+  async #keepInMemory(
+    loaded: Loaded,
+    base: StoredConnection,
+    token: TokenSet,
+    patch: StatePatch,
+    step: { trigger: EventTrigger; action: EventAction; started: number },
+    error: unknown,
+  ): Promise<AttemptResult> {
+    const failure = asTokenwardenError(error);
+    if (failure.code !== "storage_error") throw failure;
+    this.#ctx.keepUnwritten(loaded.stored.connection.id, patch, base.state.tokenVersion);
+    await this.#record(loaded, step.trigger, step.action, step.started, {
+      error: failure,
+      succeeded: true,
+      note: "the database is unavailable: the new token is kept in memory and written when it returns",
+    });
+    return withToken(loaded, base, token, patch, base.state.tokenVersion + 1);
   }
 
   /** Whether a failure only means another holder replaced the token first. */
@@ -407,12 +353,12 @@ export class Renewer {
     started: number,
     result: Parameters<EventLog["record"]>[4],
   ): Promise<void> {
-    const subject = {
-      connectionId: loaded.stored.connection.id,
-      integration: loaded.integration.key,
-    };
-    return this.#ctx.events.record(subject, trigger, action, started, result);
+    return this.#ctx.events.record(subjectOf(loaded), trigger, action, started, result);
   }
+}
+
+function subjectOf(loaded: Loaded): { connectionId: string; integration: string } {
+  return { connectionId: loaded.stored.connection.id, integration: loaded.integration.key };
 }
 
 function withToken(

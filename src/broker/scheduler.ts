@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import type { TokenStateStore } from "../store/store.js";
+import type { DueConnection, TokenStateStore } from "../store/store.js";
 
 /**
  * The built-in scheduler: no separate component to configure. Each tick checks out
@@ -30,7 +30,8 @@ export interface SchedulerOptions {
   onTickFailed?: (error: unknown, failuresInRow: number) => void;
 }
 
-export type RenewDue = (id: string) => Promise<void>;
+/** Renews one checked-out connection (its row comes along: token-source.ts). */
+export type RenewDue = (due: DueConnection) => Promise<void>;
 
 export class Scheduler {
   readonly #store: TokenStateStore;
@@ -129,9 +130,10 @@ export class Scheduler {
       Math.min(free, this.#batchSize),
       now + this.#checkoutMs,
     );
-    for (const { id, nextRefreshAt } of due) {
+    for (const one of due) {
+      const { id, nextRefreshAt } = one;
       this.lastLagMs = Math.max(0, now - nextRefreshAt);
-      const run = this.#renew(id)
+      const run = this.#renew(one)
         .catch(() => undefined) // the broker records every outcome as an event
         .finally(() => this.#running.delete(id));
       this.#running.set(id, run);

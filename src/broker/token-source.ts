@@ -12,15 +12,18 @@ import { TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError } from "../core/failure.js";
 import type { Integration } from "../core/integration.js";
 import { isInRefreshWindow, isUsable } from "../core/refresh-policy.js";
-import type { ResolvedIntegration } from "../core/resolve.js";
+import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
 import { nextRefreshAt, type StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
-import type { Store } from "../store/store.js";
+import type { DueConnection, Store } from "../store/store.js";
 import { type HostLimit, tokenEndpointHost } from "./host-limit.js";
 import { withLease } from "./lease.js";
-import { type Loaded, loadConnection, type Renewer } from "./renewer.js";
+import { LeaseBatches } from "./lease-batch.js";
+import { connectionNotFound, type Loaded, loadConnection } from "./loaded.js";
+import type { Renewer } from "./renewer.js";
 import { KeyedMutex, SingleFlight } from "./single-flight.js";
 import { type AccessToken, accessTokenView } from "./views.js";
+import { WriteBehind } from "./write-behind.js";
 
 export interface CacheEntry {
   token: TokenSet;
@@ -71,8 +74,13 @@ export class TokenSource {
   readonly #unwritten = new Map<string, Unwritten>();
   #closed = false;
 
+  readonly #leases: LeaseBatches;
+  readonly #writes: WriteBehind;
+
   constructor(ctx: TokenSourceContext) {
     this.#ctx = ctx;
+    this.#leases = new LeaseBatches(ctx);
+    this.#writes = new WriteBehind(ctx.store, ctx.clock);
   }
 
   /** The hot path: a map lookup and a comparison, no database read. */
@@ -98,9 +106,75 @@ export class TokenSource {
     return (await this.#obtain(id, request)).entry;
   }
 
-  /** The scheduler's entry point: renew a checked-out connection, or put it back in its slot. */
-  async renewDue(id: string, minTtlSeconds: number): Promise<void> {
+  /**
+   * The scheduler's entry point: renew a checked-out connection, or put it back in its
+   * slot. The check-out read the row; its lease is claimed with the others the tick
+   * started and its write joins theirs (lease-batch.ts, write-behind.ts), so a storm of
+   * expiries costs the database a few statements per batch, not several per renewal.
+   */
+  async renewDue(due: DueConnection, minTtlSeconds: number): Promise<void> {
     if (this.#closed) return;
+    const request: TokenRequest = { trigger: "schedule", minTtlSeconds };
+    const { id } = due;
+    const claimed = this.#claimedLoad(due, request);
+    if (claimed === undefined) return this.#renewDueAlone(id, minTtlSeconds);
+    const after = await this.#flights.run(id, () =>
+      this.#serial.run(id, () => this.#renewClaimed(id, claimed)),
+    );
+    const decision = decide(after.stored, after.integration, request, this.#ctx.clock.now());
+    if (decision.kind === "use") this.remember(after, decision.token);
+  }
+
+  /**
+   * The checked-out row, when it can be renewed as read: it was read whole, is due,
+   * and no flight of this process or unwritten token of it is in the way.
+   */
+  #claimedLoad(due: DueConnection, request: TokenRequest): Loaded | undefined {
+    if (due.loaded === undefined || this.#flights.has(due.id) || this.#unwritten.has(due.id))
+      return undefined;
+    const { stored, integration } = due.loaded;
+    try {
+      const loaded = {
+        stored,
+        integration,
+        resolved: resolveIntegration(integration, stored.connection),
+      };
+      const decision = decide(stored, integration, request, this.#ctx.clock.now());
+      return decision.kind === "renew" ? loaded : undefined;
+    } catch {
+      return undefined; // the one-by-one path reads it again and tells what is wrong
+    }
+  }
+
+  /** Renews a checked-out connection under a lease claimed with its batch's. */
+  async #renewClaimed(id: string, loaded: Loaded): Promise<Loaded> {
+    const lease = await this.#leases.claim(id, loaded.resolved.timeoutMs + LEASE_MARGIN_MS);
+    // Another holder has it: wait for that one as any flight does.
+    if (lease === undefined) return this.#renewUnderLease(id, loaded, "schedule");
+    try {
+      const before = loaded.stored.state;
+      const now = lease.current;
+      if (now === undefined) throw connectionNotFound(id);
+      // Renewed between the check-out and the claim: that token stands.
+      if (now.tokenVersion !== before.tokenVersion || now.status !== before.status)
+        return await loadConnection(this.#ctx.store, id);
+      const endpoint = loaded.resolved.tokenUrl ?? loaded.resolved.discoveryUrl ?? "";
+      // As the broker publishes a change (tokenwarden.ts): `<holder>|connection:<id>`.
+      const batched = {
+        writes: this.#writes,
+        lease,
+        topic: `${this.#ctx.holderId}|connection:${id}`,
+      };
+      return await this.#ctx.hostLimit.run(tokenEndpointHost(endpoint), () =>
+        this.#ctx.renewer.attempt(loaded, "schedule", batched),
+      );
+    } finally {
+      await lease.release();
+    }
+  }
+
+  /** A checked-out connection renewed on its own, as a caller's would be. */
+  async #renewDueAlone(id: string, minTtlSeconds: number): Promise<void> {
     const { entry, renewed } = await this.#obtain(id, { trigger: "schedule", minTtlSeconds });
     if (renewed) return;
     // Nothing was due after all (another process renewed it): back to its slot.

@@ -30,6 +30,7 @@ import { ConnectionTokens } from "./connection-tokens.js";
 import { type DeviceAuthorizationStarted, DeviceFlows } from "./device-flow.js";
 import { EventLog } from "./event-log.js";
 import { HostLimit } from "./host-limit.js";
+import type { AuthorizationStartOptions } from "./mcp-servers.js";
 import type { GetTokenOptions, TokenwardenOptions } from "./options.js";
 import { ProtocolSupport } from "./protocol-support.js";
 import { RateLimits } from "./rate-limit.js";
@@ -161,7 +162,7 @@ export class Tokenwarden extends EventEmitter<{
     });
     this.#background = new BackgroundWork({
       ...shared,
-      renewDue: (id) => this.#tokens.renewDue(id, this.#minTtlSeconds),
+      renewDue: (due) => this.#tokens.renewDue(due, this.#minTtlSeconds),
       failures: this.#failures,
       scheduler: options.scheduler,
       webhooks: options.webhooks,
@@ -344,7 +345,7 @@ export class Tokenwarden extends EventEmitter<{
    */
   startAuthorization(
     id: string,
-    options: { redirectUri: string },
+    options: AuthorizationStartOptions,
   ): Promise<{ url: string; state: string; expiresAt: string }> {
     return this.#authorizations.start(id, options);
   }

@@ -73,7 +73,8 @@ export function checkConnectionAgainst(integration: Integration, connection: Con
     }
   }
   const clientId = connection.clientId ?? integration.clientId;
-  if (clientId === undefined) {
+  // An MCP server's client may be registered when the connection is authorized.
+  if (clientId === undefined && integration.mcpServerUrl === undefined) {
     throw invalidConfig("clientId", "is required (on the connection or its integration)");
   }
   if (integration.grantType === "password") {

@@ -5,7 +5,7 @@
  * what spans them, and parses.
  */
 import { z } from "zod";
-import { refreshHookProblem } from "./hook-location.js";
+import { isLoopbackHost, refreshHookProblem } from "./hook-location.js";
 import {
   CLIENT_AUTH_METHODS,
   checkClientAuth,
@@ -65,7 +65,23 @@ const SERVER_AND_KEY_FIELDS = {
   introspectionUrl: urlTemplateSchema.optional(),
   resource: z.array(resourceUriSchema).optional(),
   ...clientKeyFields,
+  /** A remote MCP server this integration authorizes against (broker/mcp-servers.ts). */
+  mcpServerUrl: z
+    .string()
+    .refine(isMcpServerUrl, "must be an https URL (http only on loopback), without {placeholders}")
+    .describe(
+      "A remote MCP server: its RFC 9728 metadata names the authorization server; grantType defaults to authorization_code, apiBaseUrl and resource to it, scopes to those it lists; without clientId a client is registered (RFC 7591) or described by the service's client ID metadata document",
+    )
+    .optional(),
 };
+
+/** RFC 9728 §3: a resource identifier is https; a test server or sidecar on this machine may be http. */
+function isMcpServerUrl(value: string): boolean {
+  if (value.includes("{") || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  if (url.hash !== "" || value.includes("#")) return false;
+  return url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url.hostname));
+}
 
 const integrationObjectSchema = z.strictObject({
   ...grantFields,
@@ -149,26 +165,29 @@ export const NON_TEMPLATE_FIELDS = [
   "allowedApiOrigins",
   "clientPrivateKey",
   "resource",
+  "mcpServerUrl",
 ] as const;
 
 export const integrationSchema = integrationObjectSchema.superRefine((integration, ctx) => {
-  if (integration.tokenUrl === undefined && integration.discoveryUrl === undefined) {
+  const discovered =
+    integration.discoveryUrl !== undefined || integration.mcpServerUrl !== undefined;
+  if (integration.tokenUrl === undefined && !discovered) {
     ctx.addIssue({
       code: "custom",
       path: ["tokenUrl"],
-      message: "is required (or set discoveryUrl)",
+      message: "is required (or set discoveryUrl or mcpServerUrl)",
     });
   }
   checkClientAuth(integration, ctx);
   if (
     integration.grantType === "authorization_code" &&
     integration.authorizationUrl === undefined &&
-    integration.discoveryUrl === undefined
+    !discovered
   ) {
     ctx.addIssue({
       code: "custom",
       path: ["authorizationUrl"],
-      message: "is required for grantType authorization_code (or set discoveryUrl)",
+      message: "is required for grantType authorization_code (or set discoveryUrl or mcpServerUrl)",
     });
   }
   const declared = new Set(integration.parameters);
@@ -192,5 +211,13 @@ export type Integration = z.output<typeof integrationSchema>;
 
 /** Validates and normalizes an integration; throws `invalid_config` naming each field. */
 export function parseIntegration(input: unknown): Integration {
-  return parseOrThrow(integrationSchema, input);
+  return parseOrThrow(integrationSchema, withMcpGrantType(input));
+}
+
+/** An MCP server is authorized with the authorization code grant unless the integration says otherwise. */
+function withMcpGrantType(input: unknown): unknown {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return input;
+  const fields = input as Record<string, unknown>;
+  if (fields.mcpServerUrl === undefined || fields.grantType !== undefined) return input;
+  return { ...fields, grantType: "authorization_code" };
 }

@@ -22,6 +22,8 @@ export const SECRET_DESTINATION_FIELDS = [
   "authorizationUrl",
   "introspectionUrl",
   "discoveryUrl",
+  // It names the authorization server (RFC 9728), as discoveryUrl does.
+  "mcpServerUrl",
   "deviceAuthorizationUrl",
   "refreshHook",
   "proxyUrl",

@@ -16,6 +16,9 @@ export type ResolvedIntegration = Integration & {
   server?: ServerMetadata;
 };
 
+/** The client id of an MCP server's integration that names none, until the broker finds one. */
+export const MCP_CLIENT_TO_FIND = "";
+
 /** Fields that are URLs: their values are fitted to the URL part they land in. */
 const URL_FIELDS = [
   "authorizationUrl",
@@ -50,10 +53,16 @@ export function resolveIntegration(
   // A module path is not a template (the schema refuses placeholders in it).
   if (hook !== undefined && isUrlHook(hook))
     expanded.refreshHook = expandUrlTemplate(hook, values, "refreshHook");
-  // checkConnectionAgainst has made sure one of the two is set.
-  const clientId = (connection.clientId ?? integration.clientId) as string;
+  // checkConnectionAgainst has made sure one of the two is set, or that the integration
+  // is an MCP server's, whose client the broker finds (MCP_CLIENT_TO_FIND until then).
+  const clientId = connection.clientId ?? integration.clientId ?? MCP_CLIENT_TO_FIND;
+  const mcp = integration.mcpServerUrl;
   return {
     ...expanded,
+    // An MCP server is the API its tokens are for (broker/mcp-servers.ts).
+    ...(mcp === undefined
+      ? {}
+      : { apiBaseUrl: expanded.apiBaseUrl ?? mcp, resource: expanded.resource ?? [mcp] }),
     clientId,
     clientSecret: connection.clientSecret ?? integration.clientSecret,
   };

@@ -33,6 +33,8 @@ export const serverMetadataSchema = z.looseObject({
   grant_types_supported: names.optional(),
   /** RFC 9207 §3: the authorization response carries `iss`. */
   authorization_response_iss_parameter_supported: z.boolean().optional(),
+  /** A client may be the https URL of its metadata document (OAuth Client ID Metadata Document). */
+  client_id_metadata_document_supported: z.boolean().optional(),
 });
 export type ServerMetadata = z.output<typeof serverMetadataSchema>;
 

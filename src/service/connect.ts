@@ -15,6 +15,7 @@ import { TokenwardenError } from "../core/errors.js";
 import { PUBLIC } from "./access.js";
 import { connectPage, messagePage, newCsrfValue, type Page } from "./connect-page.js";
 import { defineRoute } from "./route.js";
+import { CLIENT_METADATA_PATH } from "./routes/context.js";
 
 export interface ConnectContext {
   tw: Tokenwarden;
@@ -35,6 +36,7 @@ const tokenParams = z.strictObject({ token: z.string().regex(/^[A-Za-z0-9_-]{43}
 export function registerConnectRoutes(app: FastifyInstance, context: ConnectContext): void {
   const { tw, publicUrl } = context;
   const redirectUri = `${publicUrl}/oauth/callback`;
+  const clientMetadataUrl = `${publicUrl}${CLIENT_METADATA_PATH}`;
   const publicOrigin = new URL(publicUrl).origin;
   const secure = publicUrl.startsWith("https:");
 
@@ -138,7 +140,7 @@ export function registerConnectRoutes(app: FastifyInstance, context: ConnectCont
         try {
           const description = await tw.connectSessions.describe(token);
           if (description.grantType === "authorization_code") {
-            const { url } = await tw.connectSessions.begin(token, redirectUri);
+            const { url } = await tw.connectSessions.begin(token, redirectUri, clientMetadataUrl);
             reply.header("cache-control", "no-store");
             return reply.redirect(url, 303);
           }

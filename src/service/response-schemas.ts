@@ -186,6 +186,18 @@ export const RESPONSE_COMPONENTS = {
     events: z.array(tokenEventSchema),
     next: z.number().int().nullable().describe("Pass as ?before= for the next page"),
   }),
+  ClientMetadataDocument: z
+    .strictObject({
+      client_id: z.string().describe("This document's own https URL"),
+      client_name: z.string(),
+      redirect_uris: z.array(z.string()),
+      grant_types: z.array(z.string()),
+      response_types: z.array(z.string()),
+      token_endpoint_auth_method: z.literal("none"),
+    })
+    .describe(
+      "The OAuth client ID metadata document an MCP server's authorization server reads: its URL is Tokenwarden's client id there",
+    ),
   AuthorizationStart: z.strictObject({
     url: z.string(),
     expiresAt: isoTime,

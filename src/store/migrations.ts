@@ -179,6 +179,24 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0011_mcp_clients": {
+      async up(db: Kysely<unknown>) {
+        // The client registered (or described by a metadata document) at an MCP
+        // server's authorization server, per integration; its secret sealed. No
+        // foreign key: the integration's deletion removes it (sql-configuration.ts).
+        await db.schema
+          .createTable("tw_mcp_clients")
+          .addColumn("integration", "text", (c) => c.primaryKey())
+          .addColumn("issuer", "text", (c) => c.notNull())
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("kind", "text", (c) => c.notNull())
+          .addColumn("client_auth", "text", (c) => c.notNull())
+          .addColumn("sealed_client_secret", "text")
+          .addColumn("redirect_uris", "text", (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -1,7 +1,8 @@
 import pg from "pg";
 import type { ChangeNotifier } from "./sql-store.js";
 
-const CHANNEL = "tokenwarden_changes";
+/** The channel of the change feed (sql-renewals.ts notifies on it within its statement). */
+export const CHANNEL = "tokenwarden_changes";
 
 export interface PgNotifierOptions {
   /** A connection attempt that takes longer than this fails (ms). */

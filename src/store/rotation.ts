@@ -21,6 +21,8 @@ export interface RotationReport {
   pendingAuthorizations: number;
   webhookSecrets?: number;
   deviceAuthorizations?: number;
+  /** Secrets of clients registered at MCP servers' authorization servers. */
+  mcpClientSecrets?: number;
 }
 
 const BATCH = 500;
@@ -146,13 +148,35 @@ export async function rotateSealedValues(
     // Only when there are any: reports from before webhooks keep their shape.
     if (webhookSecrets > 0) report.webhookSecrets = webhookSecrets;
 
+    let mcpClientSecrets = 0;
+    for (const row of await trx
+      .selectFrom("tw_mcp_clients")
+      .select(["integration", "sealed_client_secret"])
+      .where("sealed_client_secret", "is not", null)
+      .execute()) {
+      const context = sealingContext.mcpClientSecret(row.integration);
+      await trx
+        .updateTable("tw_mcp_clients")
+        .set({
+          sealed_client_secret: sealer.seal(
+            sealer.open(row.sealed_client_secret as string, context),
+            context,
+          ),
+        })
+        .where("integration", "=", row.integration)
+        .execute();
+      mcpClientSecrets += 1;
+    }
+    if (mcpClientSecrets > 0) report.mcpClientSecrets = mcpClientSecrets;
+
     const total =
       report.integrations +
       report.connectionSecrets +
       report.tokens +
       report.pendingAuthorizations +
       deviceAuthorizations +
-      webhookSecrets;
+      webhookSecrets +
+      mcpClientSecrets;
     if (total > 0) await recordKeyId(trx, keyId);
     return report;
   });

@@ -183,6 +183,22 @@ export interface ClientAuthLearnedTable {
   updated_at: number;
 }
 
+/** The client Tokenwarden is at an MCP server's authorization server (migration 0011). */
+export interface McpClientsTable {
+  integration: string;
+  /** The authorization server's issuer: another server makes the client unknown again. */
+  issuer: string;
+  client_id: string;
+  /** How it was found: `registered` (RFC 7591) or `document` (client ID metadata document). */
+  kind: string;
+  client_auth: string;
+  /** Sealed (crypto.ts); a document's client or a public one has none. */
+  sealed_client_secret: string | null;
+  /** JSON list of the redirect URIs it was registered with. */
+  redirect_uris: string;
+  updated_at: number;
+}
+
 export interface Database {
   tw_integrations: IntegrationsTable;
   tw_connections: ConnectionsTable;
@@ -197,4 +213,5 @@ export interface Database {
   tw_webhook_deliveries: WebhookDeliveriesTable;
   tw_connect_sessions: ConnectSessionsTable;
   tw_client_auth_learned: ClientAuthLearnedTable;
+  tw_mcp_clients: McpClientsTable;
 }

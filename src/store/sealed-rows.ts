@@ -23,6 +23,7 @@ export const sealingContext = {
   connectionToken: (id: string) => `connection:${id}:token`,
   codeVerifier: (connectionId: string) => `authorization:${connectionId}:codeVerifier`,
   deviceCode: (connectionId: string) => `device:${connectionId}:deviceCode`,
+  mcpClientSecret: (integration: string) => `mcp-client:${integration}:secret`,
 };
 
 export type IntegrationRow = Pick<

@@ -77,6 +77,8 @@ export class SqlConfiguration implements ConfigurationStore {
           `integration ${key} is used by ${used.n} connection(s); delete them first`,
         );
       }
+      // Its MCP client (and that client's secret) goes with it.
+      await trx.deleteFrom("tw_mcp_clients").where("integration", "=", key).execute();
       const result = await trx
         .deleteFrom("tw_integrations")
         .where("key", "=", key)

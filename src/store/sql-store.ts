@@ -28,6 +28,7 @@ import { SqlDeviceAuthorizations } from "./sql-device-authorizations.js";
 import { SqlEvents } from "./sql-events.js";
 import { SqlLearnedClientAuth } from "./sql-learned-client-auth.js";
 import { SqlLeases } from "./sql-leases.js";
+import { SqlMcpClients } from "./sql-mcp-clients.js";
 import { SqlPendingAuthorizations } from "./sql-pending-authorizations.js";
 import { SqlRateLimits } from "./sql-rate-limits.js";
 import { SqlTokenState } from "./sql-token-state.js";
@@ -35,10 +36,14 @@ import { guardStore } from "./storage-errors.js";
 import type {
   ConnectionFilter,
   ConnectionSummary,
+  DueConnection,
   LearnedClientAuth,
+  McpClient,
   NewStoredApiKey,
   PendingAuthorization,
   PendingDeviceAuthorization,
+  RenewalWrite,
+  RenewalWritten,
   Store,
   StoredApiKey,
   StoredConnection,
@@ -80,6 +85,7 @@ export class SqlStore implements Store {
   readonly #devices: SqlDeviceAuthorizations;
   readonly #apiKeys: SqlApiKeys;
   readonly #learned: SqlLearnedClientAuth;
+  readonly #mcpClients: SqlMcpClients;
 
   constructor(
     db: Kysely<Database>,
@@ -112,6 +118,7 @@ export class SqlStore implements Store {
     this.#devices = new SqlDeviceAuthorizations(ctx);
     this.#apiKeys = new SqlApiKeys(ctx);
     this.#learned = new SqlLearnedClientAuth(ctx);
+    this.#mcpClients = new SqlMcpClients(ctx);
   }
 
   // Lifecycle (0006): bound to this store's database or transaction ------------------
@@ -212,12 +219,11 @@ export class SqlStore implements Store {
   ): Promise<{ tokenVersion: number; status: ConnectionStatus } | undefined> {
     return this.#tokenState.readTokenVersion(id);
   }
-  claimDueConnections(
-    now: number,
-    limit: number,
-    until: number,
-  ): Promise<Array<{ id: string; nextRefreshAt: number }>> {
+  claimDueConnections(now: number, limit: number, until: number): Promise<DueConnection[]> {
     return this.#tokenState.claimDueConnections(now, limit, until);
+  }
+  writeRenewals(writes: RenewalWrite[], now: number): Promise<Array<RenewalWritten | undefined>> {
+    return this.#tokenState.writeRenewals(writes, now);
   }
   countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>> {
     return this.#tokenState.countConnectionsByStatus();
@@ -227,6 +233,17 @@ export class SqlStore implements Store {
 
   tryClaimLease(id: string, holder: string, until: number, now: number): Promise<boolean> {
     return this.#leases.tryClaimLease(id, holder, until, now);
+  }
+  tryClaimLeases(
+    ids: readonly string[],
+    holder: string,
+    until: number,
+    now: number,
+  ): Promise<Array<{ id: string; current?: { tokenVersion: number; status: ConnectionStatus } }>> {
+    return this.#leases.tryClaimLeases(ids, holder, until, now);
+  }
+  extendLeases(holder: string, until: number): Promise<void> {
+    return this.#leases.extendLeases(holder, until);
   }
   releaseLease(id: string, holder: string): Promise<void> {
     return this.#leases.releaseLease(id, holder);
@@ -255,6 +272,15 @@ export class SqlStore implements Store {
     now: number,
   ): Promise<void> {
     return this.#learned.putLearnedClientAuth(integration, learned, now);
+  }
+
+  // MCP clients (sql-mcp-clients.ts) --------------------------------------------
+
+  getMcpClient(integration: string): Promise<McpClient | undefined> {
+    return this.#mcpClients.getMcpClient(integration);
+  }
+  putMcpClient(integration: string, client: McpClient, now: number): Promise<void> {
+    return this.#mcpClients.putMcpClient(integration, client, now);
   }
 
   // Events (sql-events.ts) --------------------------------------------------------

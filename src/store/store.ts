@@ -1,3 +1,22 @@
+/** The client Tokenwarden is at an MCP server's authorization server (broker/mcp-servers.ts). */
+export interface McpClient {
+  issuer: string;
+  clientId: string;
+  /** `registered`: RFC 7591; `document`: a client ID metadata document's URL. */
+  kind: "registered" | "document";
+  clientAuth: string;
+  /** Stored sealed; never shown. */
+  clientSecret: string | undefined;
+  redirectUris: string[];
+}
+
+/** The MCP clients, per integration. */
+export interface McpClientStore {
+  /** `undefined`: none found yet. */
+  getMcpClient(integration: string): Promise<McpClient | undefined>;
+  putMcpClient(integration: string, client: McpClient, now: number): Promise<void>;
+}
+
 /**
  * Everything Tokenwarden keeps, behind one interface split by role. The drivers seal
  * secrets on the way in and open them on the way out: above this line values are
@@ -118,6 +137,37 @@ export interface ConfigurationStore {
   deleteConnection(id: string): Promise<boolean>;
 }
 
+/**
+ * A connection checked out by the scheduler, with what renewing it needs read in the
+ * same pass (`undefined` when its row or its integration could not be read: the
+ * renewal then reads them itself, and fails as a read would).
+ */
+export interface DueConnection {
+  id: string;
+  /** When it was due (ms): how late the scheduler picked it up. */
+  nextRefreshAt: number;
+  loaded?: { stored: StoredConnection; integration: Integration };
+}
+
+/** One renewal's write for `TokenStateStore.writeRenewals`. */
+export interface RenewalWrite {
+  id: string;
+  /** A renewal's whole patch (core/state.ts `afterToken`): every field set, a token included. */
+  patch: StatePatch;
+  expectedVersion: number;
+  expectedStatus: ConnectionStatus;
+  /** The lease claim to release with the write. */
+  leaseHolder?: string;
+  event: NewTokenEvent;
+  /** The change message for the other processes (`ChangeFeed.publishChange`). */
+  topic: string;
+}
+
+export interface RenewalWritten {
+  tokenVersion: number;
+  event: TokenEvent;
+}
+
 /** A connection's token and state as the broker moves it along, and the schedule. */
 export interface TokenStateStore {
   /**
@@ -141,11 +191,17 @@ export interface TokenStateStore {
    * next refresh to `until`: other processes' schedulers no longer see them as due, so
    * a cluster splits the work; if this process dies they come due again at `until`.
    */
-  claimDueConnections(
-    now: number,
-    limit: number,
-    until: number,
-  ): Promise<Array<{ id: string; nextRefreshAt: number }>>;
+  claimDueConnections(now: number, limit: number, until: number): Promise<DueConnection[]>;
+  /**
+   * Many renewals' writes at once (the scheduler's storm path, write-behind.ts): for
+   * each, the token and state of `patch`, written only if the token version and status
+   * are still `expectedVersion` and `expectedStatus` (so no status changes here, and no
+   * lifecycle event is owed), with its `event` appended, its lease released if still
+   * `leaseHolder`'s, and `topic` told to the other processes, all with the write or not
+   * at all. One answer per write, in order: the new token version and the stored event,
+   * or `undefined` when the conditions no longer held and nothing of it was written.
+   */
+  writeRenewals(writes: RenewalWrite[], now: number): Promise<Array<RenewalWritten | undefined>>;
   /** For the metrics: how many connections are in each status. */
   countConnectionsByStatus(): Promise<Partial<Record<ConnectionStatus, number>>>;
 }
@@ -168,6 +224,20 @@ export interface RateLimitStore {
 export interface LeaseStore {
   /** Claims the refresh lease if it is free, expired or already ours. */
   tryClaimLease(id: string, holder: string, until: number, now: number): Promise<boolean>;
+  /**
+   * `tryClaimLease` for many connections under one claim name, in one pass. Returns
+   * those claimed, with the token version and status they have now (a renewal that
+   * finished just before the claim shows here); a connection that no longer exists
+   * comes back without them.
+   */
+  tryClaimLeases(
+    ids: readonly string[],
+    holder: string,
+    until: number,
+    now: number,
+  ): Promise<Array<{ id: string; current?: { tokenVersion: number; status: ConnectionStatus } }>>;
+  /** Extends every lease `holder` still has to `until` (the keep-alive of a batch claim). */
+  extendLeases(holder: string, until: number): Promise<void>;
   releaseLease(id: string, holder: string): Promise<void>;
 }
 
@@ -287,6 +357,25 @@ export interface LearnedClientAuthStore {
   putLearnedClientAuth(integration: string, learned: LearnedClientAuth, now: number): Promise<void>;
 }
 
+/** The client Tokenwarden is at an MCP server's authorization server (broker/mcp-servers.ts). */
+export interface McpClient {
+  issuer: string;
+  clientId: string;
+  /** `registered`: RFC 7591; `document`: a client ID metadata document's URL. */
+  kind: "registered" | "document";
+  clientAuth: string;
+  /** Stored sealed; never shown. */
+  clientSecret: string | undefined;
+  redirectUris: string[];
+}
+
+/** The MCP clients, per integration. */
+export interface McpClientStore {
+  /** `undefined`: none found yet. */
+  getMcpClient(integration: string): Promise<McpClient | undefined>;
+  putMcpClient(integration: string, client: McpClient, now: number): Promise<void>;
+}
+
 /**
  * Everything Tokenwarden keeps: each role above, on one database. A module that needs
  * one role takes that role's interface (lease.ts a `LeaseStore`, event-log.ts an
@@ -302,6 +391,7 @@ export interface Store
     DeviceAuthorizationStore,
     ApiKeyStore,
     LearnedClientAuthStore,
+    McpClientStore,
     KeyManagementStore,
     ChangeFeed,
     StoreLifecycle {}

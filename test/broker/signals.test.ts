@@ -28,7 +28,8 @@ it("a scheduled renewal that fails before its attempt is a warning naming the co
   files.server.on("/sched/token", (_req, res) =>
     json(res, 200, { access_token: "t", expires_in: 600 }),
   );
-  const { store, real, fail } = await flakyStore(["tryClaimLease"]);
+  // A scheduled renewal claims its lease with its batch's (tryClaimLeases).
+  const { store, real, fail } = await flakyStore(["tryClaimLease", "tryClaimLeases"]);
   const tw = await Tokenwarden.open({ store, scheduler: { tickMs: 10 } });
   const warnings: TokenwardenWarning[] = [];
   const events: TokenEvent[] = [];

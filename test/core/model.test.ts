@@ -67,7 +67,7 @@ describe("integration schema", () => {
 
   it("says a required field is required", () => {
     const e = rejection(() => parseIntegration({ key: "acme", grantType: "password" }));
-    expect(e.message).toBe("tokenUrl: is required (or set discoveryUrl)");
+    expect(e.message).toBe("tokenUrl: is required (or set discoveryUrl or mcpServerUrl)");
   });
 
   it("requires an authorization URL for the authorization code grant", () => {

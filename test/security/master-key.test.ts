@@ -346,3 +346,50 @@ describe("readiness and the command line", () => {
     }
   });
 });
+
+await describeEachDriver("an MCP server's registered client on $name", ({ create }) => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await create();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it("its secret is sealed, re-sealed by rotation, and goes with its integration", async () => {
+    const keyA = newKey();
+    const keyB = newKey();
+    const first = await openTw(db, keyA);
+    await first.putIntegration({ key: "mcp", mcpServerUrl: "https://mcp.example.com/mcp" });
+    const client = {
+      issuer: "https://as.example.com",
+      clientId: "registered-client",
+      kind: "registered" as const,
+      clientAuth: "basic",
+      clientSecret: "registered-secret-0123456789",
+      redirectUris: ["https://tw.example.com/oauth/callback"],
+    };
+    await storeOf(first).putMcpClient("mcp", client, Date.now());
+    await first.close();
+    const sealedUnder = async (key: string) => {
+      const rows = await rawQuery(db, "select client_id, sealed_client_secret from tw_mcp_clients");
+      expect(rows).toHaveLength(1);
+      expect(JSON.stringify(rows)).not.toContain(client.clientSecret);
+      expect(String(rows[0]?.sealed_client_secret)).toContain(`tw1.${idOf(key)}.`);
+    };
+    await sealedUnder(keyA);
+    // Sealed under keyA: another key alone does not open the database.
+    expect((await caught(() => openTw(db, keyB))).code).toBe("invalid_config");
+
+    const rotating = await openTw(db, keyB, { previousSecretKeys: [keyA] });
+    expect(await rotating.rotateKeys()).toMatchObject({ mcpClientSecrets: 1 });
+    await rotating.close();
+    await sealedUnder(keyB);
+
+    const rotated = await openTw(db, keyB);
+    expect(await storeOf(rotated).getMcpClient("mcp")).toEqual(client);
+    await rotated.deleteIntegration("mcp");
+    expect(await rawQuery(db, "select integration from tw_mcp_clients")).toEqual([]);
+    await rotated.close();
+  });
+});

@@ -207,6 +207,8 @@ describe("default deny on the matched route", () => {
       "get /readyz",
       "get /metrics",
       "get /oauth/callback",
+      // What an MCP server's authorization server reads; nothing secret (routes/authorization.ts).
+      "get /oauth/client-metadata.json",
       // Connect links: the link's token is the credential (test/service/connect.test.ts).
       "get /connect/{token}",
       "post /connect/{token}",

@@ -10,6 +10,7 @@ interface AddFlags extends GlobalFlags {
   grantType?: string;
   preset?: string;
   discoveryUrl?: string;
+  mcpServerUrl?: string;
   tokenUrl?: string;
   authorizationUrl?: string;
   revocationUrl?: string;
@@ -40,6 +41,10 @@ export function registerIntegrationCommands(program: Command): void {
     )
     .option("--preset <name>", "start from a provider preset (tokenwarden presets)")
     .option("--discovery-url <url>", "issuer or metadata URL (RFC 8414 / OpenID Connect)")
+    .option(
+      "--mcp-server-url <url>",
+      "a remote MCP server: its RFC 9728 metadata names the authorization server; no client id: one is registered",
+    )
     .option("--token-url <url>", "token endpoint")
     .option("--authorization-url <url>", "authorization endpoint (authorization_code)")
     .option("--revocation-url <url>", "RFC 7009 revocation endpoint")
@@ -76,7 +81,8 @@ Examples:
       --token-url https://auth.acme.example/oauth/token --client-id my-app --client-secret-stdin
   $ tokenwarden integration add crm --grant-type authorization_code \\
       --authorization-url https://{region}.crm.example/authorize --token-url https://{region}.crm.example/token \\
-      --parameter region --client-id app --set 'tokenPlacement={"in":"query","name":"access_token"}'`,
+      --parameter region --client-id app --set 'tokenPlacement={"in":"query","name":"access_token"}'
+  $ tokenwarden integration add docs-mcp --mcp-server-url https://mcp.example.com/mcp`,
     )
     .action(async (key: string, _flags: AddFlags, command: Command) => {
       const flags = command.optsWithGlobals<AddFlags>();
@@ -96,6 +102,7 @@ Examples:
             grantType: flags.grantType,
             preset: flags.preset,
             discoveryUrl: flags.discoveryUrl,
+            mcpServerUrl: flags.mcpServerUrl,
             tokenUrl: flags.tokenUrl,
             authorizationUrl: flags.authorizationUrl,
             revocationUrl: flags.revocationUrl,
@@ -143,7 +150,7 @@ Examples:
           all.map((i) => [
             i.key,
             i.grantType,
-            i.tokenUrl ?? i.discoveryUrl ?? "-",
+            i.tokenUrl ?? i.discoveryUrl ?? i.mcpServerUrl ?? "-",
             i.clientSecret.set ? "set" : "-",
           ]),
         );

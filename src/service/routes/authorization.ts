@@ -5,13 +5,15 @@
  * (callback-outcome.ts, shared with the CLI's loopback server).
  */
 import { TokenwardenError } from "../../core/errors.js";
+import { clientMetadataDocument } from "../../oauth/client-registration.js";
 import { callbackOutcome, renderCallback } from "../callback-outcome.js";
 import { returnTo } from "../connect.js";
 import { defineRoute } from "../route.js";
-import type { RouteModule } from "./context.js";
+import { CLIENT_METADATA_PATH, type RouteModule } from "./context.js";
 import { idParams } from "./resource.js";
 
 export const authorizationRoutes: RouteModule = (app, { tw, publicUrl, redirectUri }) => {
+  const clientMetadataUrl = `${publicUrl}${CLIENT_METADATA_PATH}`;
   defineRoute(app, {
     method: "GET",
     url: "/v1/connections/:id/authorize",
@@ -25,7 +27,7 @@ export const authorizationRoutes: RouteModule = (app, { tw, publicUrl, redirectU
       302: { description: "To the authorization server" },
     },
     handler: async ({ params }, request, reply) => {
-      const started = await tw.startAuthorization(params.id, { redirectUri });
+      const started = await tw.startAuthorization(params.id, { redirectUri, clientMetadataUrl });
       reply.header("cache-control", "no-store");
       if ((request.headers.accept ?? "").includes("application/json")) {
         return { url: started.url, expiresAt: started.expiresAt, redirectUri };
@@ -48,6 +50,22 @@ export const authorizationRoutes: RouteModule = (app, { tw, publicUrl, redirectU
     handler: async ({ params }, _request, reply) => {
       reply.header("cache-control", "no-store");
       return tw.startDeviceAuthorization(params.id);
+    },
+  });
+
+  defineRoute(app, {
+    method: "GET",
+    url: CLIENT_METADATA_PATH,
+    operationId: "getClientMetadataDocument",
+    summary:
+      "Tokenwarden as an OAuth client: the client ID metadata document MCP servers' authorization servers read (used when the public URL is https)",
+    tags: ["authorization"],
+    // Public: an authorization server fetches it, with no key; it holds nothing secret.
+    access: "public",
+    responses: { 200: { description: "The document", schema: "ClientMetadataDocument" } },
+    handler: async (_input, _request, reply) => {
+      reply.header("cache-control", "public, max-age=3600");
+      return clientMetadataDocument(clientMetadataUrl, redirectUri);
     },
   });
 

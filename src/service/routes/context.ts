@@ -6,6 +6,9 @@ import type { FastifyInstance } from "fastify";
 import type { Tokenwarden } from "../../broker/tokenwarden.js";
 import type { ServiceMetrics } from "../metrics.js";
 
+/** Where the service serves its client ID metadata document (public: servers fetch it). */
+export const CLIENT_METADATA_PATH = "/oauth/client-metadata.json";
+
 export interface RouteContext {
   tw: Tokenwarden;
   /** Base of the redirect URL, e.g. http://127.0.0.1:4180. */
