@@ -4,7 +4,7 @@
  * collects what changed; the broker drops its caches and tells other processes only
  * after the commit.
  *
- * Secrets are bound to the places they were stored for (PRODUCT.md security rule 3,
+ * Secrets are bound to the places they were stored for (SECURITY.md,
  * core/origins.ts): a change that would send a stored secret somewhere new must carry
  * it again. For an integration PUT that moves its destinations:
  * - its own secrets (client secret, tls.key) must be in the request;

@@ -1,6 +1,6 @@
 /**
  * Every attempt to obtain, refresh or revoke a token, and every hook run, is recorded
- * (PRODUCT.md point 8) and handed to listeners. Built only from codes, statuses and
+ * (the audit trail a person reads when a token goes wrong) and handed to listeners. Built only from codes, statuses and
  * the server's error text: an event never holds a secret. The reads (a connection's
  * history, the live feed) go through here too, with their limits.
  */

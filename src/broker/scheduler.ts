@@ -1,6 +1,3 @@
-import type { Clock } from "../core/clock.js";
-import type { DueConnection, TokenStateStore } from "../store/store.js";
-
 /**
  * The built-in scheduler: no separate component to configure. Each tick checks out
  * the connections whose `next_refresh_at` is due, soonest first, from an index: no
@@ -15,6 +12,9 @@ import type { DueConnection, TokenStateStore } from "../store/store.js";
  * fixed pool would cap the pace at pool / latency: 8 renewals against a 200 ms
  * endpoint is 40 a second, while 5,000 tokens issued together come due together.
  */
+import type { Clock } from "../core/clock.js";
+import type { DueConnection, TokenStateStore } from "../store/store.js";
+
 export interface SchedulerOptions {
   /** How often to look for due work when idle (ms). */
   tickMs?: number;

@@ -135,7 +135,7 @@ function withScope(
  * Sends one token request. `tokenParams` go with every request and `refreshParams`
  * with refreshes; both may override a standard field of the same name, for servers
  * that want it spelled their way. A `GET` token endpoint gets every field in the
- * query string (seed 003's "Access Token Verb").
+ * query string (some providers' "access token verb" is GET).
  */
 export async function requestToken(
   config: TokenEndpointConfig,

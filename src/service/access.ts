@@ -1,16 +1,16 @@
+/**
+ * Who may use a route (SECURITY.md, "API key holders"), declared on the route
+ * itself in its `config`: `public` needs no key, `client` takes any valid key, and a
+ * route that says nothing is for `admin` keys only. The decision is made on the route
+ * that matched, never on a spelling of the URL: `/%761/...`, `http://host/v1/...` and
+ * the like reach the same route, and so the same rule.
+ */
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from "fastify";
 import { type ApiKeyGrant, type ApiKeyRing, allows, isLimited } from "../broker/api-keys.js";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { TokenwardenError } from "../core/errors.js";
 import { errorBody } from "./errors.js";
 
-/**
- * Who may use a route (PRODUCT.md "Security rules" 1 and 2), declared on the route
- * itself in its `config`: `public` needs no key, `client` takes any valid key, and a
- * route that says nothing is for `admin` keys only. The decision is made on the route
- * that matched, never on a spelling of the URL: `/%761/...`, `http://host/v1/...` and
- * the like reach the same route, and so the same rule.
- */
 export type RouteAccess = "public" | "client" | "admin";
 
 declare module "fastify" {

@@ -1,11 +1,3 @@
-import type { FastifyReply, FastifyRequest } from "fastify";
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { StatusChange } from "../broker/status.js";
-import type { Tokenwarden } from "../broker/tokenwarden.js";
-import { CONNECTION_STATUSES } from "../core/connection.js";
-import type { TokenEvent } from "../core/events.js";
-import { RequestDurations } from "./request-durations.js";
-
 /**
  * Prometheus metrics (prom-client): the process's own under their standard names
  * (`process_*`, `nodejs_*`), HTTP requests by method, route pattern and status, error
@@ -15,6 +7,14 @@ import { RequestDurations } from "./request-durations.js";
  * an integration is configured, an error code is one of a fixed list. Fed by the
  * broker's events and Fastify's hooks, so nothing on the token path waits for them.
  */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { StatusChange } from "../broker/status.js";
+import type { Tokenwarden } from "../broker/tokenwarden.js";
+import { CONNECTION_STATUSES } from "../core/connection.js";
+import type { TokenEvent } from "../core/events.js";
+import { RequestDurations } from "./request-durations.js";
+
 export class ServiceMetrics {
   readonly registry = new Registry();
   readonly proxyRequests: Counter<"status">;

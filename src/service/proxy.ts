@@ -1,3 +1,13 @@
+/**
+ * `ANY /v1/proxy/:id/*`: forwards to `apiBaseUrl` + path with the token placed,
+ * streaming both ways. A body small enough to hold (known length up to 1 MiB) is
+ * held so that a refused token can be refreshed and the call sent again; a bigger or
+ * chunked body streams straight through and is not retried.
+ *
+ * The path forwarded is the one the client sent, percent-encoding and all, not the
+ * router's decoded `*`: decoding it once here and once more upstream is how `%252e`
+ * becomes `..`. It must stay under `apiBaseUrl` (api-url.ts).
+ */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
@@ -9,16 +19,6 @@ import { CLIENT, connectionLimits } from "./access.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { errorResponses, responseObject } from "./route.js";
 
-/**
- * `ANY /v1/proxy/:id/*`: forwards to `apiBaseUrl` + path with the token placed,
- * streaming both ways. A body small enough to hold (known length up to 1 MiB) is
- * held so that a refused token can be refreshed and the call sent again; a bigger or
- * chunked body streams straight through and is not retried.
- *
- * The path forwarded is the one the client sent, percent-encoding and all, not the
- * router's decoded `*`: decoding it once here and once more upstream is how `%252e`
- * becomes `..`. It must stay under `apiBaseUrl` (api-url.ts).
- */
 const REPLAYABLE_BODY_LIMIT = 1024 * 1024;
 
 const METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT", "OPTIONS"] as const;

@@ -3,7 +3,7 @@ import { generateMasterKey } from "../../store/crypto.js";
 import { type GlobalFlags, withTokenwarden } from "../context.js";
 import { printJson } from "../output.js";
 
-/** `tokenwarden key generate | rotate`: the master key (PRODUCT.md security rule 8). */
+/** `tokenwarden key generate | rotate`: the master key that seals secrets at rest (SECURITY.md). */
 export function registerKeyCommands(program: Command): void {
   const key = program.command("key").description("the master key that seals secrets at rest");
 
