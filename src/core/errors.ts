@@ -1,6 +1,7 @@
 /**
  * Every failure Tokenwarden reports carries one of these stable codes. Adapters map
- * them to HTTP statuses and exit codes; callers switch on them. Messages are written for people and never contain a secret.
+ * them to HTTP statuses and exit codes; callers switch on them. Messages are written
+ * for people and never contain a secret.
  */
 export const ERROR_CODES = [
   "invalid_config",
