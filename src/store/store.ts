@@ -1,22 +1,3 @@
-/** The client Tokenwarden is at an MCP server's authorization server (broker/mcp-servers.ts). */
-export interface McpClient {
-  issuer: string;
-  clientId: string;
-  /** `registered`: RFC 7591; `document`: a client ID metadata document's URL. */
-  kind: "registered" | "document";
-  clientAuth: string;
-  /** Stored sealed; never shown. */
-  clientSecret: string | undefined;
-  redirectUris: string[];
-}
-
-/** The MCP clients, per integration. */
-export interface McpClientStore {
-  /** `undefined`: none found yet. */
-  getMcpClient(integration: string): Promise<McpClient | undefined>;
-  putMcpClient(integration: string, client: McpClient, now: number): Promise<void>;
-}
-
 /**
  * Everything Tokenwarden keeps, behind one interface split by role. The drivers seal
  * secrets on the way in and open them on the way out: above this line values are
