@@ -24,18 +24,7 @@ export class SqlEvents implements EventStore {
   async appendEvent(event: NewTokenEvent): Promise<TokenEvent> {
     const row = await this.#ctx.db
       .insertInto("tw_events")
-      .values({
-        connection_id: event.connectionId,
-        integration: event.integration,
-        at: event.at,
-        trigger: event.trigger,
-        action: event.action,
-        outcome: event.outcome,
-        http_status: event.httpStatus,
-        error_code: event.errorCode,
-        error_description: event.errorDescription,
-        duration_ms: Math.round(event.durationMs),
-      })
+      .values({ connection_id: event.connectionId, ...eventColumns(event) })
       .returningAll()
       .executeTakeFirstOrThrow();
     return eventFrom(row);
@@ -88,5 +77,20 @@ function eventFrom(row: Selectable<EventsTable>): TokenEvent {
     errorCode: row.error_code,
     errorDescription: row.error_description,
     durationMs: Number(row.duration_ms),
+  };
+}
+
+/** An event's columns but its connection's (a batched renewal writes that one itself). */
+export function eventColumns(event: NewTokenEvent) {
+  return {
+    integration: event.integration,
+    at: event.at,
+    trigger: event.trigger,
+    action: event.action,
+    outcome: event.outcome,
+    http_status: event.httpStatus,
+    error_code: event.errorCode,
+    error_description: event.errorDescription,
+    duration_ms: Math.round(event.durationMs),
   };
 }

@@ -10,10 +10,10 @@
  */
 import { sql } from "kysely";
 import { TokenwardenError } from "../core/errors.js";
-import type { NewTokenEvent } from "../core/events.js";
 import { stateColumns } from "./connection-rows.js";
 import { CHANNEL } from "./pg-notifier.js";
 import { atomically, type SqlContext } from "./sql-context.js";
+import { eventColumns } from "./sql-events.js";
 import type { RenewalWrite, RenewalWritten } from "./store.js";
 
 /** The columns a renewal writes: every one, so a batch writes the same set for all. */
@@ -82,20 +82,6 @@ function input(ctx: SqlContext, write: RenewalWrite, n: number): Input {
   };
   for (const column of WRITTEN) row[column] = columns[column];
   return row;
-}
-
-function eventColumns(event: NewTokenEvent): Record<string, unknown> {
-  return {
-    integration: event.integration,
-    at: event.at,
-    trigger: event.trigger,
-    action: event.action,
-    outcome: event.outcome,
-    http_status: event.httpStatus,
-    error_code: event.errorCode,
-    error_description: event.errorDescription,
-    duration_ms: Math.round(event.durationMs),
-  };
 }
 
 type Done = Map<number, { tokenVersion: number; eventId: number }>;
