@@ -95,78 +95,38 @@ export async function rotateSealedValues(
       after = (rows[rows.length - 1] as { id: string }).id;
     }
 
-    for (const row of await trx
-      .selectFrom("tw_pending_authorizations")
-      .select(["state_hash", "connection_id", "sealed_code_verifier"])
-      .where("sealed_code_verifier", "is not", null)
-      .execute()) {
-      const context = sealingContext.codeVerifier(row.connection_id);
-      await trx
-        .updateTable("tw_pending_authorizations")
-        .set({
-          sealed_code_verifier: sealer.seal(
-            sealer.open(row.sealed_code_verifier as string, context),
-            context,
-          ),
-        })
-        .where("state_hash", "=", row.state_hash)
-        .execute();
-      report.pendingAuthorizations += 1;
-    }
-
-    let deviceAuthorizations = 0;
-    for (const row of await trx
-      .selectFrom("tw_device_authorizations")
-      .select(["connection_id", "sealed_device_code"])
-      .execute()) {
-      const context = sealingContext.deviceCode(row.connection_id);
-      await trx
-        .updateTable("tw_device_authorizations")
-        .set({
-          sealed_device_code: sealer.seal(sealer.open(row.sealed_device_code, context), context),
-        })
-        .where("connection_id", "=", row.connection_id)
-        .execute();
-      deviceAuthorizations += 1;
-    }
-    // Only when there are any, like webhook secrets below.
+    const reseal = (column: SealedColumn) => resealColumn(trx, sealer, column);
+    report.pendingAuthorizations = await reseal({
+      table: "tw_pending_authorizations",
+      key: "state_hash",
+      owner: "connection_id",
+      sealed: "sealed_code_verifier",
+      context: sealingContext.codeVerifier,
+    });
+    // The next three only when there are any: reports from before them keep their shape.
+    const deviceAuthorizations = await reseal({
+      table: "tw_device_authorizations",
+      key: "connection_id",
+      owner: "connection_id",
+      sealed: "sealed_device_code",
+      context: sealingContext.deviceCode,
+    });
     if (deviceAuthorizations > 0) report.deviceAuthorizations = deviceAuthorizations;
-
-    let webhookSecrets = 0;
-    for (const row of await trx
-      .selectFrom("tw_webhooks")
-      .select(["id", "sealed_secret"])
-      .execute()) {
-      const context = webhookSecretContext(row.id);
-      await trx
-        .updateTable("tw_webhooks")
-        .set({ sealed_secret: sealer.seal(sealer.open(row.sealed_secret, context), context) })
-        .where("id", "=", row.id)
-        .execute();
-      webhookSecrets += 1;
-    }
-    // Only when there are any: reports from before webhooks keep their shape.
+    const webhookSecrets = await reseal({
+      table: "tw_webhooks",
+      key: "id",
+      owner: "id",
+      sealed: "sealed_secret",
+      context: webhookSecretContext,
+    });
     if (webhookSecrets > 0) report.webhookSecrets = webhookSecrets;
-
-    let mcpClientSecrets = 0;
-    for (const row of await trx
-      .selectFrom("tw_mcp_clients")
-      .select(["integration", "sealed_client_secret"])
-      .where("sealed_client_secret", "is not", null)
-      .execute()) {
-      const context = sealingContext.mcpClientSecret(row.integration);
-      await trx
-        .updateTable("tw_mcp_clients")
-        .set({
-          sealed_client_secret: sealer.seal(
-            sealer.open(row.sealed_client_secret as string, context),
-            context,
-          ),
-        })
-        .where("integration", "=", row.integration)
-        .execute();
-      mcpClientSecrets += 1;
-    }
+    const mcpClientSecrets = await reseal({
+      table: "tw_mcp_clients",
+      key: "integration",
+      owner: "integration",
+      sealed: "sealed_client_secret",
+      context: sealingContext.mcpClientSecret,
+    });
     if (mcpClientSecrets > 0) report.mcpClientSecrets = mcpClientSecrets;
 
     const total =
@@ -218,4 +178,35 @@ export async function sealLegacyIntegrations(
     }
     return sealed;
   });
+}
+
+/**
+ * A table holding one sealed value per row: `key` picks the row, `owner` names what
+ * the value is bound to (its sealing context). Names come from this module only.
+ */
+interface SealedColumn {
+  table: keyof Database;
+  key: string;
+  owner: string;
+  sealed: string;
+  context: (owner: string) => string;
+}
+
+/** Opens and seals again, under the current key, every value of one sealed column. */
+async function resealColumn(
+  trx: Kysely<Database>,
+  sealer: Sealer,
+  column: SealedColumn,
+): Promise<number> {
+  const { rows } = await sql<{ key: string; owner: string; sealed: string }>`
+    select ${sql.ref(column.key)} as key, ${sql.ref(column.owner)} as owner,
+      ${sql.ref(column.sealed)} as sealed
+    from ${sql.table(column.table)} where ${sql.ref(column.sealed)} is not null`.execute(trx);
+  for (const row of rows) {
+    const context = column.context(row.owner);
+    const resealed = sealer.seal(sealer.open(row.sealed, context), context);
+    await sql`update ${sql.table(column.table)} set ${sql.ref(column.sealed)} = ${resealed}
+      where ${sql.ref(column.key)} = ${row.key}`.execute(trx);
+  }
+  return rows.length;
 }
