@@ -228,7 +228,14 @@ await describeEachDriver("broker on $name", ({ create }) => {
     const failures = await Promise.all(
       Array.from({ length: 50 }, () => caught(() => tw.getToken("rv-1"))),
     );
-    for (const e of failures) expect(e.code).toBe("token_endpoint_error");
+    // Callers that joined the one request get its failure; a caller whose read of the
+    // connection came after that failure was recorded (the database is slower than
+    // the token endpoint under load) gets the state it left. Neither asks again.
+    const codes = new Set(failures.map((e) => e.code));
+    expect(codes.has("token_endpoint_error")).toBe(true);
+    expect([...codes].every((c) => c === "token_endpoint_error" || c === "needs_reauth")).toBe(
+      true,
+    );
     for (let i = 0; i < 5; i++)
       expect(await caught(() => tw.getToken("rv-1"))).toMatchObject({ code: "needs_reauth" });
     expect(op.tokenRequests - before).toBe(1);
