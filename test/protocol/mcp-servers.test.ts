@@ -246,6 +246,7 @@ describe("which client (selection, with a server that takes client ID metadata d
     return new McpServers({
       store,
       clock: systemClock,
+      holderId: "selection-test",
       obtain: async (resource) => ({
         metadata: { resource, authorization_servers: ["https://as.example.com"] },
         maxAgeSeconds: undefined,
