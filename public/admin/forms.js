@@ -68,6 +68,8 @@ function fieldFor(app, kind, name, schema, required, existing) {
   /** @type {HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement} */
   let input;
   const value = existing?.[name];
+  // What the model says of the field beyond its type (grantType: when it may be left out).
+  if (schema.description !== undefined) help.push(schema.description);
   const secret = /** @type {readonly string[]} */ (app.schemas?.secretFields[kind] ?? []);
   if (secret.includes(name)) {
     input = el("input", { id, name, type: "password", autocomplete: "new-password" });
@@ -79,7 +81,9 @@ function fieldFor(app, kind, name, schema, required, existing) {
     input = el(
       "select",
       { id, name },
-      required ? null : el("option", { value: "" }, "(default)"),
+      required
+        ? null
+        : el("option", { value: "" }, schema.default === undefined ? "(not set)" : "(default)"),
       ...schema.enum.map((v) => el("option", { value: String(v) }, String(v))),
     );
     if (value !== undefined) input.value = String(value);
@@ -274,9 +278,12 @@ function showGrantFields(app, kind, grant) {
   }
 }
 
-/** An integration's form follows its grant type. */
+/**
+ * An integration's form follows its grant type. Left out, it is authorization_code
+ * (with an MCP server URL; without one, saving says it is required).
+ */
 function adaptIntegrationForm(/** @type {App} */ app) {
-  const grant = /** @type {HTMLSelectElement} */ ($("#f-grantType")).value;
+  const grant = /** @type {HTMLSelectElement} */ ($("#f-grantType")).value || "authorization_code";
   showGrantFields(app, "integration", /** @type {GrantType} */ (grant));
 }
 

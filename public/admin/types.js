@@ -15,6 +15,7 @@
  * @property {string} [type]
  * @property {unknown[]} [enum]
  * @property {unknown} [default]
+ * @property {string} [description]
  * @property {JsonSchema} [items]
  * @property {JsonSchema[]} [anyOf]
  * @property {Record<string, JsonSchema>} [properties]

@@ -1,6 +1,8 @@
 /**
  * The refresh lease: across every process sharing the store, one holder renews a
- * connection at a time (a "refreshing" flag, but one that a dead holder loses).
+ * connection at a time (a "refreshing" flag, but one that a dead holder loses). The
+ * same leases, under keys no connection has, keep other once-only work to one holder
+ * (an MCP client's registration, mcp-registration.ts).
  *
  * Each claim has a name of its own, so the lease is never re-entrant: two flights in
  * one process exclude each other as two processes do, and only the flight that
@@ -28,7 +30,8 @@ export type LeaseOutcome<T> = { claimed: true; value: T } | { claimed: false };
 /**
  * Runs `work` holding the connection's lease. While another holder has it, waits
  * until `changed()` says waiting is moot (that holder wrote a new token), then
- * returns `{ claimed: false }` without running `work`.
+ * returns `{ claimed: false }` without running `work`. `what` is the work, as a
+ * timeout names it.
  */
 export async function withLease<T>(
   settings: LeaseSettings,
@@ -36,6 +39,7 @@ export async function withLease<T>(
   leaseMs: number,
   changed: () => Promise<boolean>,
   work: () => Promise<T>,
+  what = `refresh connection ${id}`,
 ): Promise<LeaseOutcome<T>> {
   const { store, clock } = settings;
   const claim = `${settings.holderId}#${randomBytes(6).toString("base64url")}`;
@@ -48,10 +52,7 @@ export async function withLease<T>(
     poll = Math.min(poll * 2, WAIT_POLL_MS.max);
     if (await changed()) return { claimed: false };
     if (performance.now() > deadline) {
-      throw new TokenwardenError(
-        "timeout",
-        `gave up waiting for another process to refresh connection ${id}`,
-      );
+      throw new TokenwardenError("timeout", `gave up waiting for another process to ${what}`);
     }
   }
   const keepAlive = setInterval(() => {

@@ -5,9 +5,10 @@
  * API, and its scopes the default ones. The client is, in this order: the
  * integration's (or connection's) `clientId`; a client ID metadata document served by
  * the service, when the authorization server takes them and the document's URL is
- * https; a client registered at the server (RFC 7591), kept in the store with its
- * secret sealed and reused. Which one was used is kept too, so the callback, refreshes
- * and revocation speak as the same client as the authorization did.
+ * https; a client registered at the server (RFC 7591), once per integration across
+ * processes (mcp-registration.ts), kept in the store with its secret sealed and
+ * reused. Which one was used is kept too, so the callback, refreshes and revocation
+ * speak as the same client as the authorization did.
  */
 
 import type { Clock } from "../core/clock.js";
@@ -16,7 +17,6 @@ import { CLIENT_AUTH_METHODS, type ClientAuthMethod } from "../core/integration.
 import { MCP_CLIENT_TO_FIND, type ResolvedIntegration } from "../core/resolve.js";
 import { type ServerMetadata, withServerMetadata } from "../core/server-metadata.js";
 import {
-  clientMetadata,
   isClientMetadataDocumentUrl,
   type registerClient,
   registrationAuthMethod,
@@ -26,9 +26,9 @@ import type {
   ObtainedResourceMetadata,
   ProtectedResourceMetadata,
 } from "../oauth/protected-resource.js";
-import type { McpClient, McpClientStore } from "../store/store.js";
+import type { LeaseStore, McpClient, McpClientStore } from "../store/store.js";
 import { DiscoveryCache } from "./discovery-cache.js";
-import { SingleFlight } from "./single-flight.js";
+import { fitsRegistered, McpRegistrations } from "./mcp-registration.js";
 
 /** What starting an authorization brings that later steps do not know. */
 export interface AuthorizationStartOptions {
@@ -52,8 +52,10 @@ export type ServerMetadataOf = (
 ) => Promise<ServerMetadata>;
 
 interface McpServersDeps {
-  store: McpClientStore;
+  store: McpClientStore & LeaseStore;
   clock: Clock;
+  /** This process, as leases name it (a registration holds one: mcp-registration.ts). */
+  holderId: string;
   obtain: ObtainResourceMetadata;
   serverMetadata: ServerMetadataOf;
   /** RFC 7591 registration (client-registration.ts), through the broker's HTTP client. */
@@ -65,12 +67,13 @@ export class McpServers {
   readonly #resources: DiscoveryCache<
     ProtectedResourceMetadata & { authorization_servers: string[] }
   >;
-  /** One registration at a time per integration in this process. */
-  readonly #registrations = new SingleFlight<string, McpClient>();
+  /** One registration per integration, across this process and the others. */
+  readonly #registrations: McpRegistrations;
 
   constructor(deps: McpServersDeps) {
     this.#deps = deps;
     this.#resources = new DiscoveryCache(deps.clock, deps.obtain);
+    this.#registrations = new McpRegistrations(deps);
   }
 
   /**
@@ -144,7 +147,7 @@ export class McpServers {
       if (!unchanged) await store.putMcpClient(integration, client, clock.now());
       return client;
     }
-    if (stored?.kind === "registered" && sameServer && stored.redirectUris.includes(redirectUri)) {
+    if (fitsRegistered(stored, { integration, issuer: server.issuer, redirectUri })) {
       return stored;
     }
     const endpoint = server.registration_endpoint;
@@ -161,33 +164,13 @@ export class McpServers {
         { field: "clientId" },
       );
     }
-    return this.#registrations.run(integration, async () => {
-      // Another start may have registered while this one waited.
-      const now = await store.getMcpClient(integration);
-      if (
-        now?.kind === "registered" &&
-        now.issuer === server.issuer &&
-        now.redirectUris.includes(redirectUri) &&
-        now.clientId !== stored?.clientId
-      ) {
-        return now;
-      }
-      const method = registrationAuthMethod(server.token_endpoint_auth_methods_supported);
-      const registered = await this.#deps.register(
-        endpoint,
-        clientMetadata(redirectUri, method),
-        transport,
-      );
-      const client: McpClient = {
-        issuer: server.issuer,
-        clientId: registered.clientId,
-        kind: "registered",
-        clientAuth: registered.clientAuth,
-        clientSecret: registered.clientSecret,
-        redirectUris: [redirectUri],
-      };
-      await store.putMcpClient(integration, client, clock.now());
-      return client;
+    return this.#registrations.registered({
+      integration,
+      issuer: server.issuer,
+      redirectUri,
+      endpoint,
+      authMethod: registrationAuthMethod(server.token_endpoint_auth_methods_supported),
+      transport,
     });
   }
 }

@@ -15,9 +15,16 @@ import { discoverServer } from "../oauth/discovery.js";
 import type { HttpClient } from "../oauth/http.js";
 import { obtainProtectedResourceMetadata } from "../oauth/protected-resource.js";
 import type { ProtocolOptions } from "../oauth/token-endpoint.js";
-import type { LearnedClientAuthStore, McpClientStore } from "../store/store.js";
+import type { LearnedClientAuthStore, LeaseStore, McpClientStore } from "../store/store.js";
 import { type Discover, DiscoveryCache } from "./discovery-cache.js";
 import { type AuthorizationStartOptions, McpServers } from "./mcp-servers.js";
+
+export interface ProtocolSupportSettings {
+  store: LearnedClientAuthStore & McpClientStore & LeaseStore;
+  clock: Clock;
+  http: HttpClient;
+  holderId: string;
+}
 
 export class ProtocolSupport {
   readonly #store: LearnedClientAuthStore;
@@ -26,13 +33,13 @@ export class ProtocolSupport {
   readonly #discovery: DiscoveryCache;
   readonly #mcp: McpServers;
 
-  /** `http` is the broker's client: discovery and every protocol call go through its pools. */
-  constructor(
-    store: LearnedClientAuthStore & McpClientStore,
-    clock: Clock,
-    http: HttpClient,
-    discover?: Discover,
-  ) {
+  /**
+   * `http` is the broker's client: discovery and every protocol call go through its
+   * pools. `holderId` names this process in the leases an MCP client's registration
+   * holds.
+   */
+  constructor(settings: ProtocolSupportSettings, discover?: Discover) {
+    const { store, clock, http, holderId } = settings;
     this.#store = store;
     this.#clock = clock;
     this.#http = http;
@@ -44,6 +51,7 @@ export class ProtocolSupport {
     this.#mcp = new McpServers({
       store,
       clock,
+      holderId,
       obtain: (url, transport) => obtainProtectedResourceMetadata(url, transport, { http }),
       serverMetadata: (url, transport) => discovery.metadata(url, transport),
       register: (endpoint, metadata, transport) =>

@@ -109,7 +109,12 @@ export class Tokenwarden extends EventEmitter<{
       this.emit("warning", warning),
     );
     this.#http = new HttpClient(options.http);
-    this.#protocol = new ProtocolSupport(store, this.clock, this.#http);
+    this.#protocol = new ProtocolSupport({
+      store,
+      clock: this.clock,
+      http: this.#http,
+      holderId: this.holderId,
+    });
     const publish = (id: string) => this.#caches.publish(`connection:${id}`);
     // What most parts take; each reads the fields its own context names.
     const shared = {

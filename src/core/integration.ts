@@ -75,6 +75,12 @@ const SERVER_AND_KEY_FIELDS = {
     .optional(),
 };
 
+/**
+ * The grant an integration with `mcpServerUrl` and no `grantType` uses (and the only
+ * one a missing grant may mean: without an MCP server it is required).
+ */
+const MCP_GRANT_TYPE = "authorization_code" satisfies (typeof GRANT_TYPES)[number];
+
 /** RFC 9728 §3: a resource identifier is https; a test server or sidecar on this machine may be http. */
 function isMcpServerUrl(value: string): boolean {
   if (value.includes("{") || !URL.canParse(value)) return false;
@@ -83,11 +89,16 @@ function isMcpServerUrl(value: string): boolean {
   return url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url.hostname));
 }
 
-const integrationObjectSchema = z.strictObject({
+/** The fields, each on its own; `integrationSchema` adds what spans them. */
+export const integrationObjectSchema = z.strictObject({
   ...grantFields,
   key: idSchema,
   displayName: z.string().min(1).max(200).optional(),
-  grantType: z.enum(GRANT_TYPES),
+  /** Required unless `mcpServerUrl` is given (then `authorization_code`). */
+  grantType: z
+    .enum(GRANT_TYPES)
+    .describe("Required, except with mcpServerUrl, where it is authorization_code when left out")
+    .optional(),
   authorizationUrl: urlTemplateSchema.optional(),
   /** Required unless `discoveryUrl` supplies it. */
   tokenUrl: urlTemplateSchema.optional(),
@@ -168,40 +179,60 @@ export const NON_TEMPLATE_FIELDS = [
   "mcpServerUrl",
 ] as const;
 
-export const integrationSchema = integrationObjectSchema.superRefine((integration, ctx) => {
-  const discovered =
-    integration.discoveryUrl !== undefined || integration.mcpServerUrl !== undefined;
-  if (integration.tokenUrl === undefined && !discovered) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["tokenUrl"],
-      message: "is required (or set discoveryUrl or mcpServerUrl)",
-    });
-  }
-  checkClientAuth(integration, ctx);
-  if (
-    integration.grantType === "authorization_code" &&
-    integration.authorizationUrl === undefined &&
-    !discovered
-  ) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["authorizationUrl"],
-      message: "is required for grantType authorization_code (or set discoveryUrl or mcpServerUrl)",
-    });
-  }
-  const declared = new Set(integration.parameters);
-  for (const { field, name } of placeholdersDeep(integration, { skip: NON_TEMPLATE_FIELDS })) {
-    const allowedHere = name === TOKEN_PLACEHOLDER && field === "tokenPlacement.template";
-    if (!allowedHere && !declared.has(name)) {
+/**
+ * An integration as written: the fields, what spans them, and `grantType` filled in
+ * for an MCP server. The published JSON Schema is this one's input, so it shows
+ * `grantType` as optional and the check below names it when it is missing.
+ */
+export const integrationSchema = integrationObjectSchema
+  .superRefine((integration, ctx) => {
+    const discovered =
+      integration.discoveryUrl !== undefined || integration.mcpServerUrl !== undefined;
+    if (integration.grantType === undefined && integration.mcpServerUrl === undefined) {
       ctx.addIssue({
         code: "custom",
-        path: field.split("."),
-        message: `uses {${name}}, which is not in parameters`,
+        path: ["grantType"],
+        message: "is required (or set mcpServerUrl, which makes it authorization_code)",
       });
     }
-  }
-});
+    if (integration.tokenUrl === undefined && !discovered) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tokenUrl"],
+        message: "is required (or set discoveryUrl or mcpServerUrl)",
+      });
+    }
+    checkClientAuth(integration, ctx);
+    if (
+      integration.grantType === "authorization_code" &&
+      integration.authorizationUrl === undefined &&
+      !discovered
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["authorizationUrl"],
+        message:
+          "is required for grantType authorization_code (or set discoveryUrl or mcpServerUrl)",
+      });
+    }
+    const declared = new Set(integration.parameters);
+    for (const { field, name } of placeholdersDeep(integration, { skip: NON_TEMPLATE_FIELDS })) {
+      const allowedHere = name === TOKEN_PLACEHOLDER && field === "tokenPlacement.template";
+      if (!allowedHere && !declared.has(name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: field.split("."),
+          message: `uses {${name}}, which is not in parameters`,
+        });
+      }
+    }
+  })
+  .transform((integration) => ({
+    ...integration,
+    grantType: integration.grantType ?? MCP_GRANT_TYPE,
+  }))
+  // The check above, as JSON Schema says it: a grant type, or an MCP server.
+  .meta({ anyOf: [{ required: ["grantType"] }, { required: ["mcpServerUrl"] }] });
 
 /** Fields of an integration that are secrets: stored sealed, never returned. */
 export const INTEGRATION_SECRET_FIELDS = ["clientSecret", "clientPrivateKey"] as const;
@@ -211,13 +242,5 @@ export type Integration = z.output<typeof integrationSchema>;
 
 /** Validates and normalizes an integration; throws `invalid_config` naming each field. */
 export function parseIntegration(input: unknown): Integration {
-  return parseOrThrow(integrationSchema, withMcpGrantType(input));
-}
-
-/** An MCP server is authorized with the authorization code grant unless the integration says otherwise. */
-function withMcpGrantType(input: unknown): unknown {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) return input;
-  const fields = input as Record<string, unknown>;
-  if (fields.mcpServerUrl === undefined || fields.grantType !== undefined) return input;
-  return { ...fields, grantType: "authorization_code" };
+  return parseOrThrow(integrationSchema, input);
 }

@@ -13,7 +13,7 @@ import { CONNECTION_STATUSES, connectionSchema } from "../core/connection.js";
 import { ERROR_CODES } from "../core/errors.js";
 import type { TokenEvent } from "../core/events.js";
 import { EVENT_TRIGGERS } from "../core/events.js";
-import { integrationSchema } from "../core/integration.js";
+import { GRANT_TYPES, integrationObjectSchema } from "../core/integration.js";
 import { LIFECYCLE_EVENT_TYPES } from "../core/lifecycle.js";
 import { DELIVERY_STATUSES } from "../core/webhook.js";
 import { QUIRK_KINDS } from "../presets/catalogue.js";
@@ -23,7 +23,9 @@ const isoTime = z.string().describe("ISO 8601");
 
 export const integrationViewSchema = z
   .strictObject({
-    ...integrationSchema.shape,
+    ...integrationObjectSchema.shape,
+    // Always there once written (an MCP server's integration gets authorization_code).
+    grantType: z.enum(GRANT_TYPES),
     clientSecret: secretFlag,
     clientPrivateKey: secretFlag,
     // Their output is built by a transform, which JSON Schema cannot follow: said here.

@@ -169,6 +169,10 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
     await page.locator("#new-integration").click();
     const form = page.locator("#form-dialog");
     const field = (name: string) => form.locator(`[data-field="${name}"]`);
+    // Left out, the grant is authorization_code only with an MCP server: the form says so.
+    expect(await form.getByLabel("Grant Type").inputValue()).toBe("");
+    expect(await field("grantType").textContent()).toContain("mcpServerUrl");
+    expect(await field("authorizationUrl").isVisible()).toBe(true);
     await form.getByLabel("Grant Type").selectOption("client_credentials");
     for (const name of ["authorizationUrl", "pkce", "authorizationParams"]) {
       expect(await field(name).isHidden()).toBe(true);

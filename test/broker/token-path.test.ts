@@ -221,7 +221,7 @@ describe("a holder that lost the race", () => {
       random: () => 0.5,
       events: new EventLog(store, clock, () => undefined),
       http,
-      protocol: new ProtocolSupport(store, clock, http),
+      protocol: new ProtocolSupport({ store, clock, http, holderId: "token-path-test" }),
       publish: async () => undefined,
       keepUnwritten: () => undefined,
     });

@@ -37,8 +37,9 @@ import { caught, type LooseJson } from "../helpers.js";
  * Acting as the client of a remote MCP server: its RFC 9728 metadata (at the
  * well-known URL, or where its 401 points) names a real oidc-provider, where the
  * client is the integration's own, or registered (RFC 7591), through the library and
- * the REST API. oidc-provider does not take client ID metadata documents: that choice
- * is tested on its own below, with the document the service serves.
+ * the REST API. Which client is chosen is tested on its own below; a client ID
+ * metadata document end to end, with oidc-provider fetching it from the service
+ * behind https, is in mcp-client-document.test.ts.
  */
 const API_KEY = "mcp-servers-test-key-0123456789";
 
@@ -228,7 +229,7 @@ describe("refusals", () => {
   });
 });
 
-describe("which client (selection, with a server that takes client ID metadata documents)", () => {
+describe("which client (selection alone, with a server that takes client ID metadata documents)", () => {
   let store: Store;
   let registrations: number;
   const DOCUMENT = "https://tw.example.com/oauth/client-metadata.json";
@@ -246,6 +247,7 @@ describe("which client (selection, with a server that takes client ID metadata d
     return new McpServers({
       store,
       clock: systemClock,
+      holderId: "selection-test",
       obtain: async (resource) => ({
         metadata: { resource, authorization_servers: ["https://as.example.com"] },
         maxAgeSeconds: undefined,
