@@ -10,11 +10,17 @@
  * restart, and those whose poller went away. Each poll holds the connection's lease
  * and first reads the flow again, so a cluster polls each flow once per interval, never
  * after it ended, and never with a device code already used. A new flow for the same
- * connection replaces the running one, in every process.
+ * connection replaces the running one, in every process, and a cancelled one ends there.
+ *
+ * The connection is read again for each poll (an integration changed meanwhile is
+ * polled as it is now; a deleted connection ends its flow), its endpoints filled from
+ * discovery. A poll that fails for now (no answer, a 5xx, a 429) does not end the flow:
+ * the next one waits longer (device-polling.ts), until the code expires.
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Clock } from "../core/clock.js";
+import { isTransientPollFailure, pollBackoffMs } from "../core/device-polling.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError, summarize } from "../core/failure.js";
 import type { TokenSet } from "../core/token-set.js";
@@ -24,6 +30,7 @@ import type { HttpClient } from "../oauth/http.js";
 import type { Store } from "../store/store.js";
 import type { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
+import type { ProtocolSupport } from "./protocol-support.js";
 import { boundTo, dpopFor, type Loaded, loadConnection, type Renewer } from "./renewer.js";
 import type { TokenSource } from "./token-source.js";
 
@@ -46,6 +53,8 @@ export interface DeviceFlowContext {
   tokens: TokenSource;
   events: EventLog;
   dpopNonces: DpopNonces;
+  /** Discovery fills the endpoints an integration leaves out; `auto` remembers its method. */
+  protocol: ProtocolSupport;
   /**
    * Whether this process takes up flows it did not start: those in the store when it
    * starts, and any whose next poll is long overdue (the process polling it is gone).
@@ -71,10 +80,18 @@ interface Following {
 
 /** What one poll, under the lease, found. */
 type Step =
-  | { kind: "ended" } // authorized, refused or replaced, here or by another process
-  | { kind: "wait" }
+  | { kind: "ended" } // authorized, refused, replaced or cancelled, here or by another process
+  | { kind: "wait" } // not due yet: another process just polled
+  | { kind: "pending" } // authorization_pending or slow_down: polled again at the interval
+  | { kind: "retry"; failure: TokenwardenError } // failed for now: polled again later
   | { kind: "token"; token: TokenSet }
   | { kind: "failed"; failure: TokenwardenError };
+
+/** This process's polls of one flow that failed for now, in a row, and the last failure. */
+interface Retries {
+  count: number;
+  last: TokenwardenError | undefined;
+}
 
 export class DeviceFlows {
   readonly #ctx: DeviceFlowContext;
@@ -95,7 +112,7 @@ export class DeviceFlows {
 
   async start(id: string): Promise<DeviceAuthorizationStarted> {
     const { clock, store } = this.#ctx;
-    const loaded = await loadConnection(store, id);
+    const loaded = await this.#load(id);
     if (loaded.integration.grantType !== "device_code") {
       throw invalidConfig(
         "grantType",
@@ -211,6 +228,7 @@ export class DeviceFlows {
     }
     // The new tokens are bound to a new key (the old tokens, if any, are replaced).
     const dpop = await dpopFor(loaded.integration, undefined, this.#ctx.dpopNonces);
+    const retries: Retries = { count: 0, last: undefined };
     for (;;) {
       const flow = await store.getDeviceAuthorization(id);
       if (flow?.flowId !== flowId) return;
@@ -219,7 +237,7 @@ export class DeviceFlows {
         try {
           await (clock.sleep?.(waitMs, signal) ?? sleep(waitMs, undefined, { signal }));
         } catch {
-          return; // replaced by a newer flow here, or the broker is closing
+          return; // replaced by a newer flow here, cancelled, or the broker is closing
         }
         if (signal.aborted) return;
         continue; // read it again: another process may have polled meanwhile
@@ -229,13 +247,27 @@ export class DeviceFlows {
         id,
         loaded.resolved.timeoutMs + LEASE_MARGIN_MS,
         async () => false,
-        () => this.#pollOnce(loaded, flowId, dpop),
+        () => this.#pollOnce(id, flowId, dpop, retries),
       );
       if (!outcome.claimed) continue;
       const step = outcome.value;
       if (step.kind === "ended") return;
       if (step.kind === "wait") continue;
-      if (step.kind === "failed") throw await this.#fail(loaded, started, step.failure);
+      if (step.kind === "pending") {
+        retries.count = 0;
+        retries.last = undefined;
+        continue;
+      }
+      if (step.kind === "retry") {
+        retries.count += 1;
+        retries.last = step.failure;
+        continue;
+      }
+      if (step.kind === "failed") {
+        // The connection (or its integration) was deleted: its flow went with it.
+        if (step.failure.code === "not_found") throw step.failure;
+        throw await this.#fail(loaded, started, step.failure);
+      }
       const { token } = step;
       await this.#ctx.tokens.exclusive(id, async () => {
         const current = await loadConnection(store, id);
@@ -250,33 +282,43 @@ export class DeviceFlows {
     }
   }
 
+  /** The connection as it is now, its endpoints filled from discovery. */
+  async #load(id: string): Promise<Loaded> {
+    const loaded = await loadConnection(this.#ctx.store, id);
+    return { ...loaded, resolved: await this.#ctx.protocol.prepare(loaded.resolved) };
+  }
+
   /** One poll, holding the lease: the flow is read again first, and moved on after. */
-  async #pollOnce(loaded: Loaded, flowId: string, dpop: DpopContext | undefined): Promise<Step> {
+  async #pollOnce(
+    id: string,
+    flowId: string,
+    dpop: DpopContext | undefined,
+    retries: Retries,
+  ): Promise<Step> {
     const { clock, store } = this.#ctx;
-    const id = loaded.stored.connection.id;
     const flow = await store.getDeviceAuthorization(id);
     if (flow?.flowId !== flowId) return { kind: "ended" };
     if (clock.now() >= flow.expiresAt) {
       if (!(await store.deleteDeviceAuthorization(id, flowId))) return { kind: "ended" };
+      const lastFailure =
+        retries.last === undefined ? "" : ` (the last poll failed: ${retries.last.message})`;
       return {
         kind: "failed",
         failure: new TokenwardenError(
           "needs_reauth",
-          `the user code for connection ${id} expired before it was approved; start again`,
+          `the user code for connection ${id} expired before it was approved${lastFailure}; start again`,
           { oauthError: "expired_token" },
         ),
       };
     }
     if (clock.now() < flow.nextPollAt) return { kind: "wait" }; // another process just polled
+    let token: TokenSet;
     try {
-      const token = await pollDeviceToken(loaded.resolved, flow.deviceCode, {
-        clock,
-        http: this.#ctx.http,
+      const loaded = await this.#load(id);
+      token = await pollDeviceToken(loaded.resolved, flow.deviceCode, {
+        ...this.#ctx.protocol.options(loaded.resolved),
         ...(dpop === undefined ? {} : { dpop }),
       });
-      // Ended before the lease is let go: no process polls with a used device code.
-      await store.deleteDeviceAuthorization(id, flowId);
-      return { kind: "token", token: boundTo(token, dpop) };
     } catch (error) {
       const failure = asTokenwardenError(error);
       const slowDown = failure.oauthError === "slow_down";
@@ -286,12 +328,28 @@ export class DeviceFlows {
           intervalMs,
           nextPollAt: clock.now() + intervalMs,
         });
-        return { kind: "wait" };
+        return { kind: "pending" };
       }
-      // access_denied, expired_token, or the server failing: the flow ends here.
+      if (isTransientPollFailure(failure)) {
+        // The interval stays the server's; only this wait is longer.
+        const backoffMs = pollBackoffMs(
+          flow.intervalMs,
+          retries.count + 1,
+          failure.retryAfterSeconds,
+        );
+        await store.rescheduleDeviceAuthorization(id, flowId, {
+          intervalMs: flow.intervalMs,
+          nextPollAt: clock.now() + backoffMs,
+        });
+        return { kind: "retry", failure };
+      }
+      // access_denied, expired_token, another refusal, or the connection gone: it ends here.
       await store.deleteDeviceAuthorization(id, flowId);
       return { kind: "failed", failure };
     }
+    // Ended before the lease is let go: no process polls with a used device code.
+    await store.deleteDeviceAuthorization(id, flowId);
+    return { kind: "token", token: boundTo(token, dpop) };
   }
 
   async #fail(
