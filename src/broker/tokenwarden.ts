@@ -141,6 +141,7 @@ export class Tokenwarden extends EventEmitter<{
     this.#caches = new CacheSync(store, this.holderId, {
       tokens: this.#tokens,
       scopes: this.#scopes,
+      protocol: this.#protocol,
     });
     const tokenPath = { ...shared, renewer: this.#renewer, tokens: this.#tokens };
     this.#connectionTokens = new ConnectionTokens({
