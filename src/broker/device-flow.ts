@@ -12,26 +12,22 @@
  * after it ended, and never with a device code already used. A new flow for the same
  * connection replaces the running one, in every process, and a cancelled one ends there.
  *
- * The connection is read again for each poll (an integration changed meanwhile is
- * polled as it is now; a deleted connection ends its flow), its endpoints filled from
- * discovery. A poll that fails for now (no answer, a 5xx, a 429) does not end the flow:
- * the next one waits longer (device-polling.ts), until the code expires.
+ * Each poll itself, and what a failed one means, is device-poll.ts.
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Clock } from "../core/clock.js";
-import { isTransientPollFailure, pollBackoffMs } from "../core/device-polling.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError, summarize } from "../core/failure.js";
-import type { TokenSet } from "../core/token-set.js";
-import type { DpopContext, DpopNonces } from "../oauth/dpop.js";
-import { pollDeviceToken, requestDeviceAuthorization } from "../oauth/extension-grants.js";
+import type { DpopNonces } from "../oauth/dpop.js";
+import { requestDeviceAuthorization } from "../oauth/extension-grants.js";
 import type { HttpClient } from "../oauth/http.js";
 import type { Store } from "../store/store.js";
+import { loadPrepared, newRetries, pollOnce } from "./device-poll.js";
 import type { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
 import type { ProtocolSupport } from "./protocol-support.js";
-import { boundTo, dpopFor, type Loaded, loadConnection, type Renewer } from "./renewer.js";
+import { dpopFor, type Loaded, loadConnection, type Renewer } from "./renewer.js";
 import type { TokenSource } from "./token-source.js";
 
 /** What the person needs: `POST /v1/connections/:id/authorize`'s answer. */
@@ -62,8 +58,6 @@ export interface DeviceFlowContext {
   adopt: boolean;
 }
 
-/** RFC 8628 §3.5: `slow_down` adds 5 seconds to the interval, for every later poll. */
-const SLOW_DOWN_MS = 5000;
 const LEASE_MARGIN_MS = 2000;
 /** How often an adopting process looks for flows nobody polls. */
 const ADOPT_EVERY_MS = 15_000;
@@ -76,21 +70,6 @@ interface Following {
   /** Settles when the flow ends: with the connection authorized, or with why it did not. */
   done: Promise<void>;
   failure: TokenwardenError | undefined;
-}
-
-/** What one poll, under the lease, found. */
-type Step =
-  | { kind: "ended" } // authorized, refused, replaced or cancelled, here or by another process
-  | { kind: "wait" } // not due yet: another process just polled
-  | { kind: "pending" } // authorization_pending or slow_down: polled again at the interval
-  | { kind: "retry"; failure: TokenwardenError } // failed for now: polled again later
-  | { kind: "token"; token: TokenSet }
-  | { kind: "failed"; failure: TokenwardenError };
-
-/** This process's polls of one flow that failed for now, in a row, and the last failure. */
-interface Retries {
-  count: number;
-  last: TokenwardenError | undefined;
 }
 
 export class DeviceFlows {
@@ -112,7 +91,7 @@ export class DeviceFlows {
 
   async start(id: string): Promise<DeviceAuthorizationStarted> {
     const { clock, store } = this.#ctx;
-    const loaded = await this.#load(id);
+    const loaded = await loadPrepared(this.#ctx, id);
     if (loaded.integration.grantType !== "device_code") {
       throw invalidConfig(
         "grantType",
@@ -158,6 +137,56 @@ export class DeviceFlows {
     }
     await following.done;
     if (following.failure !== undefined) throw following.failure;
+  }
+
+  /**
+   * Withdraws the connection's pending flow (the person gave up, or the command that
+   * waited on it was interrupted). It is deleted under the connection's lease, so a
+   * poll in flight anywhere finishes first and none follows; every process following
+   * it stops at its next look, waiters here are told it was cancelled, and so is the
+   * history (an `authorize` event). `not_found` when no flow is pending.
+   */
+  async cancel(id: string): Promise<void> {
+    const { store, events } = this.#ctx;
+    const started = performance.now();
+    const loaded = await loadConnection(store, id);
+    const outcome = await withLease(
+      this.#ctx,
+      id,
+      loaded.resolved.timeoutMs + LEASE_MARGIN_MS,
+      async () => false,
+      async () => {
+        const flow = await store.getDeviceAuthorization(id);
+        if (flow === undefined) return undefined;
+        return (await store.deleteDeviceAuthorization(id, flow.flowId)) ? flow.flowId : undefined;
+      },
+    );
+    const flowId = outcome.claimed ? outcome.value : undefined;
+    if (flowId === undefined)
+      throw new TokenwardenError(
+        "not_found",
+        `connection ${id} has no device authorization pending`,
+      );
+    const cancelled = new TokenwardenError(
+      "conflict",
+      `the device authorization of connection ${id} was cancelled before it was approved; start it again`,
+    );
+    const following = this.#following.get(id);
+    if (following?.flowId === flowId) {
+      following.failure = cancelled;
+      following.abort.abort();
+    }
+    await events
+      .record(
+        { connectionId: id, integration: loaded.integration.key },
+        "manual",
+        "authorize",
+        started,
+        {
+          error: cancelled,
+        },
+      )
+      .catch(() => undefined);
   }
 
   /** Stops polling here; the flows stay in the store for another process, or the next start. */
@@ -228,7 +257,7 @@ export class DeviceFlows {
     }
     // The new tokens are bound to a new key (the old tokens, if any, are replaced).
     const dpop = await dpopFor(loaded.integration, undefined, this.#ctx.dpopNonces);
-    const retries: Retries = { count: 0, last: undefined };
+    const retries = newRetries();
     for (;;) {
       const flow = await store.getDeviceAuthorization(id);
       if (flow?.flowId !== flowId) return;
@@ -247,7 +276,7 @@ export class DeviceFlows {
         id,
         loaded.resolved.timeoutMs + LEASE_MARGIN_MS,
         async () => false,
-        () => this.#pollOnce(id, flowId, dpop, retries),
+        () => pollOnce(this.#ctx, id, flowId, dpop, retries),
       );
       if (!outcome.claimed) continue;
       const step = outcome.value;
@@ -280,76 +309,6 @@ export class DeviceFlows {
       });
       return;
     }
-  }
-
-  /** The connection as it is now, its endpoints filled from discovery. */
-  async #load(id: string): Promise<Loaded> {
-    const loaded = await loadConnection(this.#ctx.store, id);
-    return { ...loaded, resolved: await this.#ctx.protocol.prepare(loaded.resolved) };
-  }
-
-  /** One poll, holding the lease: the flow is read again first, and moved on after. */
-  async #pollOnce(
-    id: string,
-    flowId: string,
-    dpop: DpopContext | undefined,
-    retries: Retries,
-  ): Promise<Step> {
-    const { clock, store } = this.#ctx;
-    const flow = await store.getDeviceAuthorization(id);
-    if (flow?.flowId !== flowId) return { kind: "ended" };
-    if (clock.now() >= flow.expiresAt) {
-      if (!(await store.deleteDeviceAuthorization(id, flowId))) return { kind: "ended" };
-      const lastFailure =
-        retries.last === undefined ? "" : ` (the last poll failed: ${retries.last.message})`;
-      return {
-        kind: "failed",
-        failure: new TokenwardenError(
-          "needs_reauth",
-          `the user code for connection ${id} expired before it was approved${lastFailure}; start again`,
-          { oauthError: "expired_token" },
-        ),
-      };
-    }
-    if (clock.now() < flow.nextPollAt) return { kind: "wait" }; // another process just polled
-    let token: TokenSet;
-    try {
-      const loaded = await this.#load(id);
-      token = await pollDeviceToken(loaded.resolved, flow.deviceCode, {
-        ...this.#ctx.protocol.options(loaded.resolved),
-        ...(dpop === undefined ? {} : { dpop }),
-      });
-    } catch (error) {
-      const failure = asTokenwardenError(error);
-      const slowDown = failure.oauthError === "slow_down";
-      if (slowDown || failure.oauthError === "authorization_pending") {
-        const intervalMs = flow.intervalMs + (slowDown ? SLOW_DOWN_MS : 0);
-        await store.rescheduleDeviceAuthorization(id, flowId, {
-          intervalMs,
-          nextPollAt: clock.now() + intervalMs,
-        });
-        return { kind: "pending" };
-      }
-      if (isTransientPollFailure(failure)) {
-        // The interval stays the server's; only this wait is longer.
-        const backoffMs = pollBackoffMs(
-          flow.intervalMs,
-          retries.count + 1,
-          failure.retryAfterSeconds,
-        );
-        await store.rescheduleDeviceAuthorization(id, flowId, {
-          intervalMs: flow.intervalMs,
-          nextPollAt: clock.now() + backoffMs,
-        });
-        return { kind: "retry", failure };
-      }
-      // access_denied, expired_token, another refusal, or the connection gone: it ends here.
-      await store.deleteDeviceAuthorization(id, flowId);
-      return { kind: "failed", failure };
-    }
-    // Ended before the lease is let go: no process polls with a used device code.
-    await store.deleteDeviceAuthorization(id, flowId);
-    return { kind: "token", token: boundTo(token, dpop) };
   }
 
   async #fail(

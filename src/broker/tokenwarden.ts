@@ -389,6 +389,14 @@ export class Tokenwarden extends EventEmitter<{
     return this.getConnection(id);
   }
 
+  /**
+   * Withdraws `id`'s pending device authorization: no process polls it again; waiters
+   * are told (`conflict`). `not_found` when none is pending.
+   */
+  cancelDeviceAuthorization(id: string): Promise<void> {
+    return this.#deviceFlows.cancel(id);
+  }
+
   /** RFC 9449 §4: a DPoP proof for a call a workflow makes itself with the token. */
   dpopProof(id: string, request: { method: string; url: string }): Promise<{ proof: string }> {
     return this.#connectionTokens.dpopProof(id, request);
