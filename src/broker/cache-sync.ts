@@ -1,20 +1,24 @@
 /**
- * Keeps what each process caches about a connection (its token, its scope) in step
- * with the store: a change made here drops this process's entries and is told to the
- * others on the store's change channel (`holderId|connection:<id>`, or
- * `|integration:<key>`); a change told by another process drops ours. Telling is best
- * effort: another process's cached token still ends at its expiry.
+ * Keeps what each process caches about a connection (its token, its scope) and about
+ * an integration (its connections' tokens, the discovery and protected resource
+ * metadata it was prepared with) in step with the store: a change made here drops this
+ * process's entries and is told to the others on the store's change channel
+ * (`holderId|connection:<id>`, or `|integration:<key>`, for a change or a deletion); a
+ * change told by another process drops ours. Telling is best effort: another process's
+ * cached token still ends at its expiry, its documents at their max-age.
  */
 import type { ChangeFeed } from "../store/store.js";
+import type { ProtocolSupport } from "./protocol-support.js";
 import type { ScopeCache } from "./scope-cache.js";
 import type { TokenSource } from "./token-source.js";
 
 export type ChangeTopic = `connection:${string}` | `integration:${string}`;
 
-/** The caches a change empties: tokens (per connection and per integration), scopes. */
+/** The caches a change empties: tokens (per connection and per integration), scopes, documents. */
 export interface SyncedCaches {
   tokens: Pick<TokenSource, "forget" | "forgetIntegration" | "forgetAll">;
   scopes: Pick<ScopeCache, "forget" | "forgetAll">;
+  protocol: Pick<ProtocolSupport, "forgetIntegration" | "forgetDiscovery">;
 }
 
 export class CacheSync {
@@ -37,6 +41,7 @@ export class CacheSync {
       () => {
         this.#caches.tokens.forgetAll();
         this.#caches.scopes.forgetAll();
+        this.#caches.protocol.forgetDiscovery();
       },
     );
   }
@@ -53,9 +58,9 @@ export class CacheSync {
     this.#caches.scopes.forget(id);
   }
 
-  /** An integration changed here: forget its connections' tokens, then tell the others. */
+  /** An integration changed or was deleted here: forget what it cached, then tell the others. */
   async integrationChanged(key: string): Promise<void> {
-    this.#caches.tokens.forgetIntegration(key);
+    this.#forgetIntegration(key);
     await this.publish(`integration:${key}`);
   }
 
@@ -79,7 +84,12 @@ export class CacheSync {
     if (topic.startsWith("connection:")) {
       this.forgetConnection(topic.slice("connection:".length));
     } else if (topic.startsWith("integration:")) {
-      this.#caches.tokens.forgetIntegration(topic.slice("integration:".length));
+      this.#forgetIntegration(topic.slice("integration:".length));
     }
+  }
+
+  #forgetIntegration(key: string): void {
+    this.#caches.tokens.forgetIntegration(key);
+    this.#caches.protocol.forgetIntegration(key);
   }
 }

@@ -76,10 +76,12 @@ export class CatalogueAdmin {
     return (await this.#store.listIntegrations()).map(integrationView);
   }
 
+  /** Deletes an integration no connection uses; what any process cached about it goes. */
   async deleteIntegration(key: string): Promise<void> {
     if (!(await this.#store.deleteIntegration(key))) {
       throw new TokenwardenError("not_found", `integration ${key} does not exist`);
     }
+    await this.#caches.integrationChanged(key);
   }
 
   listPresets(): PresetEntry[] {

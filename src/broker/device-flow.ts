@@ -10,21 +10,24 @@
  * restart, and those whose poller went away. Each poll holds the connection's lease
  * and first reads the flow again, so a cluster polls each flow once per interval, never
  * after it ended, and never with a device code already used. A new flow for the same
- * connection replaces the running one, in every process.
+ * connection replaces the running one, in every process, and a cancelled one ends there.
+ *
+ * Each poll itself, and what a failed one means, is device-poll.ts.
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Clock } from "../core/clock.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError, summarize } from "../core/failure.js";
-import type { TokenSet } from "../core/token-set.js";
-import type { DpopContext, DpopNonces } from "../oauth/dpop.js";
-import { pollDeviceToken, requestDeviceAuthorization } from "../oauth/extension-grants.js";
+import type { DpopNonces } from "../oauth/dpop.js";
+import { requestDeviceAuthorization } from "../oauth/extension-grants.js";
 import type { HttpClient } from "../oauth/http.js";
 import type { Store } from "../store/store.js";
+import { loadPrepared, newRetries, pollOnce } from "./device-poll.js";
 import type { EventLog } from "./event-log.js";
 import { withLease } from "./lease.js";
-import { boundTo, dpopFor, type Loaded, loadConnection, type Renewer } from "./renewer.js";
+import type { ProtocolSupport } from "./protocol-support.js";
+import { dpopFor, type Loaded, loadConnection, type Renewer } from "./renewer.js";
 import type { TokenSource } from "./token-source.js";
 
 /** What the person needs: `POST /v1/connections/:id/authorize`'s answer. */
@@ -46,6 +49,8 @@ export interface DeviceFlowContext {
   tokens: TokenSource;
   events: EventLog;
   dpopNonces: DpopNonces;
+  /** Discovery fills the endpoints an integration leaves out; `auto` remembers its method. */
+  protocol: ProtocolSupport;
   /**
    * Whether this process takes up flows it did not start: those in the store when it
    * starts, and any whose next poll is long overdue (the process polling it is gone).
@@ -53,8 +58,6 @@ export interface DeviceFlowContext {
   adopt: boolean;
 }
 
-/** RFC 8628 §3.5: `slow_down` adds 5 seconds to the interval, for every later poll. */
-const SLOW_DOWN_MS = 5000;
 const LEASE_MARGIN_MS = 2000;
 /** How often an adopting process looks for flows nobody polls. */
 const ADOPT_EVERY_MS = 15_000;
@@ -68,13 +71,6 @@ interface Following {
   done: Promise<void>;
   failure: TokenwardenError | undefined;
 }
-
-/** What one poll, under the lease, found. */
-type Step =
-  | { kind: "ended" } // authorized, refused or replaced, here or by another process
-  | { kind: "wait" }
-  | { kind: "token"; token: TokenSet }
-  | { kind: "failed"; failure: TokenwardenError };
 
 export class DeviceFlows {
   readonly #ctx: DeviceFlowContext;
@@ -95,7 +91,7 @@ export class DeviceFlows {
 
   async start(id: string): Promise<DeviceAuthorizationStarted> {
     const { clock, store } = this.#ctx;
-    const loaded = await loadConnection(store, id);
+    const loaded = await loadPrepared(this.#ctx, id);
     if (loaded.integration.grantType !== "device_code") {
       throw invalidConfig(
         "grantType",
@@ -141,6 +137,56 @@ export class DeviceFlows {
     }
     await following.done;
     if (following.failure !== undefined) throw following.failure;
+  }
+
+  /**
+   * Withdraws the connection's pending flow (the person gave up, or the command that
+   * waited on it was interrupted). It is deleted under the connection's lease, so a
+   * poll in flight anywhere finishes first and none follows; every process following
+   * it stops at its next look, waiters here are told it was cancelled, and so is the
+   * history (an `authorize` event). `not_found` when no flow is pending.
+   */
+  async cancel(id: string): Promise<void> {
+    const { store, events } = this.#ctx;
+    const started = performance.now();
+    const loaded = await loadConnection(store, id);
+    const outcome = await withLease(
+      this.#ctx,
+      id,
+      loaded.resolved.timeoutMs + LEASE_MARGIN_MS,
+      async () => false,
+      async () => {
+        const flow = await store.getDeviceAuthorization(id);
+        if (flow === undefined) return undefined;
+        return (await store.deleteDeviceAuthorization(id, flow.flowId)) ? flow.flowId : undefined;
+      },
+    );
+    const flowId = outcome.claimed ? outcome.value : undefined;
+    if (flowId === undefined)
+      throw new TokenwardenError(
+        "not_found",
+        `connection ${id} has no device authorization pending`,
+      );
+    const cancelled = new TokenwardenError(
+      "conflict",
+      `the device authorization of connection ${id} was cancelled before it was approved; start it again`,
+    );
+    const following = this.#following.get(id);
+    if (following?.flowId === flowId) {
+      following.failure = cancelled;
+      following.abort.abort();
+    }
+    await events
+      .record(
+        { connectionId: id, integration: loaded.integration.key },
+        "manual",
+        "authorize",
+        started,
+        {
+          error: cancelled,
+        },
+      )
+      .catch(() => undefined);
   }
 
   /** Stops polling here; the flows stay in the store for another process, or the next start. */
@@ -211,6 +257,7 @@ export class DeviceFlows {
     }
     // The new tokens are bound to a new key (the old tokens, if any, are replaced).
     const dpop = await dpopFor(loaded.integration, undefined, this.#ctx.dpopNonces);
+    const retries = newRetries();
     for (;;) {
       const flow = await store.getDeviceAuthorization(id);
       if (flow?.flowId !== flowId) return;
@@ -219,7 +266,7 @@ export class DeviceFlows {
         try {
           await (clock.sleep?.(waitMs, signal) ?? sleep(waitMs, undefined, { signal }));
         } catch {
-          return; // replaced by a newer flow here, or the broker is closing
+          return; // replaced by a newer flow here, cancelled, or the broker is closing
         }
         if (signal.aborted) return;
         continue; // read it again: another process may have polled meanwhile
@@ -229,13 +276,27 @@ export class DeviceFlows {
         id,
         loaded.resolved.timeoutMs + LEASE_MARGIN_MS,
         async () => false,
-        () => this.#pollOnce(loaded, flowId, dpop),
+        () => pollOnce(this.#ctx, id, flowId, dpop, retries),
       );
       if (!outcome.claimed) continue;
       const step = outcome.value;
       if (step.kind === "ended") return;
       if (step.kind === "wait") continue;
-      if (step.kind === "failed") throw await this.#fail(loaded, started, step.failure);
+      if (step.kind === "pending") {
+        retries.count = 0;
+        retries.last = undefined;
+        continue;
+      }
+      if (step.kind === "retry") {
+        retries.count += 1;
+        retries.last = step.failure;
+        continue;
+      }
+      if (step.kind === "failed") {
+        // The connection (or its integration) was deleted: its flow went with it.
+        if (step.failure.code === "not_found") throw step.failure;
+        throw await this.#fail(loaded, started, step.failure);
+      }
       const { token } = step;
       await this.#ctx.tokens.exclusive(id, async () => {
         const current = await loadConnection(store, id);
@@ -247,50 +308,6 @@ export class DeviceFlows {
         if (after.stored.token !== undefined) this.#ctx.tokens.remember(after, after.stored.token);
       });
       return;
-    }
-  }
-
-  /** One poll, holding the lease: the flow is read again first, and moved on after. */
-  async #pollOnce(loaded: Loaded, flowId: string, dpop: DpopContext | undefined): Promise<Step> {
-    const { clock, store } = this.#ctx;
-    const id = loaded.stored.connection.id;
-    const flow = await store.getDeviceAuthorization(id);
-    if (flow?.flowId !== flowId) return { kind: "ended" };
-    if (clock.now() >= flow.expiresAt) {
-      if (!(await store.deleteDeviceAuthorization(id, flowId))) return { kind: "ended" };
-      return {
-        kind: "failed",
-        failure: new TokenwardenError(
-          "needs_reauth",
-          `the user code for connection ${id} expired before it was approved; start again`,
-          { oauthError: "expired_token" },
-        ),
-      };
-    }
-    if (clock.now() < flow.nextPollAt) return { kind: "wait" }; // another process just polled
-    try {
-      const token = await pollDeviceToken(loaded.resolved, flow.deviceCode, {
-        clock,
-        http: this.#ctx.http,
-        ...(dpop === undefined ? {} : { dpop }),
-      });
-      // Ended before the lease is let go: no process polls with a used device code.
-      await store.deleteDeviceAuthorization(id, flowId);
-      return { kind: "token", token: boundTo(token, dpop) };
-    } catch (error) {
-      const failure = asTokenwardenError(error);
-      const slowDown = failure.oauthError === "slow_down";
-      if (slowDown || failure.oauthError === "authorization_pending") {
-        const intervalMs = flow.intervalMs + (slowDown ? SLOW_DOWN_MS : 0);
-        await store.rescheduleDeviceAuthorization(id, flowId, {
-          intervalMs,
-          nextPollAt: clock.now() + intervalMs,
-        });
-        return { kind: "wait" };
-      }
-      // access_denied, expired_token, or the server failing: the flow ends here.
-      await store.deleteDeviceAuthorization(id, flowId);
-      return { kind: "failed", failure };
     }
   }
 

@@ -74,9 +74,15 @@ export class DiscoveryCache<T = ServerMetadata> {
     });
   }
 
-  /** Forgets every document (an integration changed its discovery settings). */
+  /** Forgets every document (what changed while this process was not told is unknown). */
   clear(): void {
     this.#entries.clear();
+  }
+
+  /** Forgets the documents read from `url`, through any transport (an integration using it changed). */
+  forget(url: string): void {
+    for (const key of [...this.#entries.keys()])
+      if (key.slice(key.indexOf("|") + 1) === url) this.#entries.delete(key);
   }
 
   #remember(key: string, entry: Entry<T>): void {

@@ -2,7 +2,9 @@
  * What the broker adds to a resolved integration before speaking to its server:
  * the endpoints and metadata discovery finds (its own fields win), and the memory of
  * which client authentication `auto` found accepted, kept in the store per
- * integration so every process starts with it.
+ * integration so every process starts with it. The documents an integration was
+ * prepared with are remembered by its key, so that a change to it (here or told by
+ * another process, cache-sync.ts) makes the next request read them again.
  */
 import type { Clock } from "../core/clock.js";
 import { CLIENT_AUTH_METHODS } from "../core/integration.js";
@@ -32,6 +34,8 @@ export class ProtocolSupport {
   readonly #http: HttpClient;
   readonly #discovery: DiscoveryCache;
   readonly #mcp: McpServers;
+  /** The discovery URLs each integration was prepared with, and whether through an MCP server. */
+  readonly #used = new Map<string, { urls: Set<string>; mcp: boolean }>();
 
   /**
    * `http` is the broker's client: discovery and every protocol call go through its
@@ -69,8 +73,15 @@ export class ProtocolSupport {
     start?: AuthorizationStartOptions,
   ): Promise<ResolvedIntegration> {
     const mcpServerUrl = resolved.mcpServerUrl;
-    if (mcpServerUrl !== undefined) return this.#mcp.prepare({ ...resolved, mcpServerUrl }, start);
+    if (mcpServerUrl !== undefined) {
+      // Noted first: a failure halfway may still have cached the resource's document.
+      this.#usedBy(resolved.key, resolved.discoveryUrl, true);
+      const prepared = await this.#mcp.prepare({ ...resolved, mcpServerUrl }, start);
+      this.#usedBy(resolved.key, prepared.discoveryUrl, true);
+      return prepared;
+    }
     if (resolved.discoveryUrl === undefined) return resolved;
+    this.#usedBy(resolved.key, resolved.discoveryUrl, false);
     const metadata = await this.#discovery.metadata(resolved.discoveryUrl, resolved);
     return withServerMetadata(resolved, metadata);
   }
@@ -82,9 +93,34 @@ export class ProtocolSupport {
     return { ...base, clientAuthMemory: this.#memory(resolved) };
   }
 
+  /** Forgets every document read (this process may have missed changes). */
   forgetDiscovery(): void {
     this.#discovery.clear();
     this.#mcp.forget();
+    this.#used.clear();
+  }
+
+  /**
+   * Forgets the documents integration `key` was prepared with (it changed or is gone):
+   * its authorization server's metadata and, for an MCP server, the protected resource
+   * metadata (those are kept together, so all of them go).
+   */
+  forgetIntegration(key: string): void {
+    const used = this.#used.get(key);
+    if (used === undefined) return;
+    this.#used.delete(key);
+    for (const url of used.urls) this.#discovery.forget(url);
+    if (used.mcp) this.#mcp.forget();
+  }
+
+  #usedBy(key: string, discoveryUrl: string | undefined, mcp: boolean): void {
+    let used = this.#used.get(key);
+    if (used === undefined) {
+      used = { urls: new Set(), mcp };
+      this.#used.set(key, used);
+    }
+    if (discoveryUrl !== undefined) used.urls.add(discoveryUrl);
+    used.mcp ||= mcp;
   }
 
   #memory(resolved: ResolvedIntegration): ClientAuthMemory {

@@ -146,6 +146,7 @@ export class Tokenwarden extends EventEmitter<{
     this.#caches = new CacheSync(store, this.holderId, {
       tokens: this.#tokens,
       scopes: this.#scopes,
+      protocol: this.#protocol,
     });
     const tokenPath = { ...shared, renewer: this.#renewer, tokens: this.#tokens };
     this.#connectionTokens = new ConnectionTokens({
@@ -391,6 +392,14 @@ export class Tokenwarden extends EventEmitter<{
   async waitForDeviceAuthorization(id: string): Promise<ConnectionView> {
     await this.#deviceFlows.wait(id);
     return this.getConnection(id);
+  }
+
+  /**
+   * Withdraws `id`'s pending device authorization: no process polls it again; waiters
+   * are told (`conflict`). `not_found` when none is pending.
+   */
+  cancelDeviceAuthorization(id: string): Promise<void> {
+    return this.#deviceFlows.cancel(id);
   }
 
   /** RFC 9449 §4: a DPoP proof for a call a workflow makes itself with the token. */

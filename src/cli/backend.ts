@@ -49,6 +49,8 @@ export interface AuthorizeOptions {
 
 export interface DeviceAuthorizeOptions {
   timeoutMs: number;
+  /** Ends the wait at once (the person pressed Ctrl-C): it rejects with `Interrupted`. */
+  signal: AbortSignal;
   /** Called with the user code and where to enter it, once the approval can be received. */
   onCode: (started: DeviceAuthorizationStarted) => void;
 }
@@ -106,6 +108,8 @@ export interface Backend {
    * The answering side polls the token endpoint (through a service, the service does).
    */
   authorizeDevice(id: string, options: DeviceAuthorizeOptions): Promise<ConnectionView>;
+  /** Withdraws the pending device authorization: nothing polls it any more (`not_found`: none). */
+  cancelDeviceAuthorization(id: string): Promise<void>;
 
   /**
    * A connect link. Its base and the origins `returnUrl` may be on are the answering

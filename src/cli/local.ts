@@ -103,7 +103,15 @@ export class LocalBackend implements Backend {
   async authorizeDevice(id: string, options: DeviceAuthorizeOptions): Promise<ConnectionView> {
     const started = await this.#tw.startDeviceAuthorization(id);
     options.onCode(started);
-    return withinTimeout(this.#tw.waitForDeviceAuthorization(id), options.timeoutMs);
+    return withinTimeout(
+      this.#tw.waitForDeviceAuthorization(id),
+      options.timeoutMs,
+      options.signal,
+    );
+  }
+
+  cancelDeviceAuthorization(id: string): Promise<void> {
+    return this.#tw.cancelDeviceAuthorization(id);
   }
 
   /**

@@ -22,6 +22,7 @@ import { registerServeCommand } from "./commands/serve.js";
 import { registerTokenCommands } from "./commands/tokens.js";
 import { registerWebhookCommands } from "./commands/webhook.js";
 import { addRemoteOption } from "./context.js";
+import { Interrupted } from "./device.js";
 import { printError } from "./output.js";
 
 const VERSION = "0.1.0";
@@ -97,6 +98,12 @@ buildProgram()
     if (error instanceof CommanderError) {
       // commander has printed its own message (usage errors) or the help/version.
       process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (error instanceof Interrupted) {
+      // Ctrl-C: what the command left behind is cleaned up; 128 + SIGINT, as shells expect.
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = 130;
       return;
     }
     const failure = isTokenwardenError(error)

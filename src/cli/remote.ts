@@ -24,7 +24,7 @@ import type {
   DeviceAuthorizeOptions,
   FollowOptions,
 } from "./backend.js";
-import { notApproved } from "./device.js";
+import { Interrupted, notApproved } from "./device.js";
 import { noAnswer } from "./loopback.js";
 import { type Answer, serviceError, unexpected, unreachable } from "./remote-errors.js";
 
@@ -215,17 +215,30 @@ export class RemoteBackend implements Backend {
     });
   }
 
-  /** The service polls the token endpoint (it goes on if this command gives up first). */
+  /**
+   * The service polls the token endpoint (it goes on if this command times out first;
+   * an interrupted command withdraws it, device.ts).
+   */
   authorizeDevice(id: string, options: DeviceAuthorizeOptions): Promise<ConnectionView> {
-    return this.#untilAuthorized(id, options.timeoutMs, notApproved, async () => {
-      options.onCode(
-        await this.#json<DeviceAuthorizationStarted>(
-          "POST",
-          `/v1/connections/${path(id)}/authorize`,
-        ),
-      );
-    });
+    return this.#untilAuthorized(
+      id,
+      options.timeoutMs,
+      notApproved,
+      async () => {
+        options.onCode(
+          await this.#json<DeviceAuthorizationStarted>(
+            "POST",
+            `/v1/connections/${path(id)}/authorize`,
+          ),
+        );
+      },
+      options.signal,
+    );
   }
+
+  cancelDeviceAuthorization = async (id: string) => {
+    await this.#send("DELETE", `/v1/connections/${path(id)}/authorize`);
+  };
 
   /** Starts an authorization once its outcome event cannot be missed, and waits for it. */
   async #untilAuthorized(
@@ -233,9 +246,12 @@ export class RemoteBackend implements Backend {
     timeoutMs: number,
     timedOut: (timeoutMs: number) => TokenwardenError,
     start: () => Promise<void>,
+    interrupt?: AbortSignal,
   ): Promise<ConnectionView> {
     const stop = new AbortController();
     const timer = setTimeout(() => stop.abort(), timeoutMs);
+    const onInterrupt = () => stop.abort();
+    interrupt?.addEventListener("abort", onInterrupt, { once: true });
     let outcome: TokenEvent | undefined;
     let listening: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => {
@@ -252,13 +268,17 @@ export class RemoteBackend implements Backend {
     );
     try {
       await Promise.race([ready, following]);
-      await start();
-      await following;
+      if (interrupt?.aborted !== true) {
+        await start();
+        await following;
+      }
     } finally {
       clearTimeout(timer);
+      interrupt?.removeEventListener("abort", onInterrupt);
       stop.abort();
       await following.catch(() => undefined);
     }
+    if (interrupt?.aborted === true) throw new Interrupted();
     if (outcome === undefined) throw timedOut(timeoutMs);
     if (outcome.outcome === "failure") {
       const code = (ERROR_CODES as readonly string[]).includes(outcome.errorCode ?? "")

@@ -44,6 +44,7 @@ const ENDPOINT_FIELDS = [
   ["tokenUrl", "token_endpoint"],
   ["revocationUrl", "revocation_endpoint"],
   ["introspectionUrl", "introspection_endpoint"],
+  ["deviceAuthorizationUrl", "device_authorization_endpoint"],
 ] as const;
 
 type EndpointFields = { [K in (typeof ENDPOINT_FIELDS)[number][0]]?: string | undefined };

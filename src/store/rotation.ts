@@ -11,18 +11,20 @@ import {
 } from "./sealed-rows.js";
 import { webhookSecretContext } from "./webhook-store.js";
 
-/** What `tokenwarden key rotate` re-sealed. */
+/** What `tokenwarden key rotate` re-sealed: every kind of sealed value, counted, 0 included. */
 export interface RotationReport {
   /** The id of the key everything is now sealed under. */
   keyId: string;
   integrations: number;
   connectionSecrets: number;
   tokens: number;
+  /** Authorization code grants waiting for their callback (their PKCE verifiers). */
   pendingAuthorizations: number;
-  webhookSecrets?: number;
-  deviceAuthorizations?: number;
+  /** Device grants being polled (their device codes). */
+  deviceAuthorizations: number;
+  webhookSecrets: number;
   /** Secrets of clients registered at MCP servers' authorization servers. */
-  mcpClientSecrets?: number;
+  mcpClientSecrets: number;
 }
 
 const BATCH = 500;
@@ -51,6 +53,9 @@ export async function rotateSealedValues(
       connectionSecrets: 0,
       tokens: 0,
       pendingAuthorizations: 0,
+      deviceAuthorizations: 0,
+      webhookSecrets: 0,
+      mcpClientSecrets: 0,
     };
 
     for (const row of await trx
@@ -103,41 +108,30 @@ export async function rotateSealedValues(
       sealed: "sealed_code_verifier",
       context: sealingContext.codeVerifier,
     });
-    // The next three only when there are any: reports from before them keep their shape.
-    const deviceAuthorizations = await reseal({
+    report.deviceAuthorizations = await reseal({
       table: "tw_device_authorizations",
       key: "connection_id",
       owner: "connection_id",
       sealed: "sealed_device_code",
       context: sealingContext.deviceCode,
     });
-    if (deviceAuthorizations > 0) report.deviceAuthorizations = deviceAuthorizations;
-    const webhookSecrets = await reseal({
+    report.webhookSecrets = await reseal({
       table: "tw_webhooks",
       key: "id",
       owner: "id",
       sealed: "sealed_secret",
       context: webhookSecretContext,
     });
-    if (webhookSecrets > 0) report.webhookSecrets = webhookSecrets;
-    const mcpClientSecrets = await reseal({
+    report.mcpClientSecrets = await reseal({
       table: "tw_mcp_clients",
       key: "integration",
       owner: "integration",
       sealed: "sealed_client_secret",
       context: sealingContext.mcpClientSecret,
     });
-    if (mcpClientSecrets > 0) report.mcpClientSecrets = mcpClientSecrets;
 
-    const total =
-      report.integrations +
-      report.connectionSecrets +
-      report.tokens +
-      report.pendingAuthorizations +
-      deviceAuthorizations +
-      webhookSecrets +
-      mcpClientSecrets;
-    if (total > 0) await recordKeyId(trx, keyId);
+    const { keyId: _id, ...counts } = report;
+    if (Object.values(counts).some((n) => n > 0)) await recordKeyId(trx, keyId);
     return report;
   });
 }

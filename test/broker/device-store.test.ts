@@ -154,6 +154,44 @@ await describeEachDriver("device flows kept in the store on $name", (driver) => 
     expect((await second.getConnection("tv-2")).status).toBe("active");
   });
 
+  it("a cancel in another process stops the poller at its next look, before it polls", async () => {
+    const clockA = new SteppedClock();
+    const first = await open(clockA, false);
+    await first.putConnection({ id: "tv-4", integration: "device" });
+    const started = await first.startDeviceAuthorization("tv-4");
+    expect(await clockA.nextSleep()).toBe(started.interval * 1000);
+    const waiting = first.waitForDeviceAuthorization("tv-4");
+
+    const second = await open(new SteppedClock(clockA.now()), false);
+    const events: string[] = [];
+    second.on("event", (e) => events.push(`${e.trigger}/${e.action}/${e.errorCode}`));
+    await second.cancelDeviceAuthorization("tv-4");
+    expect(events).toEqual(["manual/authorize/conflict"]);
+    // Approved too late: the flow is gone, and the first process does not poll it again.
+    await approveDeviceCode(started.verificationUriComplete as string);
+    const before = deviceGrantRequests().length;
+    clockA.wake();
+    expect((await waiting).status).toBe("pending_authorization");
+    expect(deviceGrantRequests().length).toBe(before);
+    expect((await caught(() => second.cancelDeviceAuthorization("tv-4"))).code).toBe("not_found");
+    const [newest] = await first.listEvents("tv-4", { limit: 1 });
+    expect(newest).toMatchObject({ trigger: "manual", action: "authorize", outcome: "failure" });
+    expect(newest?.errorDescription).toContain("cancelled");
+  });
+
+  it("a cancel in the process that polls tells its waiters why", async () => {
+    const clock = new SteppedClock();
+    const tw = await open(clock, false);
+    await tw.putConnection({ id: "tv-5", integration: "device" });
+    await tw.startDeviceAuthorization("tv-5");
+    await clock.nextSleep();
+    const waiting = caught(() => tw.waitForDeviceAuthorization("tv-5"));
+    await tw.cancelDeviceAuthorization("tv-5");
+    expect(await waiting).toMatchObject({ code: "conflict" });
+    expect((await tw.getConnection("tv-5")).status).toBe("pending_authorization");
+    expect((await caught(() => tw.cancelDeviceAuthorization("nobody"))).code).toBe("not_found");
+  });
+
   it("a refusal seen by the process that took the flow up ends it there", async () => {
     const clockA = new SteppedClock();
     const first = await open(clockA, false);

@@ -6,6 +6,7 @@ import { keyId, Sealer } from "../../src/store/crypto.js";
 import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
 import { describeEachDriver, sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
+import { startWebhookReceiver, type WebhookReceiver } from "../fixtures/webhook-receiver.js";
 import { caught } from "../helpers.js";
 import { newKey, openTw, rawQuery, startTestService, tokenSet } from "./support.js";
 
@@ -110,6 +111,8 @@ await describeEachDriver("the master key on $name", ({ create }) => {
       tokens: 1,
       pendingAuthorizations: 1,
       deviceAuthorizations: 1,
+      webhookSecrets: 0,
+      mcpClientSecrets: 0,
     });
     await rotating.close();
 
@@ -328,7 +331,27 @@ describe("readiness and the command line", () => {
         tokens: 1,
         pendingAuthorizations: 1,
         deviceAuthorizations: 1,
+        webhookSecrets: 0,
+        mcpClientSecrets: 0,
       });
+      // Without --json: every count, each kind named, 0 included.
+      const again = await runCli(["--database", own.url, "key", "rotate"], {
+        env: { TOKENWARDEN_SECRET_KEY: fresh },
+      });
+      expect(again.stderr).toBe("");
+      expect(again.stdout).toBe(
+        [
+          `re-sealed under key ${idOf(fresh)}:`,
+          "  1 integrations",
+          "  1 connection secret sets",
+          "  1 token sets",
+          "  1 pending authorizations (PKCE verifiers)",
+          "  1 device authorizations (device codes)",
+          "  0 webhook signing secrets",
+          "  0 MCP client secrets",
+          "",
+        ].join("\n"),
+      );
       const withOld = await runCli(["--database", own.url, "integration", "list"], {
         env: { TOKENWARDEN_SECRET_KEY: old },
       });
@@ -391,5 +414,55 @@ await describeEachDriver("an MCP server's registered client on $name", ({ create
     await rotated.deleteIntegration("mcp");
     expect(await rawQuery(db, "select integration from tw_mcp_clients")).toEqual([]);
     await rotated.close();
+  });
+});
+
+await describeEachDriver("a webhook's signing secret on $name", ({ create }) => {
+  let db: TestDatabase;
+  let receiver: WebhookReceiver;
+  beforeAll(async () => {
+    db = await create();
+    receiver = await startWebhookReceiver();
+  });
+  afterAll(async () => {
+    await receiver.close();
+    await db.drop();
+  });
+
+  it("survives a rotation: a delivery signed after it verifies with the secret shown at creation", async () => {
+    const keyA = newKey();
+    const keyB = newKey();
+    const first = await openTw(db, keyA, { webhooks: false });
+    const { webhook } = await first.webhooks.put("ops", {
+      url: receiver.url,
+      events: ["connection.deleted"],
+    });
+    receiver.secret = webhook.secret as string;
+    await first.putIntegration({
+      key: "acme",
+      grantType: "client_credentials",
+      tokenUrl: "https://auth.acme.example/token",
+      clientId: "app",
+      clientSecret: "integration-secret",
+    });
+    await first.putConnection({ id: "c1", integration: "acme" });
+    await first.close();
+    const [before] = await rawQuery(db, "select sealed_secret from tw_webhooks");
+    expect(String(before?.sealed_secret)).toContain(`tw1.${idOf(keyA)}.`);
+
+    const rotating = await openTw(db, keyB, { previousSecretKeys: [keyA], webhooks: false });
+    expect(await rotating.rotateKeys()).toMatchObject({ integrations: 1, webhookSecrets: 1 });
+    await rotating.close();
+    const [after] = await rawQuery(db, "select sealed_secret from tw_webhooks");
+    expect(String(after?.sealed_secret)).toContain(`tw1.${idOf(keyB)}.`);
+
+    // The old key is gone from the environment; the webhook signs with the same secret.
+    const rotated = await openTw(db, keyB, { webhooks: false });
+    await rotated.deleteConnection("c1");
+    await rotated.deliverWebhooks();
+    await rotated.close();
+    expect(receiver.received.map((r) => [r.json.type, r.verified])).toEqual([
+      ["connection.deleted", true],
+    ]);
   });
 });

@@ -11,6 +11,7 @@ interface AuthorizeFlags extends GlobalFlags {
   port: string;
   open: boolean;
   timeout: string;
+  cancel?: boolean;
 }
 
 /**
@@ -19,7 +20,8 @@ interface AuthorizeFlags extends GlobalFlags {
  * loopback.ts); through a service, to the service's own redirect URL, and the command
  * waits for the outcome on its event stream (remote.ts). The device grant (RFC 8628)
  * prints the user code; the token endpoint is polled by this process on the database,
- * by the service through one (device.ts).
+ * by the service through one (device.ts); Ctrl-C withdraws it, and so does
+ * `authorize <id> --cancel` for a flow started elsewhere.
  */
 export function registerAuthorizeCommand(program: Command): void {
   program
@@ -34,6 +36,10 @@ export function registerAuthorizeCommand(program: Command): void {
     )
     .option("--no-open", "print the URL only; do not try to open a browser")
     .option("--timeout <seconds>", "how long to wait for the browser or the approval", "300")
+    .option(
+      "--cancel",
+      "withdraw the connection's pending device authorization (nothing polls it any more)",
+    )
     .addHelpText(
       "after",
       `
@@ -42,7 +48,11 @@ service (TOKENWARDEN_URL) it is the service's <public-url>/oauth/callback.
 
 Examples:
   $ tokenwarden authorize crm-eu
-  $ tokenwarden authorize crm-eu --port 8765 --no-open   # a server that wants an exact, registered port`,
+  $ tokenwarden authorize crm-eu --port 8765 --no-open   # a server that wants an exact, registered port
+  $ tokenwarden authorize tv-lobby --cancel              # stop a device flow nobody will approve
+
+Ctrl-C while a device flow waits withdraws it (exit status 130); a --timeout leaves it
+pending for a running service to finish.`,
     )
     .action(async (id: string, _flags: AuthorizeFlags, command: Command) => {
       const flags = command.optsWithGlobals<AuthorizeFlags>();
@@ -52,6 +62,12 @@ Examples:
         throw invalidConfig("port", "must be a TCP port number");
       if (!(timeoutSeconds > 0)) throw invalidConfig("timeout", "must be a number of seconds");
       await withBackend(flags, async (api) => {
+        if (flags.cancel === true) {
+          await api.cancelDeviceAuthorization(id);
+          if (flags.json === true) printJson({ connectionId: id, cancelled: true });
+          else process.stdout.write(`${id}: device authorization withdrawn\n`);
+          return;
+        }
         const connection = await api.getConnection(id);
         const { grantType } = await api.getIntegration(connection.integration);
         const view =

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { generateMasterKey } from "../../store/crypto.js";
+import type { RotationReport } from "../../store/rotation.js";
 import { type GlobalFlags, withTokenwarden } from "../context.js";
 import { printJson } from "../output.js";
 
@@ -41,10 +42,26 @@ the rotation the old key can be dropped from the environment.`,
       await withTokenwarden(flags, async (tw) => {
         const report = await tw.rotateKeys();
         if (flags.json === true) printJson(report);
-        else
-          process.stdout.write(
-            `re-sealed under key ${report.keyId}: ${report.integrations} integration(s), ${report.connectionSecrets} connection secret set(s), ${report.tokens} token set(s), ${report.pendingAuthorizations} pending authorization(s)\n`,
-          );
+        else process.stdout.write(rotationText(report));
       });
     });
+}
+
+/** Each kind of sealed value the rotation counted, in the report's order, 0 included. */
+const COUNTED: ReadonlyArray<[keyof Omit<RotationReport, "keyId">, string]> = [
+  ["integrations", "integrations"],
+  ["connectionSecrets", "connection secret sets"],
+  ["tokens", "token sets"],
+  ["pendingAuthorizations", "pending authorizations (PKCE verifiers)"],
+  ["deviceAuthorizations", "device authorizations (device codes)"],
+  ["webhookSecrets", "webhook signing secrets"],
+  ["mcpClientSecrets", "MCP client secrets"],
+];
+
+function rotationText(report: RotationReport): string {
+  const width = Math.max(...COUNTED.map(([field]) => String(report[field]).length));
+  const lines = COUNTED.map(
+    ([field, label]) => `  ${String(report[field]).padStart(width)} ${label}\n`,
+  );
+  return `re-sealed under key ${report.keyId}:\n${lines.join("")}`;
 }

@@ -1,8 +1,9 @@
 /**
  * The authorization code grant through the service: start it (a redirect to the
  * server, or its URL as JSON for the admin page), and the redirect URL the server
- * sends the person back to; and the device grant's start (RFC 8628). The page shown there says what happened
- * (callback-outcome.ts, shared with the CLI's loopback server).
+ * sends the person back to, whose page says what happened (callback-outcome.ts,
+ * shared with the CLI's loopback server); and the device grant's (RFC 8628) start and
+ * withdrawal.
  */
 import { TokenwardenError } from "../../core/errors.js";
 import { clientMetadataDocument } from "../../oauth/client-registration.js";
@@ -50,6 +51,21 @@ export const authorizationRoutes: RouteModule = (app, { tw, publicUrl, redirectU
     handler: async ({ params }, _request, reply) => {
       reply.header("cache-control", "no-store");
       return tw.startDeviceAuthorization(params.id);
+    },
+  });
+
+  defineRoute(app, {
+    method: "DELETE",
+    url: "/v1/connections/:id/authorize",
+    operationId: "cancelDeviceAuthorization",
+    summary:
+      "Withdraw the connection's pending device authorization (RFC 8628): no process polls it again; 404 when none is pending",
+    tags: ["authorization"],
+    params: idParams,
+    responses: { 204: { description: "Withdrawn" } },
+    handler: async ({ params }, _request, reply) => {
+      await tw.cancelDeviceAuthorization(params.id);
+      reply.code(204);
     },
   });
 
