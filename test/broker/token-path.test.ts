@@ -121,7 +121,7 @@ describe("the token path", () => {
     // A status write runs in a transaction (with its webhook events): its store is buggy too.
     const bugged = (inner: Store): Store =>
       new Proxy(inner, {
-        get(target, property, receiver) {
+        get(target, property) {
           if (property === "updateState") {
             return async () => {
               throw new TypeError("cannot read properties of undefined (secret detail)");

@@ -207,7 +207,6 @@ await describeEachDriver("atomic imports on $name", ({ create }) => {
           {
             ...ACME,
             tokenUrl: "https://login.acme.example/oauth/token",
-            // biome-ignore lint/suspicious/noTemplateCurlyInString: the file's own ${ENV} syntax
             clientSecret: "${NEW_SECRET}",
           },
         ],
