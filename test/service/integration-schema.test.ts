@@ -1,12 +1,8 @@
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
 import { parseIntegration } from "../../src/core/integration.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
-import { freePort } from "../fixtures/ports.js";
-import { caught, type LooseJson } from "../helpers.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
+import { caught } from "../helpers.js";
 
 /**
  * The integration schema the service publishes (for the admin form, and in the
@@ -18,34 +14,18 @@ const API_KEY = "integration-schema-test-key-0123456789";
 const MCP_URL = "https://mcp.example.com/mcp";
 const TOKEN_URL = "https://auth.example.com/token";
 
-let db: TestDatabase;
-let service: RunningService;
+let service: TestService;
 
 beforeAll(async () => {
-  db = await sqliteDatabase();
-  service = await startService(
-    resolveSettings(
-      { database: db.url, port: await freePort(), host: "127.0.0.1" },
-      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-    ),
-    { logger: false, scheduler: false },
-  );
+  service = await startTestService({ apiKey: API_KEY });
 });
 afterAll(async () => {
   await service?.close();
-  await db?.drop();
 });
 
 async function api(method: "GET" | "PUT", path: string, body?: unknown) {
-  const res = await request(`${service.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${API_KEY}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.statusCode, body: (await res.body.json()) as LooseJson };
+  const { status, json } = await service.api(method, path, body);
+  return { status, body: json };
 }
 
 /** Bodies whose only question is grantType: every other field is fine. */
