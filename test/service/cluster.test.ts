@@ -1,9 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
-import { postgresDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { postgresDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   BASIC_CLIENT_ID,
@@ -11,42 +9,22 @@ import {
   type OidcFixture,
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
-import { freePort } from "../fixtures/ports.js";
 import { requirePostgres } from "../fixtures/prerequisites.js";
-import type { LooseJson } from "../helpers.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 
 /** Two `serve` processes' worth of service on one PostgreSQL database. */
 const API_KEY = "cluster-api-key-0123456789";
 const postgres = await requirePostgres();
 let op: OidcFixture;
 let db: TestDatabase;
-let a: RunningService;
-let b: RunningService;
+let a: TestService;
+let b: TestService;
 
-async function serve(): Promise<RunningService> {
-  const settings = resolveSettings(
-    { database: db.url, port: await freePort() },
-    { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-  );
-  return startService(settings, { logger: false, scheduler: false });
-}
+/** Both services use the one database; the test drops it. */
+const serve = () => startTestService({ apiKey: API_KEY, database: db });
 
-async function call(service: RunningService, method: string, path: string, body?: unknown) {
-  const res = await request(`${service.url}${path}`, {
-    method: method as "GET",
-    headers: {
-      authorization: `Bearer ${API_KEY}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.body.text();
-  return {
-    status: res.statusCode,
-    headers: res.headers,
-    json: (text === "" ? undefined : JSON.parse(text)) as LooseJson,
-  };
-}
+const call = (service: TestService, method: string, path: string, body?: unknown) =>
+  service.api(method, path, body);
 
 beforeAll(async () => {
   op = await startOidcProvider({

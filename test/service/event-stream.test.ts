@@ -1,13 +1,12 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tokenwarden } from "../../src/broker/tokenwarden.js";
-import { resolveSettings } from "../../src/config/settings.js";
 import type { TokenEvent } from "../../src/core/events.js";
 import { settledPrefix } from "../../src/service/event-stream.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
+import type { RunningService } from "../../src/service/serve.js";
 import { openBroker } from "../fixtures/broker.js";
-import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
-import { freePort } from "../fixtures/ports.js";
+import { describeEachDriver } from "../fixtures/databases.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 
 /**
  * `GET /v1/events/stream` reads the events table, so it carries every instance's
@@ -63,8 +62,7 @@ async function openStream(
 const idsOf = (stream: OpenStream) => stream.messages.map((m) => Number(m.id));
 
 await describeEachDriver("the event stream on $name", (driver) => {
-  let db: TestDatabase;
-  let service: RunningService;
+  let service: TestService;
   /** Another instance on the same database: another process of the cluster. */
   let other: Tokenwarden;
   const open: OpenStream[] = [];
@@ -83,13 +81,8 @@ await describeEachDriver("the event stream on $name", (driver) => {
   }
 
   beforeAll(async () => {
-    db = await driver.create();
-    const settings = resolveSettings(
-      { database: db.url, port: await freePort() },
-      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-    );
-    service = await startService(settings, { logger: false, scheduler: false });
-    other = await openBroker(db);
+    service = await startTestService({ apiKey: API_KEY, database: driver.create });
+    other = await openBroker(service.database);
     await service.tw.putIntegration({
       key: "cc",
       grantType: "client_credentials",
@@ -103,7 +96,6 @@ await describeEachDriver("the event stream on $name", (driver) => {
     for (const opened of open) opened.close();
     await other?.close();
     await service?.close();
-    await db?.drop();
   });
 
   it("sends events as they are recorded, by this instance and by another on the same database", async () => {

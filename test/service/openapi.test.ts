@@ -7,10 +7,7 @@ import { promisify } from "node:util";
 import openapiTS, { astToString } from "openapi-typescript";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
-import { freePort } from "../fixtures/ports.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 
 /**
  * /openapi.json as a client author meets it: valid for Redocly's linter (0 errors),
@@ -19,8 +16,7 @@ import { freePort } from "../fixtures/ports.js";
  */
 const API_KEY = "openapi-test-key-0123456789";
 const run = promisify(execFile);
-let db: TestDatabase;
-let service: RunningService;
+let service: TestService;
 let dir: string;
 let document: {
   openapi: string;
@@ -30,13 +26,8 @@ let document: {
 let documentFile: string;
 
 beforeAll(async () => {
-  db = await sqliteDatabase();
+  service = await startTestService({ apiKey: API_KEY });
   dir = await mkdtemp(join(tmpdir(), "tokenwarden-openapi-"));
-  const settings = resolveSettings(
-    { database: db.url, port: await freePort(), host: "127.0.0.1" },
-    { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-  );
-  service = await startService(settings, { logger: false, scheduler: false });
   const res = await fetch(`${service.url}/openapi.json`);
   expect(res.status).toBe(200);
   const text = await res.text();
@@ -46,7 +37,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await service.close();
-  await db.drop();
   await rm(dir, { recursive: true, force: true });
 });
 

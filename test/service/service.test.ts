@@ -1,9 +1,5 @@
 import { Writable } from "node:stream";
-import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   BASIC_CLIENT_ID,
@@ -11,78 +7,45 @@ import {
   type OidcFixture,
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
-import { freePort } from "../fixtures/ports.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
-import type { LooseJson } from "../helpers.js";
+import {
+  type ApiAnswer,
+  type ApiOptions,
+  startTestService,
+  type TestService,
+} from "../fixtures/service.js";
 
 const API_KEY = "test-api-key-0123456789";
 let op: OidcFixture;
 let api: QuirkServer;
-let db: TestDatabase;
-let service: RunningService;
+let service: TestService;
 let logs = "";
 
 beforeAll(async () => {
   op = await startOidcProvider({ redirectUris: ["http://127.0.0.1/oauth/callback"] });
   api = await startQuirkServer();
-  db = await sqliteDatabase();
-  const port = await freePort();
-  const settings = resolveSettings(
-    { database: db.url, port, host: "127.0.0.1" },
-    { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-  );
   const sink = new Writable({
     write(chunk, _encoding, done) {
       logs += chunk.toString();
       done();
     },
   });
-  service = await startService(settings, {
-    logger: { level: "info", stream: sink },
-    scheduler: false,
+  service = await startTestService({
+    apiKey: API_KEY,
+    serve: { logger: { level: "info", stream: sink } },
   });
 });
 afterAll(async () => {
   await service.close();
   await op.close();
   await api.close();
-  await db.drop();
 });
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  json: LooseJson;
-}
-
-async function call(
+const call = (
   method: string,
   path: string,
-  options: {
-    body?: unknown;
-    key?: string | null;
-    headers?: Record<string, string>;
-    raw?: string;
-  } = {},
-): Promise<Answer> {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.key !== null) headers.authorization = `Bearer ${options.key ?? API_KEY}`;
-  let body: string | undefined = options.raw;
-  if (options.body !== undefined) {
-    body = JSON.stringify(options.body);
-    headers["content-type"] = "application/json";
-  }
-  const res = await request(`${service.url}${path}`, { method: method as "GET", headers, body });
-  const text = await res.body.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, text, json: parsed };
-}
+  { body, ...options }: ApiOptions & { body?: unknown } = {},
+): Promise<ApiAnswer> => service.api(method, path, body, options);
 
 const oidcIntegration = () => ({
   grantType: "client_credentials",

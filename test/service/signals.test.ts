@@ -7,18 +7,13 @@ import type { ServerResponse } from "node:http";
 import { Writable } from "node:stream";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
-import { freePort } from "../fixtures/ports.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
-import type { LooseJson } from "../helpers.js";
+import { type ApiOptions, startTestService, type TestService } from "../fixtures/service.js";
 
 const API_KEY = "test-api-key-signals-0123456789";
 const CLIENT_SECRET = "signals-client-secret-value";
 let server: QuirkServer;
-let db: TestDatabase;
-let service: RunningService;
+let service: TestService;
 let logText = "";
 
 /** How each token endpoint answers now, by path. */
@@ -45,26 +40,20 @@ beforeAll(async () => {
   server = await startQuirkServer();
   for (const path of ["/flaky/token", "/moody/token", "/ok/token"])
     server.on(path, tokenEndpoint(path));
-  db = await sqliteDatabase();
-  const settings = resolveSettings(
-    { database: db.url, port: await freePort(), host: "127.0.0.1" },
-    { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-  );
   const sink = new Writable({
     write(chunk, _encoding, done) {
       logText += chunk.toString();
       done();
     },
   });
-  service = await startService(settings, {
-    logger: { level: "info", stream: sink },
-    scheduler: { tickMs: 20 },
+  service = await startTestService({
+    apiKey: API_KEY,
+    serve: { logger: { level: "info", stream: sink }, scheduler: { tickMs: 20 } },
   });
 });
 afterAll(async () => {
   await service?.close();
   await server?.close();
-  await db?.drop();
 });
 
 interface LogLine {
@@ -93,28 +82,11 @@ async function logLine(match: (line: LogLine) => boolean): Promise<LogLine> {
   }
 }
 
-async function call(
+const call = (
   method: string,
   path: string,
-  options: { body?: unknown; key?: string | null; headers?: Record<string, string> } = {},
-) {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.key !== null) headers.authorization = `Bearer ${options.key ?? API_KEY}`;
-  let body: string | undefined;
-  if (options.body !== undefined) {
-    body = JSON.stringify(options.body);
-    headers["content-type"] = "application/json";
-  }
-  const res = await request(`${service.url}${path}`, { method: method as "GET", headers, body });
-  const text = await res.body.text();
-  let parsed: LooseJson;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, text, json: parsed };
-}
+  { body, ...options }: ApiOptions & { body?: unknown } = {},
+) => service.api(method, path, body, options);
 
 async function putIntegration(key: string, extra: Record<string, string> = {}): Promise<void> {
   const put = await call("PUT", `/v1/integrations/${key}`, {
@@ -488,20 +460,11 @@ describe("--token-endpoint-concurrency", () => {
     await twoAtOnce(service.url, API_KEY, "wide");
     expect(wide.most).toBe(2);
 
-    const narrowDb = await sqliteDatabase();
     const narrowKey = "test-api-key-narrow-0123456789";
-    const narrow = await startService(
-      resolveSettings(
-        {
-          database: narrowDb.url,
-          port: await freePort(),
-          host: "127.0.0.1",
-          tokenEndpointConcurrency: "1",
-        },
-        { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: narrowKey },
-      ),
-      { logger: false, scheduler: false },
-    );
+    const narrow = await startTestService({
+      apiKey: narrowKey,
+      settings: { tokenEndpointConcurrency: "1" },
+    });
     try {
       const held = holdingEndpoint("/narrow/token");
       await narrow.tw.putIntegration({
@@ -517,7 +480,6 @@ describe("--token-endpoint-concurrency", () => {
       expect(held.most).toBe(1);
     } finally {
       await narrow.close();
-      await narrowDb.drop();
     }
   });
 });
