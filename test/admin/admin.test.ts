@@ -2,17 +2,14 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
 import { openBroker } from "../fixtures/broker.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import {
   BASIC_CLIENT_ID,
   BASIC_CLIENT_SECRET,
   type OidcFixture,
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
-import { freePort } from "../fixtures/ports.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 
 /**
  * The admin page in Debian's Chromium, end to end, at a desktop size and a phone's
@@ -67,8 +64,7 @@ async function signIn(page: Page, url: string): Promise<void> {
 
 describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
   let op: OidcFixture;
-  let db: TestDatabase;
-  let service: RunningService;
+  let service: TestService;
   let browser: Browser;
   let page: Page;
   /** Uncaught errors in the page: there must be none. */
@@ -80,12 +76,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
 
   beforeAll(async () => {
     op = await startOidcProvider({ redirectUris: ["http://127.0.0.1/oauth/callback"] });
-    db = await sqliteDatabase();
-    const settings = resolveSettings(
-      { database: db.url, port: await freePort() },
-      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-    );
-    service = await startService(settings, { logger: false, scheduler: false });
+    service = await startTestService({ apiKey: API_KEY });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -106,7 +97,6 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
     await browser?.close();
     await service?.close();
     await op?.close();
-    await db?.drop();
   });
 
   it("hides the navigation while signed out, and refuses a wrong key", async () => {
@@ -266,7 +256,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the admin page", () => {
 
   it("shows live an event recorded by another Tokenwarden instance on the same database", async () => {
     // Another process of the cluster: its in-memory events never reach this service.
-    const other = await openBroker(db);
+    const other = await openBroker(service.database);
     try {
       await other.refresh("oidc-prod");
       const [event] = await other.listEvents("oidc-prod", { limit: 1 });

@@ -1,10 +1,8 @@
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
 import { ManualClock, openStore } from "../../src/index.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
 import { openBroker } from "../fixtures/broker.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { sqliteDatabase, TEST_SECRET_KEY } from "../fixtures/databases.js";
 import {
   BASIC_CLIENT_ID,
   BASIC_CLIENT_SECRET,
@@ -12,9 +10,9 @@ import {
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
 import { type PasswordServerFixture, startPasswordServer } from "../fixtures/password-server.js";
-import { freePort } from "../fixtures/ports.js";
 import { CHROMIUM_PATH, requireChromium } from "../fixtures/prerequisites.js";
 import { type QuirkServer, startQuirkServer, text } from "../fixtures/quirk-server.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 import { caught, type LooseJson } from "../helpers.js";
 
 /**
@@ -29,18 +27,17 @@ describe.skipIf(chromiumCheck.skip)("connect links", { timeout: 60_000 }, () => 
   let op: OidcFixture;
   let pw: PasswordServerFixture;
   let app: QuirkServer;
-  let db: TestDatabase;
 
   /** As a refused refresh leaves a connection (the token server said invalid_grant). */
   async function markNeedsReauth(id: string): Promise<void> {
-    const store = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
+    const store = await openStore({ database: service.database.url, secretKey: TEST_SECRET_KEY });
     try {
       await store.updateState(id, { status: "needs_reauth", nextRefreshAt: null }, Date.now());
     } finally {
       await store.close();
     }
   }
-  let service: RunningService;
+  let service: TestService;
   let browser: Browser;
 
   beforeAll(async () => {
@@ -52,16 +49,11 @@ describe.skipIf(chromiumCheck.skip)("connect links", { timeout: 60_000 }, () => 
     // The integrating product's own page, where a finished connect link returns.
     app = await startQuirkServer();
     app.on("/done", (_req, res) => text(res, 200, "text/html", "<h1>Back in the app</h1>"));
-    db = await sqliteDatabase();
-    const settings = resolveSettings(
-      { database: db.url, port: await freePort() },
-      {
-        TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
-        TOKENWARDEN_API_KEYS: API_KEY,
-        TOKENWARDEN_CONNECT_RETURN_ORIGINS: app.origin,
-      },
-    );
-    service = await startService(settings, { logger: false, scheduler: false, webhooks: false });
+    service = await startTestService({
+      apiKey: API_KEY,
+      env: { TOKENWARDEN_CONNECT_RETURN_ORIGINS: app.origin },
+      serve: { webhooks: false },
+    });
     browser = await chromium.launch({
       executablePath: CHROMIUM_PATH,
       headless: true,
@@ -95,18 +87,12 @@ describe.skipIf(chromiumCheck.skip)("connect links", { timeout: 60_000 }, () => 
     await op?.close();
     await pw?.close();
     await app?.close();
-    await db?.drop();
   });
 
   async function createSession(
     body: Record<string, unknown>,
   ): Promise<{ status: number; json: LooseJson }> {
-    const res = await fetch(`${service.url}/v1/connect-sessions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    return { status: res.status, json: await res.json() };
+    return service.api("POST", "/v1/connect-sessions", body);
   }
 
   /** A fresh browser profile: oidc-provider's own login and consent every time. */
