@@ -1,14 +1,11 @@
 import { decodeJwt } from "jose";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { type HttpsFront, startHttpsFront } from "../fixtures/https-front.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import { type McpFixture, startMcpServer } from "../fixtures/mcp-server.js";
 import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
-import { freePort } from "../fixtures/ports.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 import { type TestPki, testPki } from "../fixtures/test-pki.js";
 import type { LooseJson } from "../helpers.js";
 
@@ -29,8 +26,7 @@ let trusting: Agent;
 let front: HttpsFront;
 let op: OidcFixture;
 let mcp: McpFixture;
-let db: TestDatabase;
-let service: RunningService;
+let service: TestService;
 let documentUrl: string;
 
 beforeAll(async () => {
@@ -45,14 +41,7 @@ beforeAll(async () => {
     resourceServers: [mcp.url],
     clientIdMetadataDocuments: { ca: pki.ca },
   });
-  db = await sqliteDatabase();
-  service = await startService(
-    resolveSettings(
-      { database: db.url, port: await freePort(), host: "127.0.0.1", publicUrl: front.url },
-      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-    ),
-    { logger: false, scheduler: false },
-  );
+  service = await startTestService({ apiKey: API_KEY, settings: { publicUrl: front.url } });
   front.forwardTo(service.url);
 });
 afterAll(async () => {
@@ -61,7 +50,6 @@ afterAll(async () => {
   await op?.close();
   await mcp?.close();
   await trusting?.close();
-  await db?.drop();
 });
 
 /** The service's API through its https front, as anyone at its public URL calls it. */

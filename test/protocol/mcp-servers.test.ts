@@ -2,19 +2,17 @@ import { decodeJwt } from "jose";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { McpServers } from "../../src/broker/mcp-servers.js";
-import { resolveSettings } from "../../src/config/settings.js";
 import { systemClock } from "../../src/core/clock.js";
 import { parseConnection } from "../../src/core/connection.js";
 import { parseIntegration } from "../../src/core/integration.js";
 import { MCP_CLIENT_TO_FIND, resolveIntegration } from "../../src/core/resolve.js";
 import type { ServerMetadata } from "../../src/core/server-metadata.js";
 import { type Tokenwarden, TokenwardenError } from "../../src/index.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { TEST_SECRET_KEY } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   CHALLENGE_METADATA_PATH,
@@ -29,9 +27,9 @@ import {
   type OidcFixture,
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
-import { freePort } from "../fixtures/ports.js";
 import { openRawSqlite } from "../fixtures/raw-sqlite.js";
-import { caught, type LooseJson } from "../helpers.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
+import { caught } from "../helpers.js";
 
 /**
  * Acting as the client of a remote MCP server: its RFC 9728 metadata (at the
@@ -48,8 +46,7 @@ let mcp: McpFixture;
 /** The same server without a well-known document: only its 401 says where it is. */
 let challengeOnly: McpFixture;
 let tw: Tokenwarden;
-let db: TestDatabase;
-let service: RunningService;
+let service: TestService;
 
 beforeAll(async () => {
   const resourceMetadata = () => ({
@@ -68,14 +65,7 @@ beforeAll(async () => {
     secretKey: TEST_SECRET_KEY,
     scheduler: false,
   });
-  db = await sqliteDatabase();
-  service = await startService(
-    resolveSettings(
-      { database: db.url, port: await freePort(), host: "127.0.0.1" },
-      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-    ),
-    { logger: false, scheduler: false },
-  );
+  service = await startTestService({ apiKey: API_KEY });
 });
 afterAll(async () => {
   await tw?.close();
@@ -83,7 +73,6 @@ afterAll(async () => {
   await op?.close();
   await mcp?.close();
   await challengeOnly?.close();
-  await db?.drop();
 });
 
 async function authorize(id: string) {
@@ -342,21 +331,11 @@ describe("which client (selection alone, with a server that takes client ID meta
 });
 
 async function api(method: string, path: string, body?: unknown, key: string | null = API_KEY) {
-  const res = await request(`${service.url}${path}`, {
-    method: method as "GET",
-    headers: {
-      ...(key === null ? {} : { authorization: `Bearer ${key}` }),
-      accept: "application/json",
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
+  const answer = await service.api(method, path, body, {
+    key,
+    headers: { accept: "application/json" },
   });
-  const text = await res.body.text();
-  let json: LooseJson = text;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { status: res.statusCode, body: json, text };
+  return { status: answer.status, body: answer.json, text: answer.text };
 }
 
 describe("through the REST API", () => {
@@ -402,12 +381,12 @@ describe("through the REST API", () => {
     expect(decodeJwt(token.body.accessToken).aud).toBe(mcp.url);
 
     const registered = new URL(started.body.url).searchParams.get("client_id") as string;
-    const below = await openStore({ database: db.url, secretKey: TEST_SECRET_KEY });
+    const below = await openStore({ database: service.database.url, secretKey: TEST_SECRET_KEY });
     const secret = (await below.getMcpClient("rest-mcp"))?.clientSecret as string;
     await below.close();
     expect(secret.length).toBeGreaterThan(20);
     // Sealed in its row: the client id is there in the clear, the secret is not.
-    const raw = await openRawSqlite(db.files[0] as string);
+    const raw = await openRawSqlite(service.database.files[0] as string);
     const rows = JSON.stringify(raw.query("select * from tw_mcp_clients"));
     raw.close();
     expect(rows).toContain(registered);
@@ -426,7 +405,7 @@ describe("through the REST API", () => {
 describe("through the CLI", () => {
   it("integration add --mcp-server-url: no client id asked for, authorization_code", async () => {
     const env = {
-      TOKENWARDEN_DATABASE_URL: `${db.url}-cli`,
+      TOKENWARDEN_DATABASE_URL: `${service.database.url}-cli`,
       TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
     };
     const add = await runCli(

@@ -1,13 +1,10 @@
 import { generateKeyPairSync } from "node:crypto";
 import { decodeJwt } from "jose";
-import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
 import { type Tokenwarden, TokenwardenError } from "../../src/index.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
 import { openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { TEST_SECRET_KEY } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   BASIC_CLIENT_ID,
@@ -19,7 +16,7 @@ import {
   POST_CLIENT_SECRET,
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
-import { freePort } from "../fixtures/ports.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 import { caught, type LooseJson } from "../helpers.js";
 
 /**
@@ -43,8 +40,7 @@ const PUBLIC_JWK = {
 
 let op: OidcFixture;
 let tw: Tokenwarden;
-let db: TestDatabase;
-let service: RunningService;
+let service: TestService;
 
 beforeAll(async () => {
   op = await startOidcProvider({
@@ -72,20 +68,12 @@ beforeAll(async () => {
     secretKey: TEST_SECRET_KEY,
     scheduler: false,
   });
-  db = await sqliteDatabase();
-  service = await startService(
-    resolveSettings(
-      { database: db.url, port: await freePort(), host: "127.0.0.1" },
-      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-    ),
-    { logger: false, scheduler: false },
-  );
+  service = await startTestService({ apiKey: API_KEY });
 });
 afterAll(async () => {
   await tw.close();
   await service.close();
   await op.close();
-  await db.drop();
 });
 
 async function cc(key: string, fields: Record<string, unknown>) {
@@ -261,15 +249,8 @@ describe("authorization code with discovery, resource and iss (library)", () => 
 });
 
 async function api(method: string, path: string, body?: unknown): Promise<LooseJson> {
-  const res = await request(`${service.url}${path}`, {
-    method: method as "GET",
-    headers: {
-      authorization: `Bearer ${API_KEY}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.statusCode, body: await res.body.json() };
+  const { status, json } = await service.api(method, path, body);
+  return { status, body: json };
 }
 
 describe("through the REST API", () => {
@@ -328,7 +309,7 @@ describe("through the CLI", () => {
 
   it("integration add --discovery-url --client-auth auto, then a token", async () => {
     const dbEnv = {
-      TOKENWARDEN_DATABASE_URL: `${db.url}-cli`,
+      TOKENWARDEN_DATABASE_URL: `${service.database.url}-cli`,
       TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
     };
     const add = await runCli(
