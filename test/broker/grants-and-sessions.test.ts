@@ -1,11 +1,8 @@
-import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
 import type { Tokenwarden } from "../../src/index.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
 import { openBroker, openBrokerWithStore, storeOf } from "../fixtures/broker.js";
 import { runCli } from "../fixtures/cli.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { TEST_SECRET_KEY } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   BASIC_CLIENT_ID,
@@ -15,8 +12,8 @@ import {
   startOidcProvider,
 } from "../fixtures/oidc-provider.js";
 import { type PasswordServerFixture, startPasswordServer } from "../fixtures/password-server.js";
-import { freePort } from "../fixtures/ports.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 import type { LooseJson } from "../helpers.js";
 
 /**
@@ -33,8 +30,7 @@ const COMBOS = GRANTS.flatMap((grant) => SESSIONS.map((session) => [grant, sessi
 let op: OidcFixture;
 let pw: PasswordServerFixture;
 let quirk: QuirkServer;
-let db: TestDatabase;
-let service: RunningService;
+let service: TestService;
 let scratch: Tokenwarden;
 
 beforeAll(async () => {
@@ -45,14 +41,7 @@ beforeAll(async () => {
     accessTokenLifetimeSeconds: 120,
   });
   quirk = await startQuirkServer();
-  db = await sqliteDatabase();
-  service = await startService(
-    resolveSettings(
-      { database: db.url, port: await freePort(), host: "127.0.0.1" },
-      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-    ),
-    { logger: false, scheduler: false },
-  );
+  service = await startTestService({ apiKey: API_KEY });
   scratch = await openBrokerWithStore({
     database: "sqlite::memory:",
     secretKey: TEST_SECRET_KEY,
@@ -74,7 +63,6 @@ afterAll(async () => {
   await op.close();
   await pw.close();
   await quirk.close();
-  await db.drop();
 });
 
 /** A refresh token of its own for each connection: oidc-provider rotates them. */
@@ -125,27 +113,17 @@ async function expectLive(grant: (typeof GRANTS)[number], accessToken: string) {
   if (grant !== "password") expect((await op.introspect(accessToken)).active).toBe(true);
 }
 
-async function rest(method: string, path: string, body?: unknown) {
-  const res = await request(`${service.url}${path}`, {
-    method: method as "GET",
-    headers: {
-      authorization: `Bearer ${API_KEY}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.statusCode, json: (await res.body.json()) as LooseJson };
-}
+const rest = (method: string, path: string, body?: unknown) => service.api(method, path, body);
 
 const cliEnv = () => ({
-  TOKENWARDEN_DATABASE_URL: db.url,
+  TOKENWARDEN_DATABASE_URL: service.database.url,
   TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
 });
 
 describe("from a clean start", () => {
   it.each(COMBOS)("library: grant %s, session %s", async (grant, session) => {
     const key = `lib-${grant}-${session}`.replaceAll("_", "-");
-    const tw = await openBroker(db);
+    const tw = await openBroker(service.database);
     try {
       const events: string[] = [];
       tw.on("event", (e) => events.push(`${e.action}:${e.outcome}`));
@@ -257,7 +235,7 @@ describe("the whole token response", () => {
     expectExtra(viaRest.json.extra);
     expect(JSON.stringify(viaRest.json)).not.toContain(secretRefreshToken);
 
-    const tw = await openBroker(db);
+    const tw = await openBroker(service.database);
     try {
       const viaLibrary = await tw.getToken("sf-prod");
       expectExtra(viaLibrary.extra);
@@ -283,7 +261,7 @@ describe("session none", () => {
       refusals.push(`${req.method} ${req.body}`);
       json(res, 401, { error: "invalid_token" });
     });
-    const tw = await openBroker(db);
+    const tw = await openBroker(service.database);
     try {
       await tw.putIntegration({
         key: "none-api",

@@ -2,14 +2,17 @@ import { generateKeyPairSync } from "node:crypto";
 import { decodeProtectedHeader, jwtVerify } from "jose";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
 import { Tokenwarden } from "../../src/index.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
-import { postgresDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import {
+  memoryDatabase,
+  postgresDatabase,
+  TEST_SECRET_KEY,
+  type TestDatabase,
+} from "../fixtures/databases.js";
 import { approveDeviceCode } from "../fixtures/interaction.js";
 import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
-import { freePort } from "../fixtures/ports.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 import { caught, type LooseJson } from "../helpers.js";
 
 /**
@@ -132,28 +135,15 @@ describe("device grant (RFC 8628) with DPoP-bound tokens (RFC 9449), against oid
 });
 
 describe("the service: POST /v1/connections/:id/authorize and /dpop-proof", () => {
-  let service: RunningService;
+  let service: TestService;
   beforeAll(async () => {
-    service = await startService(
-      resolveSettings(
-        { database: "sqlite::memory:", port: await freePort(), host: "127.0.0.1" },
-        { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-      ),
-      { logger: false, scheduler: false },
-    );
+    service = await startTestService({ apiKey: API_KEY, database: memoryDatabase });
   });
   afterAll(async () => service.close());
 
   async function call(method: "GET" | "POST" | "PUT", path: string, body?: unknown) {
-    const res = await request(`${service.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${API_KEY}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: body === undefined ? null : JSON.stringify(body),
-    });
-    return { status: res.statusCode, body: (await res.body.json()) as LooseJson };
+    const { status, json } = await service.api(method, path, body);
+    return { status, body: json };
   }
 
   it("answers the user code, polls, and hands out proofs", async () => {
