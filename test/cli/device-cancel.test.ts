@@ -1,11 +1,10 @@
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
 import { openStore } from "../../src/store/open.js";
 import { CLI_PROCESSES, runCli, startCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 
 /**
  * A device flow nobody will approve is withdrawn, not left polling until its code
@@ -20,7 +19,7 @@ const DEVICE_SECRET = "device-secret";
 let op: OidcFixture;
 let localDb: TestDatabase;
 let serviceDb: TestDatabase;
-let service: RunningService;
+let service: TestService;
 let local: Record<string, string>;
 let remote: Record<string, string>;
 
@@ -38,14 +37,8 @@ beforeAll(async () => {
     ],
   });
   localDb = await sqliteDatabase();
-  serviceDb = await sqliteDatabase();
-  service = await startService(
-    resolveSettings(
-      { database: serviceDb.url, port: 0, host: "127.0.0.1" },
-      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-    ),
-    { scheduler: false, webhooks: false },
-  );
+  service = await startTestService({ apiKey: API_KEY, serve: { webhooks: false } });
+  serviceDb = service.database;
   local = { TOKENWARDEN_DATABASE_URL: localDb.url, TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY };
   remote = { TOKENWARDEN_URL: service.url, TOKENWARDEN_API_KEY: API_KEY };
   const setUp = [
@@ -74,7 +67,6 @@ afterAll(async () => {
   await service?.close();
   await op?.close();
   await localDb?.drop();
-  await serviceDb?.drop();
 });
 
 /** The flow the side's store holds for `id`, read from its database. */

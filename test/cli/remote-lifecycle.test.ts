@@ -1,13 +1,12 @@
 import { Writable } from "node:stream";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
 import { Tokenwarden } from "../../src/index.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
 import { type CliResult, runCli, startCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import { approveDeviceCode } from "../fixtures/interaction.js";
 import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../fixtures/webhook-receiver.js";
 
 /**
@@ -20,8 +19,7 @@ const API_KEY = "remote-lifecycle-test-key-0123456789";
 const PUBLIC_URL = "https://tokens.example.com";
 const RETURN_ORIGIN = "https://app.example.com";
 let localDb: TestDatabase;
-let serviceDb: TestDatabase;
-let service: RunningService;
+let service: TestService;
 let localHooks: WebhookReceiver;
 let serviceHooks: WebhookReceiver;
 let op: OidcFixture;
@@ -48,7 +46,6 @@ beforeAll(async () => {
     ],
   });
   localDb = await sqliteDatabase();
-  serviceDb = await sqliteDatabase();
   localHooks = await startWebhookReceiver();
   serviceHooks = await startWebhookReceiver();
   const logStream = new Writable({
@@ -57,18 +54,13 @@ beforeAll(async () => {
       done();
     },
   });
-  service = await startService(
-    resolveSettings(
-      { database: serviceDb.url, port: 0, host: "127.0.0.1", publicUrl: PUBLIC_URL },
-      {
-        TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
-        TOKENWARDEN_API_KEYS: API_KEY,
-        TOKENWARDEN_CONNECT_RETURN_ORIGINS: RETURN_ORIGIN,
-      },
-    ),
+  service = await startTestService({
+    apiKey: API_KEY,
+    settings: { publicUrl: PUBLIC_URL },
+    env: { TOKENWARDEN_CONNECT_RETURN_ORIGINS: RETURN_ORIGIN },
     // The test delivers (deliverWebhooks), so the outbox is seen before and after.
-    { logger: { level: "trace", stream: logStream }, scheduler: false, webhooks: false },
-  );
+    serve: { logger: { level: "trace", stream: logStream }, webhooks: false },
+  });
   local = {
     TOKENWARDEN_DATABASE_URL: localDb.url,
     TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY,
@@ -88,7 +80,6 @@ afterAll(async () => {
   await localHooks?.close();
   await serviceHooks?.close();
   await localDb?.drop();
-  await serviceDb?.drop();
 });
 
 /** What may differ between the two sides: secrets, link tokens, times, ids, ports. */

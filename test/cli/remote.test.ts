@@ -1,8 +1,6 @@
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
 import {
   addBasicClient,
   addBasicWebClient,
@@ -14,7 +12,7 @@ import {
   startCli,
   writeImportFile,
 } from "../fixtures/cli.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { sqliteDatabase, type TestDatabase } from "../fixtures/databases.js";
 import { loginAndConsent } from "../fixtures/interaction.js";
 import {
   BASIC_CLIENT_ID,
@@ -24,6 +22,7 @@ import {
 } from "../fixtures/oidc-provider.js";
 import { freePort } from "../fixtures/ports.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
+import { startTestService, type TestService } from "../fixtures/service.js";
 
 /**
  * The remote CLI: with TOKENWARDEN_URL and TOKENWARDEN_API_KEY every command talks to a
@@ -34,8 +33,7 @@ const API_KEY = "remote-cli-test-key-0123456789";
 let op: OidcFixture;
 let api: QuirkServer;
 let localDb: TestDatabase;
-let serviceDb: TestDatabase;
-let service: RunningService;
+let service: TestService;
 let local: Record<string, string>;
 let remote: Record<string, string>;
 
@@ -50,14 +48,7 @@ beforeAll(async () => {
   );
   api.on("/api/missing", (_req, res) => json(res, 404, { error: "no such order" }));
   localDb = await sqliteDatabase();
-  serviceDb = await sqliteDatabase();
-  service = await startService(
-    resolveSettings(
-      { database: serviceDb.url, port, host: "127.0.0.1" },
-      { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: API_KEY },
-    ),
-    { logger: false, scheduler: false },
-  );
+  service = await startTestService({ apiKey: API_KEY, settings: { port } });
   local = localEnv(localDb);
   // No database and no master key on the remote side: only the address and a key.
   remote = { TOKENWARDEN_URL: service.url, TOKENWARDEN_API_KEY: API_KEY };
@@ -67,7 +58,6 @@ afterAll(async () => {
   await op.close();
   await api.close();
   await localDb.drop();
-  await serviceDb.drop();
 });
 
 /** What may differ between two runs: tokens, times, key ids, durations. */
