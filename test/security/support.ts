@@ -1,15 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import pg from "pg";
-import { request } from "undici";
 import type { Tokenwarden, TokenwardenOptions } from "../../src/broker/tokenwarden.js";
-import { resolveSettings } from "../../src/config/settings.js";
 import type { TokenSet } from "../../src/core/token-set.js";
-import { startService } from "../../src/service/serve.js";
 import { openBrokerWithStore } from "../fixtures/broker.js";
 import type { TestDatabase } from "../fixtures/databases.js";
-import { freePort } from "../fixtures/ports.js";
 import { openRawSqlite } from "../fixtures/raw-sqlite.js";
+import { startTestService as startServiceFixture } from "../fixtures/service.js";
 import type { LooseJson } from "../helpers.js";
 
 /** A PEM pair good enough for the schema (the key is a marker we can search for at rest). */
@@ -95,34 +92,19 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-/** The real service on a free port, an admin key from TOKENWARDEN_API_KEYS, no scheduler. */
+/**
+ * The real service on the test's database (which the test drops) under this master key,
+ * an admin key from TOKENWARDEN_API_KEYS, no scheduler: fixtures/service.ts.
+ */
 export async function startTestService(db: TestDatabase, secretKey: string): Promise<TestService> {
-  const port = await freePort();
-  const settings = resolveSettings(
-    { database: db.url, port, host: "127.0.0.1" },
-    { TOKENWARDEN_SECRET_KEY: secretKey, TOKENWARDEN_API_KEYS: SERVICE_API_KEY },
-  );
-  const service = await startService(settings, { logger: false, scheduler: false });
+  const service = await startServiceFixture({
+    apiKey: SERVICE_API_KEY,
+    database: db,
+    env: { TOKENWARDEN_SECRET_KEY: secretKey },
+  });
   return {
     url: service.url,
-    async call(method, path, body) {
-      const res = await request(`${service.url}${path}`, {
-        method: method as "GET",
-        headers: {
-          authorization: `Bearer ${SERVICE_API_KEY}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await res.body.text();
-      let json: LooseJson;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      return { status: res.statusCode, text, json };
-    },
+    call: (method, path, body) => service.api(method, path, body),
     close: () => service.close(),
   };
 }
