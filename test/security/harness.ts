@@ -3,10 +3,10 @@ import type { AddressInfo, Socket } from "node:net";
 import { connect } from "node:net";
 import { Writable } from "node:stream";
 import { expect } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { type RunningService, startService } from "../../src/service/serve.js";
-import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import type { RunningService } from "../../src/service/serve.js";
+import type { TestDatabase } from "../fixtures/databases.js";
 import { freePort } from "../fixtures/ports.js";
+import { startTestService } from "../fixtures/service.js";
 import type { LooseJson } from "../helpers.js";
 
 /**
@@ -46,17 +46,7 @@ export interface SecurityService {
 export async function startSecurityService(
   options: { hooksDir?: string; db?: TestDatabase } = {},
 ): Promise<SecurityService & { db: TestDatabase }> {
-  const db = options.db ?? (await sqliteDatabase());
   const port = await freePort();
-  const settings = resolveSettings(
-    {
-      database: db.url,
-      port,
-      host: "127.0.0.1",
-      ...(options.hooksDir === undefined ? {} : { hooksDir: options.hooksDir }),
-    },
-    { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: ADMIN_KEY },
-  );
   let logs = "";
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -64,16 +54,18 @@ export async function startSecurityService(
       done();
     },
   });
-  const service = await startService(settings, {
-    logger: { level: "info", stream: sink },
-    scheduler: false,
+  const service = await startTestService({
+    apiKey: ADMIN_KEY,
+    database: options.db,
+    settings: { port, hooksDir: options.hooksDir },
+    serve: { logger: { level: "info", stream: sink } },
   });
   const auth = (key: string | null | undefined): Record<string, string> =>
     key === null ? {} : { authorization: `Bearer ${key ?? ADMIN_KEY}` };
   return {
     service,
     port,
-    db,
+    db: service.database,
     logs: () => logs,
     call: (method, path, callOptions = {}) => {
       const headers = { ...auth(callOptions.key), ...callOptions.headers };
@@ -89,10 +81,7 @@ export async function startSecurityService(
         ...auth(rawOptions.key),
         ...rawOptions.headers,
       }),
-    close: async () => {
-      await service.close();
-      if (options.db === undefined) await db.drop();
-    },
+    close: () => service.close(),
   };
 }
 

@@ -1,11 +1,8 @@
 import { request } from "undici";
 import { expect, it } from "vitest";
-import { resolveSettings } from "../../src/config/settings.js";
-import { startService } from "../../src/service/serve.js";
 import { openBroker } from "../fixtures/broker.js";
-import { TEST_SECRET_KEY } from "../fixtures/databases.js";
-import { freePort } from "../fixtures/ports.js";
 import { json, useServerAndDatabase } from "../fixtures/quirk-server.js";
+import { startTestService } from "../fixtures/service.js";
 
 const files = useServerAndDatabase();
 
@@ -14,11 +11,7 @@ it("a graceful shutdown lets a refresh in flight finish and be recorded", async 
   files.server.on("/slow", (_req, res) => {
     release = () => json(res, 200, { access_token: "finished", expires_in: 600 });
   });
-  const settings = resolveSettings(
-    { database: files.db.url, port: await freePort() },
-    { TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY, TOKENWARDEN_API_KEYS: "k-0123456789" },
-  );
-  const service = await startService(settings, { logger: false, scheduler: false });
+  const service = await startTestService({ apiKey: "k-0123456789", database: files.db });
   await service.tw.putIntegration({
     key: "slow",
     grantType: "client_credentials",
