@@ -4,8 +4,14 @@ import { Tokenwarden } from "../../src/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import {
+  DEVICE_GRANT,
+  type DeviceClient,
+  deviceIntegration,
+  startDeviceProvider,
+} from "../fixtures/device-provider.js";
 import { approveDeviceCode } from "../fixtures/interaction.js";
-import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
+import type { OidcFixture } from "../fixtures/oidc-provider.js";
 import { openRawSqlite } from "../fixtures/raw-sqlite.js";
 import { SteppedClock } from "../fixtures/stepped-clock.js";
 import { caught } from "../helpers.js";
@@ -16,25 +22,15 @@ import { caught } from "../helpers.js";
  * finishes a flow the first started, and a process started after the first went away
  * takes up the pending flow on its own. Waits run on a stepped clock: no real 5-s polls.
  */
-const DEVICE_CLIENT = "device-store-client";
-const DEVICE_SECRET = "device-store-secret";
-const DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
+const CLIENT: DeviceClient = {
+  clientId: "device-store-client",
+  clientSecret: "device-store-secret",
+};
 
 let op: OidcFixture;
 
 beforeAll(async () => {
-  op = await startOidcProvider({
-    deviceFlow: true,
-    clients: [
-      {
-        clientId: DEVICE_CLIENT,
-        clientSecret: DEVICE_SECRET,
-        authMethod: "client_secret_basic",
-        grantTypes: [DEVICE_GRANT, "refresh_token", "authorization_code"],
-        redirectUris: ["http://127.0.0.1/callback"],
-      },
-    ],
-  });
+  op = await startDeviceProvider({ client: CLIENT });
 });
 afterAll(() => op.close());
 
@@ -70,15 +66,7 @@ await describeEachDriver("device flows kept in the store on $name", (driver) => 
       secretKey: TEST_SECRET_KEY,
       scheduler: false,
     });
-    await tw.putIntegration({
-      key: "device",
-      grantType: "device_code",
-      deviceAuthorizationUrl: op.deviceAuthorizationUrl,
-      tokenUrl: op.tokenUrl,
-      clientId: DEVICE_CLIENT,
-      clientSecret: DEVICE_SECRET,
-      scopes: ["openid", "offline_access"],
-    });
+    await tw.putIntegration({ key: "device", ...deviceIntegration(op, CLIENT) });
     await tw.close();
   });
   afterEach(async () => {

@@ -3,9 +3,15 @@ import { Tokenwarden } from "../../src/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { TEST_SECRET_KEY } from "../fixtures/databases.js";
+import {
+  DEVICE_GRANT,
+  type DeviceClient,
+  deviceIntegration,
+  startDeviceProvider,
+} from "../fixtures/device-provider.js";
 import { type FailingProxy, startFailingProxy } from "../fixtures/failing-proxy.js";
 import { approveDeviceCode } from "../fixtures/interaction.js";
-import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
+import type { OidcFixture } from "../fixtures/oidc-provider.js";
 import { SteppedClock } from "../fixtures/stepped-clock.js";
 import { caught } from "../helpers.js";
 
@@ -17,9 +23,10 @@ import { caught } from "../helpers.js";
  * poller waits longer after each (doubling, bounded) and goes on until the person
  * approves or the code expires. Waits run on a stepped clock: no real 5-s polls.
  */
-const DEVICE_CLIENT = "device-transient-client";
-const DEVICE_SECRET = "device-transient-secret";
-const DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
+const CLIENT: DeviceClient = {
+  clientId: "device-transient-client",
+  clientSecret: "device-transient-secret",
+};
 
 let op: OidcFixture;
 let proxy: FailingProxy;
@@ -28,18 +35,7 @@ let tw: Tokenwarden;
 const clock = new SteppedClock();
 
 beforeAll(async () => {
-  op = await startOidcProvider({
-    deviceFlow: true,
-    clients: [
-      {
-        clientId: DEVICE_CLIENT,
-        clientSecret: DEVICE_SECRET,
-        authMethod: "client_secret_basic",
-        grantTypes: [DEVICE_GRANT, "refresh_token", "authorization_code"],
-        redirectUris: ["http://127.0.0.1/callback"],
-      },
-    ],
-  });
+  op = await startDeviceProvider({ client: CLIENT });
   // Only the device code polls may fail; the device authorization request goes through.
   proxy = await startFailingProxy(op.issuer, (req) =>
     req.body.includes(encodeURIComponent(DEVICE_GRANT)),
@@ -52,12 +48,8 @@ beforeAll(async () => {
   ] as const) {
     await tw.putIntegration({
       key,
-      grantType: "device_code",
-      deviceAuthorizationUrl: op.deviceAuthorizationUrl,
+      ...deviceIntegration(op, CLIENT),
       tokenUrl: proxy.url(op.tokenUrl),
-      clientId: DEVICE_CLIENT,
-      clientSecret: DEVICE_SECRET,
-      scopes: ["openid", "offline_access"],
       timeoutMs,
     });
   }
@@ -181,8 +173,8 @@ it("a device flow whose endpoints come from discovery alone", async () => {
     key: "device-discovered",
     grantType: "device_code",
     discoveryUrl: op.issuer,
-    clientId: DEVICE_CLIENT,
-    clientSecret: DEVICE_SECRET,
+    clientId: CLIENT.clientId,
+    clientSecret: CLIENT.clientSecret,
     scopes: ["openid"],
   });
   await tw.putConnection({ id: "tv-discovered", integration: "device-discovered" });

@@ -9,8 +9,14 @@ import {
   TEST_SECRET_KEY,
   type TestDatabase,
 } from "../fixtures/databases.js";
+import {
+  DEVICE_CLIENT,
+  DEVICE_GRANT,
+  deviceIntegration,
+  startDeviceProvider,
+} from "../fixtures/device-provider.js";
 import { approveDeviceCode } from "../fixtures/interaction.js";
-import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
+import type { OidcFixture } from "../fixtures/oidc-provider.js";
 import { json, type QuirkServer, startQuirkServer } from "../fixtures/quirk-server.js";
 import { startTestService, type TestService } from "../fixtures/service.js";
 import { caught, type LooseJson } from "../helpers.js";
@@ -22,29 +28,13 @@ import { caught, type LooseJson } from "../helpers.js";
  * (it implements neither grant); rate limits shared by two processes on PostgreSQL.
  */
 const API_KEY = "protocol-b-test-key-0123456789";
-const DEVICE_CLIENT = "device-client";
-const DEVICE_SECRET = "device-secret";
-const DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
 
 let op: OidcFixture;
 let quirk: QuirkServer;
 let tw: Tokenwarden;
 
 beforeAll(async () => {
-  op = await startOidcProvider({
-    deviceFlow: true,
-    dpopNonces: true,
-    clients: [
-      {
-        clientId: DEVICE_CLIENT,
-        clientSecret: DEVICE_SECRET,
-        authMethod: "client_secret_basic",
-        grantTypes: [DEVICE_GRANT, "refresh_token", "authorization_code"],
-        redirectUris: ["http://127.0.0.1/callback"],
-        dpopBound: true,
-      },
-    ],
-  });
+  op = await startDeviceProvider({ dpop: true });
   quirk = await startQuirkServer();
   tw = await Tokenwarden.open({
     database: "sqlite::memory:",
@@ -53,13 +43,8 @@ beforeAll(async () => {
   });
   await tw.putIntegration({
     key: "device",
-    grantType: "device_code",
-    deviceAuthorizationUrl: op.deviceAuthorizationUrl,
-    tokenUrl: op.tokenUrl,
+    ...deviceIntegration(op),
     revocationUrl: op.revocationUrl,
-    clientId: DEVICE_CLIENT,
-    clientSecret: DEVICE_SECRET,
-    scopes: ["openid", "offline_access"],
     apiBaseUrl: op.issuer,
     dpop: true,
   });
@@ -150,7 +135,7 @@ describe("the service: POST /v1/connections/:id/authorize and /dpop-proof", () =
     const integration = (await tw.getIntegration("device")) as LooseJson;
     await call("PUT", "/v1/integrations/device", {
       ...integration,
-      clientSecret: DEVICE_SECRET,
+      clientSecret: DEVICE_CLIENT.clientSecret,
       createdAt: undefined,
       updatedAt: undefined,
     });

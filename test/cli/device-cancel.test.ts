@@ -3,7 +3,8 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { openStore } from "../../src/store/open.js";
 import { CLI_PROCESSES, runCli, startCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
-import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
+import { DEVICE_CLIENT, startDeviceProvider } from "../fixtures/device-provider.js";
+import type { OidcFixture } from "../fixtures/oidc-provider.js";
 import { startTestService, type TestService } from "../fixtures/service.js";
 
 /**
@@ -14,8 +15,6 @@ import { startTestService, type TestService } from "../fixtures/service.js";
  * command, run as a process and interrupted with a real SIGINT.
  */
 const API_KEY = "device-cancel-test-key-0123456789";
-const DEVICE_CLIENT = "device-client";
-const DEVICE_SECRET = "device-secret";
 let op: OidcFixture;
 let localDb: TestDatabase;
 let serviceDb: TestDatabase;
@@ -24,18 +23,7 @@ let local: Record<string, string>;
 let remote: Record<string, string>;
 
 beforeAll(async () => {
-  op = await startOidcProvider({
-    deviceFlow: true,
-    clients: [
-      {
-        clientId: DEVICE_CLIENT,
-        clientSecret: DEVICE_SECRET,
-        authMethod: "client_secret_basic",
-        grantTypes: ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
-        redirectUris: ["http://127.0.0.1/callback"],
-      },
-    ],
-  });
+  op = await startDeviceProvider({ codeGrant: false });
   localDb = await sqliteDatabase();
   service = await startTestService({ apiKey: API_KEY, serve: { webhooks: false } });
   serviceDb = service.database;
@@ -53,9 +41,9 @@ beforeAll(async () => {
       "--token-url",
       op.tokenUrl,
       "--client-id",
-      DEVICE_CLIENT,
+      DEVICE_CLIENT.clientId,
       "--client-secret",
-      DEVICE_SECRET,
+      DEVICE_CLIENT.clientSecret,
     ],
     ["connection", "add", "tv-1", "--integration", "tv"],
     ["connection", "add", "tv-2", "--integration", "tv"],

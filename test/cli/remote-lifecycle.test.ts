@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/index.js";
 import { type CliResult, runCli, startCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
+import { DEVICE_CLIENT, startDeviceProvider } from "../fixtures/device-provider.js";
 import { approveDeviceCode } from "../fixtures/interaction.js";
-import { type OidcFixture, startOidcProvider } from "../fixtures/oidc-provider.js";
+import type { OidcFixture } from "../fixtures/oidc-provider.js";
 import { startTestService, type TestService } from "../fixtures/service.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../fixtures/webhook-receiver.js";
 
@@ -29,22 +30,8 @@ const serviceLog: string[] = [];
 /** Each test runs the CLI a few dozen times, a process each: slow on a loaded machine. */
 const MANY_RUNS_MS = 240_000;
 
-const DEVICE_CLIENT = "device-client";
-const DEVICE_SECRET = "device-secret";
-
 beforeAll(async () => {
-  op = await startOidcProvider({
-    deviceFlow: true,
-    clients: [
-      {
-        clientId: DEVICE_CLIENT,
-        clientSecret: DEVICE_SECRET,
-        authMethod: "client_secret_basic",
-        grantTypes: ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
-        redirectUris: ["http://127.0.0.1/callback"],
-      },
-    ],
-  });
+  op = await startDeviceProvider({ codeGrant: false });
   localDb = await sqliteDatabase();
   localHooks = await startWebhookReceiver();
   serviceHooks = await startWebhookReceiver();
@@ -321,9 +308,9 @@ describe("lifecycle commands through a service", () => {
           "--token-url",
           op.tokenUrl,
           "--client-id",
-          DEVICE_CLIENT,
+          DEVICE_CLIENT.clientId,
           "--client-secret",
-          DEVICE_SECRET,
+          DEVICE_CLIENT.clientSecret,
           "--scopes",
           "openid offline_access",
         ],
