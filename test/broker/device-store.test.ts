@@ -6,7 +6,6 @@ import type { Store } from "../../src/store/store.js";
 import { describeEachDriver, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
 import {
   DEVICE_GRANT,
-  type DeviceClient,
   deviceIntegration,
   startDeviceProvider,
 } from "../fixtures/device-provider.js";
@@ -22,15 +21,11 @@ import { caught } from "../helpers.js";
  * finishes a flow the first started, and a process started after the first went away
  * takes up the pending flow on its own. Waits run on a stepped clock: no real 5-s polls.
  */
-const CLIENT: DeviceClient = {
-  clientId: "device-store-client",
-  clientSecret: "device-store-secret",
-};
 
 let op: OidcFixture;
 
 beforeAll(async () => {
-  op = await startDeviceProvider({ client: CLIENT });
+  op = await startDeviceProvider();
 });
 afterAll(() => op.close());
 
@@ -66,7 +61,7 @@ await describeEachDriver("device flows kept in the store on $name", (driver) => 
       secretKey: TEST_SECRET_KEY,
       scheduler: false,
     });
-    await tw.putIntegration({ key: "device", ...deviceIntegration(op, CLIENT) });
+    await tw.putIntegration({ key: "device", ...deviceIntegration(op) });
     await tw.close();
   });
   afterEach(async () => {

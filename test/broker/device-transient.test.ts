@@ -4,8 +4,8 @@ import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { TEST_SECRET_KEY } from "../fixtures/databases.js";
 import {
+  DEVICE_CLIENT,
   DEVICE_GRANT,
-  type DeviceClient,
   deviceIntegration,
   startDeviceProvider,
 } from "../fixtures/device-provider.js";
@@ -23,10 +23,6 @@ import { caught } from "../helpers.js";
  * poller waits longer after each (doubling, bounded) and goes on until the person
  * approves or the code expires. Waits run on a stepped clock: no real 5-s polls.
  */
-const CLIENT: DeviceClient = {
-  clientId: "device-transient-client",
-  clientSecret: "device-transient-secret",
-};
 
 let op: OidcFixture;
 let proxy: FailingProxy;
@@ -35,7 +31,7 @@ let tw: Tokenwarden;
 const clock = new SteppedClock();
 
 beforeAll(async () => {
-  op = await startDeviceProvider({ client: CLIENT });
+  op = await startDeviceProvider();
   // Only the device code polls may fail; the device authorization request goes through.
   proxy = await startFailingProxy(op.issuer, (req) =>
     req.body.includes(encodeURIComponent(DEVICE_GRANT)),
@@ -48,7 +44,7 @@ beforeAll(async () => {
   ] as const) {
     await tw.putIntegration({
       key,
-      ...deviceIntegration(op, CLIENT),
+      ...deviceIntegration(op),
       tokenUrl: proxy.url(op.tokenUrl),
       timeoutMs,
     });
@@ -173,8 +169,8 @@ it("a device flow whose endpoints come from discovery alone", async () => {
     key: "device-discovered",
     grantType: "device_code",
     discoveryUrl: op.issuer,
-    clientId: CLIENT.clientId,
-    clientSecret: CLIENT.clientSecret,
+    clientId: DEVICE_CLIENT.clientId,
+    clientSecret: DEVICE_CLIENT.clientSecret,
     scopes: ["openid"],
   });
   await tw.putConnection({ id: "tv-discovered", integration: "device-discovered" });

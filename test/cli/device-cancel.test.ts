@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { openStore } from "../../src/store/open.js";
 import { CLI_PROCESSES, runCli, startCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
-import { DEVICE_CLIENT, startDeviceProvider } from "../fixtures/device-provider.js";
+import { deviceIntegrationArgs, startDeviceProvider } from "../fixtures/device-provider.js";
 import type { OidcFixture } from "../fixtures/oidc-provider.js";
 import { startTestService, type TestService } from "../fixtures/service.js";
 
@@ -30,21 +30,7 @@ beforeAll(async () => {
   local = { TOKENWARDEN_DATABASE_URL: localDb.url, TOKENWARDEN_SECRET_KEY: TEST_SECRET_KEY };
   remote = { TOKENWARDEN_URL: service.url, TOKENWARDEN_API_KEY: API_KEY };
   const setUp = [
-    [
-      "integration",
-      "add",
-      "tv",
-      "--grant-type",
-      "device_code",
-      "--set",
-      `deviceAuthorizationUrl=${JSON.stringify(op.deviceAuthorizationUrl)}`,
-      "--token-url",
-      op.tokenUrl,
-      "--client-id",
-      DEVICE_CLIENT.clientId,
-      "--client-secret",
-      DEVICE_CLIENT.clientSecret,
-    ],
+    deviceIntegrationArgs(op, "tv"),
     ["connection", "add", "tv-1", "--integration", "tv"],
     ["connection", "add", "tv-2", "--integration", "tv"],
   ];

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tokenwarden } from "../../src/index.js";
 import { type CliResult, runCli, startCli } from "../fixtures/cli.js";
 import { sqliteDatabase, TEST_SECRET_KEY, type TestDatabase } from "../fixtures/databases.js";
-import { DEVICE_CLIENT, startDeviceProvider } from "../fixtures/device-provider.js";
+import { deviceIntegrationArgs, startDeviceProvider } from "../fixtures/device-provider.js";
 import { approveDeviceCode } from "../fixtures/interaction.js";
 import type { OidcFixture } from "../fixtures/oidc-provider.js";
 import { startTestService, type TestService } from "../fixtures/service.js";
@@ -297,23 +297,7 @@ describe("lifecycle commands through a service", () => {
     "authorize of a device grant: the code printed, the service polling",
     async () => {
       for (const args of [
-        [
-          "integration",
-          "add",
-          "tv",
-          "--grant-type",
-          "device_code",
-          "--set",
-          `deviceAuthorizationUrl=${JSON.stringify(op.deviceAuthorizationUrl)}`,
-          "--token-url",
-          op.tokenUrl,
-          "--client-id",
-          DEVICE_CLIENT.clientId,
-          "--client-secret",
-          DEVICE_CLIENT.clientSecret,
-          "--scopes",
-          "openid offline_access",
-        ],
+        [...deviceIntegrationArgs(op, "tv"), "--scopes", "openid offline_access"],
         ["connection", "add", "tv-1", "--integration", "tv"],
         ["connection", "add", "tv-2", "--integration", "tv"],
         ["connection", "add", "tv-3", "--integration", "tv"],
