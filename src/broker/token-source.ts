@@ -10,9 +10,8 @@ import type { Clock } from "../core/clock.js";
 import { decide, type TokenRequest } from "../core/decision.js";
 import { TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError } from "../core/failure.js";
-import type { Integration } from "../core/integration.js";
 import { isInRefreshWindow, isUsable } from "../core/refresh-policy.js";
-import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
+import { resolveIntegration } from "../core/resolve.js";
 import { nextRefreshAt, type StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { DueConnection, Store } from "../store/store.js";
@@ -22,19 +21,11 @@ import { LeaseBatches } from "./lease-batch.js";
 import { connectionNotFound, type Loaded, loadConnection } from "./loaded.js";
 import type { Renewer } from "./renewer.js";
 import { KeyedMutex, SingleFlight } from "./single-flight.js";
-import { type AccessToken, accessTokenView } from "./views.js";
+import { type CacheEntry, TokenCache } from "./token-cache.js";
+import { accessTokenView } from "./views.js";
 import { WriteBehind } from "./write-behind.js";
 
-export interface CacheEntry {
-  token: TokenSet;
-  integration: Integration;
-  resolved: ResolvedIntegration;
-  view: AccessToken;
-  /** The token version it was read or written at. */
-  version: number;
-  /** When a background renewal was last started for it (ms, performance clock). */
-  renewStartedAt: number;
-}
+export type { CacheEntry };
 
 export interface TokenSourceContext {
   store: Store;
@@ -48,6 +39,8 @@ export interface TokenSourceContext {
   publish(id: string): Promise<void>;
   /** A background renewal failed (the attempt's own failures are events already). */
   onBackgroundFailure?(id: string, error: unknown): void;
+  /** The most tokens kept in memory (token-cache.ts; its default when left out). */
+  tokenCacheSize?: number;
 }
 
 /** Extra time on top of `timeoutMs` before a refresh lease lapses. */
@@ -68,7 +61,7 @@ interface Unwritten {
 
 export class TokenSource {
   readonly #ctx: TokenSourceContext;
-  readonly #cache = new Map<string, CacheEntry>();
+  readonly #cache: TokenCache;
   readonly #flights = new SingleFlight<string, Loaded>();
   readonly #serial = new KeyedMutex<string>();
   readonly #unwritten = new Map<string, Unwritten>();
@@ -79,6 +72,7 @@ export class TokenSource {
 
   constructor(ctx: TokenSourceContext) {
     this.#ctx = ctx;
+    this.#cache = new TokenCache(ctx.tokenCacheSize);
     this.#leases = new LeaseBatches(ctx);
     this.#writes = new WriteBehind(ctx.store, ctx.clock);
   }
@@ -121,8 +115,12 @@ export class TokenSource {
     const after = await this.#flights.run(id, () =>
       this.#serial.run(id, () => this.#renewClaimed(id, claimed)),
     );
+    // A token read in this process is kept current; one nobody reads here is not
+    // cached (a storm renews a million connections, few of them read in any one
+    // process), so a renewal builds no entry for it.
+    if (!this.#cache.has(id)) return;
     const decision = decide(after.stored, after.integration, request, this.#ctx.clock.now());
-    if (decision.kind === "use") this.remember(after, decision.token);
+    if (decision.kind === "use") this.#cache.update(id, cacheEntry(after, decision.token));
   }
 
   /**
@@ -198,14 +196,7 @@ export class TokenSource {
 
   /** The token of a just-completed authorization, or of any other write, for the cache. */
   remember(loaded: Loaded, token: TokenSet): CacheEntry {
-    const entry: CacheEntry = {
-      token,
-      integration: loaded.integration,
-      resolved: loaded.resolved,
-      view: accessTokenView(token, loaded.resolved),
-      version: loaded.stored.state.tokenVersion,
-      renewStartedAt: Number.NEGATIVE_INFINITY,
-    };
+    const entry = cacheEntry(loaded, token);
     this.#cache.set(loaded.stored.connection.id, entry);
     return entry;
   }
@@ -215,8 +206,7 @@ export class TokenSource {
   }
 
   forgetIntegration(key: string): void {
-    for (const [id, entry] of this.#cache)
-      if (entry.integration.key === key) this.#cache.delete(id);
+    this.#cache.deleteIntegration(key);
   }
 
   forgetAll(): void {
@@ -248,7 +238,7 @@ export class TokenSource {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const decision = decide(loaded.stored, loaded.integration, request, this.#ctx.clock.now());
       if (decision.kind === "use") {
-        const entry = this.remember(loaded, decision.token);
+        const entry = this.#keep(loaded, decision.token, request.trigger);
         if (decision.renewSoon) this.#renewInBackground(id);
         return { entry, renewed };
       }
@@ -265,7 +255,7 @@ export class TokenSource {
             ? undefined
             : decide(current.stored, current.integration, request, this.#ctx.clock.now());
         if (current !== undefined && after?.kind === "use")
-          return { entry: this.remember(current, after.token), renewed };
+          return { entry: this.#keep(current, after.token, request.trigger), renewed };
         throw asTokenwardenError(error);
       }
       renewed ||= loaded.stored.state.tokenVersion !== seen.tokenVersion;
@@ -320,6 +310,17 @@ export class TokenSource {
     return outcome.claimed ? outcome.value : loadConnection(store, id);
   }
 
+  /**
+   * The entry for a token a flight settled on: cached for a caller; for the scheduler
+   * (its one-by-one path), stored only in place of one held.
+   */
+  #keep(loaded: Loaded, token: TokenSet, trigger: TokenRequest["trigger"]): CacheEntry {
+    if (trigger !== "schedule") return this.remember(loaded, token);
+    const entry = cacheEntry(loaded, token);
+    this.#cache.update(loaded.stored.connection.id, entry);
+    return entry;
+  }
+
   #renewInBackground(id: string): void {
     if (this.#closed || this.#flights.has(id)) return;
     // The caller already has its token; the failure is told, not thrown.
@@ -360,4 +361,15 @@ export class TokenSource {
       throw failure;
     }
   }
+}
+
+function cacheEntry(loaded: Loaded, token: TokenSet): CacheEntry {
+  return {
+    token,
+    integration: loaded.integration,
+    resolved: loaded.resolved,
+    view: accessTokenView(token, loaded.resolved),
+    version: loaded.stored.state.tokenVersion,
+    renewStartedAt: Number.NEGATIVE_INFINITY,
+  };
 }
