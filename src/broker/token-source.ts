@@ -11,7 +11,7 @@ import { decide, type TokenRequest } from "../core/decision.js";
 import { TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError } from "../core/failure.js";
 import { isInRefreshWindow, isUsable } from "../core/refresh-policy.js";
-import { resolveIntegration } from "../core/resolve.js";
+import { IntegrationResolver } from "../core/resolve.js";
 import { nextRefreshAt, type StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { DueConnection, Store } from "../store/store.js";
@@ -65,6 +65,7 @@ export class TokenSource {
   readonly #flights = new SingleFlight<string, Loaded>();
   readonly #serial = new KeyedMutex<string>();
   readonly #unwritten = new Map<string, Unwritten>();
+  readonly #resolver = new IntegrationResolver();
   #closed = false;
 
   readonly #leases: LeaseBatches;
@@ -135,7 +136,7 @@ export class TokenSource {
       const loaded = {
         stored,
         integration,
-        resolved: resolveIntegration(integration, stored.connection),
+        resolved: this.#resolver.resolve(integration, stored.connection),
       };
       const decision = decide(stored, integration, request, this.#ctx.clock.now());
       return decision.kind === "renew" ? loaded : undefined;
