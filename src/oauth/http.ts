@@ -173,7 +173,16 @@ async function sendWith(
 ): Promise<HttpResponse> {
   const what = options.what ?? describeEndpoint(req.url);
   const limit = options.maxResponseBytes ?? http.maxResponseBytes;
-  const signal = AbortSignal.timeout(settings.timeoutMs);
+  // A timer cleared when the answer is read, not `AbortSignal.timeout`: that one stays
+  // armed (a timer, a weak reference, a finalizer) for the whole timeout after the
+  // answer came, thousands at once when renewals run by the thousand a second.
+  const timeout = new AbortController();
+  const timer = setTimeout(
+    () => timeout.abort(new DOMException("The operation timed out", "TimeoutError")),
+    settings.timeoutMs,
+  );
+  timer.unref();
+  const { signal } = timeout;
   try {
     const res = await request(req.url, {
       method: req.method,
@@ -207,6 +216,8 @@ async function sendWith(
   } catch (error) {
     if (error instanceof TokenwardenError) throw error;
     throw transportError(error, what, settings.timeoutMs, signal.aborted);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
