@@ -5,9 +5,10 @@
  * `clientAuth: query` puts the secret).
  */
 import { createHash } from "node:crypto";
-import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
+import { Agent, type Dispatcher, ProxyAgent } from "undici";
 import { type ErrorCode, TokenwardenError } from "../core/errors.js";
 import type { Integration } from "../core/integration.js";
+import { exchange } from "./http-exchange.js";
 
 /** What of an integration decides how its requests travel. */
 export type TransportSettings = Pick<Integration, "tls" | "proxyUrl" | "timeoutMs">;
@@ -173,51 +174,37 @@ async function sendWith(
 ): Promise<HttpResponse> {
   const what = options.what ?? describeEndpoint(req.url);
   const limit = options.maxResponseBytes ?? http.maxResponseBytes;
-  // A timer cleared when the answer is read, not `AbortSignal.timeout`: that one stays
-  // armed (a timer, a weak reference, a finalizer) for the whole timeout after the
-  // answer came, thousands at once when renewals run by the thousand a second.
-  const timeout = new AbortController();
-  const timer = setTimeout(
-    () => timeout.abort(new DOMException("The operation timed out", "TimeoutError")),
-    settings.timeoutMs,
-  );
-  timer.unref();
-  const { signal } = timeout;
   try {
-    const res = await request(req.url, {
-      method: req.method,
-      headers: { "user-agent": USER_AGENT, ...req.headers },
-      body: req.body ?? null,
-      dispatcher: http.dispatcherFor(settings),
-      signal,
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body) {
-      const buf = chunk as Buffer;
-      size += buf.length;
-      if (size > limit) {
-        res.body.destroy();
-        throw new TokenwardenError(
-          "token_response_invalid",
-          `${what} sent more than ${limit} bytes; a token response is never that large`,
-          { status: res.statusCode },
-        );
-      }
-      chunks.push(buf);
-    }
+    const res = await exchange(
+      http.dispatcherFor(settings),
+      {
+        method: req.method,
+        url: req.url,
+        headers: { "user-agent": USER_AGENT, ...req.headers },
+        body: req.body,
+      },
+      {
+        maxBytes: limit,
+        timeoutMs: settings.timeoutMs,
+        tooLarge: (status) =>
+          new TokenwardenError(
+            "token_response_invalid",
+            `${what} sent more than ${limit} bytes; a token response is never that large`,
+            { status },
+          ),
+      },
+    );
     const contentType = headerValue(res.headers["content-type"]) ?? "";
     return {
-      status: res.statusCode,
+      status: res.status,
       headers: res.headers,
       contentType: contentType.split(";")[0]?.trim().toLowerCase() ?? "",
-      body: Buffer.concat(chunks).toString("utf8"),
+      body: res.body.toString("utf8"),
     };
   } catch (error) {
     if (error instanceof TokenwardenError) throw error;
-    throw transportError(error, what, settings.timeoutMs, signal.aborted);
-  } finally {
-    clearTimeout(timer);
+    const timedOut = error instanceof DOMException && error.name === "TimeoutError";
+    throw transportError(error, what, settings.timeoutMs, timedOut);
   }
 }
 
