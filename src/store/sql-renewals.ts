@@ -10,6 +10,7 @@
  */
 import { sql } from "kysely";
 import { TokenwardenError } from "../core/errors.js";
+import { storedEvent } from "../core/events.js";
 import { stateColumns } from "./connection-rows.js";
 import { CHANNEL } from "./pg-notifier.js";
 import { atomically, type SqlContext } from "./sql-context.js";
@@ -53,15 +54,7 @@ export async function writeRenewals(
   return writes.map((write, n) => {
     const row = done.get(n);
     if (row === undefined) return undefined;
-    return {
-      tokenVersion: row.tokenVersion,
-      event: {
-        ...write.event,
-        id: row.eventId,
-        at: new Date(write.event.at).toISOString(),
-        durationMs: Math.round(write.event.durationMs),
-      },
-    };
+    return { tokenVersion: row.tokenVersion, event: storedEvent(write.event, row.eventId) };
   });
 }
 
