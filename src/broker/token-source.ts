@@ -11,7 +11,7 @@ import { decide, type TokenRequest } from "../core/decision.js";
 import { TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError } from "../core/failure.js";
 import { isInRefreshWindow, isUsable } from "../core/refresh-policy.js";
-import { IntegrationResolver } from "../core/resolve.js";
+import { IntegrationResolver, type ResolvedIntegration } from "../core/resolve.js";
 import { nextRefreshAt, type StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { DueConnection, Store } from "../store/store.js";
@@ -66,6 +66,7 @@ export class TokenSource {
   readonly #serial = new KeyedMutex<string>();
   readonly #unwritten = new Map<string, Unwritten>();
   readonly #resolver = new IntegrationResolver();
+  readonly #hosts = new WeakMap<ResolvedIntegration, string>();
   #closed = false;
 
   readonly #leases: LeaseBatches;
@@ -157,14 +158,13 @@ export class TokenSource {
       // Renewed between the check-out and the claim: that token stands.
       if (now.tokenVersion !== before.tokenVersion || now.status !== before.status)
         return await loadConnection(this.#ctx.store, id);
-      const endpoint = loaded.resolved.tokenUrl ?? loaded.resolved.discoveryUrl ?? "";
       // As the broker publishes a change (tokenwarden.ts): `<holder>|connection:<id>`.
       const batched = {
         writes: this.#writes,
         lease,
         topic: `${this.#ctx.holderId}|connection:${id}`,
       };
-      return await this.#ctx.hostLimit.run(tokenEndpointHost(endpoint), () =>
+      return await this.#ctx.hostLimit.run(this.#hostOf(loaded.resolved), () =>
         this.#ctx.renewer.attempt(loaded, "schedule", batched),
       );
     } finally {
@@ -300,15 +300,26 @@ export class TokenSource {
         // may have finished just before, and the configuration may have changed.
         const fresh = await loadConnection(store, id);
         if (moved(fresh.stored.state)) return fresh;
-        // A token URL that discovery will supply is not known yet: the issuer's host
-        // stands for it (the endpoint is almost always on it).
-        const endpoint = fresh.resolved.tokenUrl ?? fresh.resolved.discoveryUrl ?? "";
-        return this.#ctx.hostLimit.run(tokenEndpointHost(endpoint), () =>
+        return this.#ctx.hostLimit.run(this.#hostOf(fresh.resolved), () =>
           this.#ctx.renewer.attempt(fresh, trigger),
         );
       },
     );
     return outcome.claimed ? outcome.value : loadConnection(store, id);
+  }
+
+  /**
+   * The token endpoint's host, for the per-host limit; parsed once per resolved
+   * integration (the connections that add nothing to theirs share one). A token URL that discovery will supply is not known yet: the issuer's
+   * host stands for it (the endpoint is almost always on it).
+   */
+  #hostOf(resolved: ResolvedIntegration): string {
+    let host = this.#hosts.get(resolved);
+    if (host === undefined) {
+      host = tokenEndpointHost(resolved.tokenUrl ?? resolved.discoveryUrl ?? "");
+      this.#hosts.set(resolved, host);
+    }
+    return host;
   }
 
   /**
