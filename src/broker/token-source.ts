@@ -17,7 +17,7 @@ import type { TokenSet } from "../core/token-set.js";
 import type { DueConnection, Store } from "../store/store.js";
 import { type HostLimit, tokenEndpointHost } from "./host-limit.js";
 import { withLease } from "./lease.js";
-import { LeaseBatches } from "./lease-batch.js";
+import { type HeldLease, LeaseBatches } from "./lease-batch.js";
 import { connectionNotFound, type Loaded, loadConnection } from "./loaded.js";
 import type { Renewer } from "./renewer.js";
 import { KeyedMutex, SingleFlight } from "./single-flight.js";
@@ -114,15 +114,19 @@ export class TokenSource {
     const { id } = due;
     const claimed = this.#claimedLoad(due, request);
     if (claimed === undefined) return this.#renewDueAlone(id, minTtlSeconds);
-    const after = await this.#flights.run(id, () =>
+    // Chained, not awaited (here and below): while its request is out, a renewal
+    // keeps as few objects alive as it can, as hundreds are out at once.
+    const flight = this.#flights.run(id, () =>
       this.#serial.run(id, () => this.#renewClaimed(id, claimed)),
     );
-    // A token read in this process is kept current; one nobody reads here is not
-    // cached (a storm renews a million connections, few of them read in any one
-    // process), so a renewal builds no entry for it.
-    if (!this.#cache.has(id)) return;
-    const decision = decide(after.stored, after.integration, request, this.#ctx.clock.now());
-    if (decision.kind === "use") this.#cache.update(id, cacheEntry(after, decision.token));
+    return flight.then((after) => {
+      // A token read in this process is kept current; one nobody reads here is not
+      // cached (a storm renews a million connections, few of them read in any one
+      // process), so a renewal builds no entry for it.
+      if (!this.#cache.has(id)) return;
+      const decision = decide(after.stored, after.integration, request, this.#ctx.clock.now());
+      if (decision.kind === "use") this.#cache.update(id, cacheEntry(after, decision.token));
+    });
   }
 
   /**
@@ -151,25 +155,32 @@ export class TokenSource {
     const lease = await this.#leases.claim(id, loaded.resolved.timeoutMs + LEASE_MARGIN_MS);
     // Another holder has it: wait for that one as any flight does.
     if (lease === undefined) return this.#renewUnderLease(id, loaded, "schedule");
+    let renewed: Promise<Loaded>;
     try {
-      const before = loaded.stored.state;
-      const now = lease.current;
-      if (now === undefined) throw connectionNotFound(id);
-      // Renewed between the check-out and the claim: that token stands.
-      if (now.tokenVersion !== before.tokenVersion || now.status !== before.status)
-        return await loadConnection(this.#ctx.store, id);
-      // As the broker publishes a change (tokenwarden.ts): `<holder>|connection:<id>`.
-      const batched = {
-        writes: this.#writes,
-        lease,
-        topic: `${this.#ctx.holderId}|connection:${id}`,
-      };
-      return await this.#ctx.hostLimit.run(this.#hostOf(loaded.resolved), () =>
-        this.#ctx.renewer.attempt(loaded, "schedule", batched),
-      );
-    } finally {
-      await lease.release();
+      renewed = this.#renewLeased(id, loaded, lease);
+    } catch (error) {
+      renewed = Promise.reject(error);
     }
+    return renewed.finally(() => lease.release());
+  }
+
+  /** The renewal itself, once its lease is held. */
+  #renewLeased(id: string, loaded: Loaded, lease: HeldLease): Promise<Loaded> {
+    const before = loaded.stored.state;
+    const now = lease.current;
+    if (now === undefined) throw connectionNotFound(id);
+    // Renewed between the check-out and the claim: that token stands.
+    if (now.tokenVersion !== before.tokenVersion || now.status !== before.status)
+      return loadConnection(this.#ctx.store, id);
+    // As the broker publishes a change (tokenwarden.ts): `<holder>|connection:<id>`.
+    const batched = {
+      writes: this.#writes,
+      lease,
+      topic: `${this.#ctx.holderId}|connection:${id}`,
+    };
+    return this.#ctx.hostLimit.run(this.#hostOf(loaded.resolved), () =>
+      this.#ctx.renewer.attempt(loaded, "schedule", batched),
+    );
   }
 
   /** A checked-out connection renewed on its own, as a caller's would be. */

@@ -166,7 +166,8 @@ export async function sendHttpRequest(
   }
 }
 
-async function sendWith(
+/** Promise chains rather than an async function: thousands may be waiting at once. */
+function sendWith(
   http: HttpClient,
   req: HttpRequest,
   settings: TransportSettings,
@@ -174,38 +175,47 @@ async function sendWith(
 ): Promise<HttpResponse> {
   const what = options.what ?? describeEndpoint(req.url);
   const limit = options.maxResponseBytes ?? http.maxResponseBytes;
+  let dispatcher: Dispatcher;
   try {
-    const res = await exchange(
-      http.dispatcherFor(settings),
-      {
-        method: req.method,
-        url: req.url,
-        headers: { "user-agent": USER_AGENT, ...req.headers },
-        body: req.body,
-      },
-      {
-        maxBytes: limit,
-        timeoutMs: settings.timeoutMs,
-        tooLarge: (status) =>
-          new TokenwardenError(
-            "token_response_invalid",
-            `${what} sent more than ${limit} bytes; a token response is never that large`,
-            { status },
-          ),
-      },
-    );
-    const contentType = headerValue(res.headers["content-type"]) ?? "";
-    return {
-      status: res.status,
-      headers: res.headers,
-      contentType: contentType.split(";")[0]?.trim().toLowerCase() ?? "",
-      body: res.body.toString("utf8"),
-    };
+    dispatcher = http.dispatcherFor(settings);
   } catch (error) {
-    if (error instanceof TokenwardenError) throw error;
-    const timedOut = error instanceof DOMException && error.name === "TimeoutError";
-    throw transportError(error, what, settings.timeoutMs, timedOut);
+    return Promise.reject(error);
   }
+  const sent = exchange(
+    dispatcher,
+    {
+      method: req.method,
+      url: req.url,
+      headers: { "user-agent": USER_AGENT, ...req.headers },
+      body: req.body,
+    },
+    {
+      maxBytes: limit,
+      timeoutMs: settings.timeoutMs,
+      tooLarge: (status) =>
+        new TokenwardenError(
+          "token_response_invalid",
+          `${what} sent more than ${limit} bytes; a token response is never that large`,
+          { status },
+        ),
+    },
+  );
+  return sent.then(
+    (res): HttpResponse => {
+      const contentType = headerValue(res.headers["content-type"]) ?? "";
+      return {
+        status: res.status,
+        headers: res.headers,
+        contentType: contentType.split(";")[0]?.trim().toLowerCase() ?? "",
+        body: res.body.toString("utf8"),
+      };
+    },
+    (error: unknown) => {
+      if (error instanceof TokenwardenError) throw error;
+      const timedOut = error instanceof DOMException && error.name === "TimeoutError";
+      throw transportError(error, what, settings.timeoutMs, timedOut);
+    },
+  );
 }
 
 export function headerValue(value: string | string[] | undefined): string | undefined {
