@@ -54,21 +54,26 @@ const storms: StormOptions[] = (
         {
           kind: "postgres",
           count: Number(process.env.BENCH_PG_CONNECTIONS ?? 1_000_000),
-          windowMs: 600_000,
+          windowMs: Number(process.env.BENCH_PG_WINDOW_MS ?? 600_000),
           leadMs: 60_000,
         },
       ]
-).map((s) => {
-  const delayMs = 200;
-  // Little's law with room: the renewals in flight the pace needs, never below the default.
-  const needed = Math.ceil((s.count / s.windowMs) * delayMs * 1.5);
-  const concurrency = Number(process.env.BENCH_TOKEN_ENDPOINT_CONCURRENCY ?? Math.max(64, needed));
-  return {
-    ...(s as Omit<StormOptions, "delayMs" | "tokenEndpointConcurrency">),
-    delayMs,
-    tokenEndpointConcurrency: concurrency,
-  };
-});
+)
+  // BENCH_STORM=postgres (or sqlite) runs that storm alone.
+  .filter((s) => process.env.BENCH_STORM === undefined || s.kind === process.env.BENCH_STORM)
+  .map((s) => {
+    const delayMs = 200;
+    // Little's law with room: the renewals in flight the pace needs, never below the default.
+    const needed = Math.ceil((s.count / s.windowMs) * delayMs * 1.5);
+    const concurrency = Number(
+      process.env.BENCH_TOKEN_ENDPOINT_CONCURRENCY ?? Math.max(64, needed),
+    );
+    return {
+      ...(s as Omit<StormOptions, "delayMs" | "tokenEndpointConcurrency">),
+      delayMs,
+      tokenEndpointConcurrency: concurrency,
+    };
+  });
 
 const sections: string[] = [];
 const started = performance.now();

@@ -61,7 +61,12 @@ export async function storm(o: StormOptions): Promise<string> {
     };
     const t0 = performance.now();
     const worker = await startProcess(["bench/storm-worker.ts", JSON.stringify(workerOptions)], {
-      nodeArgs: ["--import", "tsx"],
+      // BENCH_STORM_WORKER_ARGS: more node flags for the worker (`--cpu-prof` to profile it).
+      nodeArgs: [
+        ...(process.env.BENCH_STORM_WORKER_ARGS?.split(" ").filter((a) => a !== "") ?? []),
+        "--import",
+        "tsx",
+      ],
       ready: /^ready (\d+)/,
     });
     const startMs = performance.now() - t0;

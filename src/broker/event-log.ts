@@ -6,7 +6,13 @@
  */
 import type { Clock } from "../core/clock.js";
 import type { TokenwardenError } from "../core/errors.js";
-import type { EventAction, EventTrigger, NewTokenEvent, TokenEvent } from "../core/events.js";
+import {
+  type EventAction,
+  type EventTrigger,
+  type NewTokenEvent,
+  storedEvent,
+  type TokenEvent,
+} from "../core/events.js";
 import type { EventStore } from "../store/store.js";
 
 export interface EventSubject {
@@ -49,12 +55,7 @@ export class EventLog {
       recorded = await this.#store.appendEvent(event);
     } catch {
       // The store being down must not hide the attempt from listeners.
-      recorded = {
-        ...event,
-        id: 0,
-        at: new Date(event.at).toISOString(),
-        durationMs: Math.round(event.durationMs),
-      };
+      recorded = storedEvent(event, 0);
     }
     this.#emit(recorded);
   }
@@ -72,8 +73,10 @@ export class EventLog {
   ): NewTokenEvent {
     const { error } = result;
     if (error !== undefined) this.#recorded.add(error);
+    // Named fields, not `...subject` (see storedEvent): this runs once per renewal.
     return {
-      ...subject,
+      connectionId: subject.connectionId,
+      integration: subject.integration,
       at: this.#clock.now(),
       trigger,
       action,

@@ -28,6 +28,12 @@ export interface TokenwardenOptions extends OpenStoreOptions {
    * storm of expiries does not flood one provider.
    */
   tokenEndpointConcurrency?: number;
+  /**
+   * The most tokens this process keeps in memory to answer `getToken` without the
+   * database (default 10,000; a token not read lately goes first). Only tokens asked for
+   * here are kept: the scheduler's renewals refresh a held token but add none.
+   */
+  tokenCacheSize?: number;
   /** Limits of this instance's HTTP client (its own pools, closed with it). */
   http?: HttpClientOptions;
   /** `false`: this process delivers no webhooks (others sharing the store do). */

@@ -91,7 +91,8 @@ export class Renewer {
           : "obtain";
     const started = performance.now();
     try {
-      loaded = { ...loaded, resolved: await this.#ctx.protocol.prepare(loaded.resolved) };
+      const resolved = await this.#ctx.protocol.prepare(loaded.resolved);
+      loaded = { stored: loaded.stored, integration, resolved };
       const dpop = await dpopFor(integration, token, this.#nonces);
       const options: ProtocolOptions = {
         ...this.#ctx.protocol.options(loaded.resolved),
@@ -369,8 +370,14 @@ function withToken(
   tokenVersion: number,
 ): Loaded {
   const { token: _token, ...state } = patch;
-  return {
-    ...loaded,
-    stored: { ...base, token, state: { ...base.state, ...state, tokenVersion } },
+  // Named fields and Object.assign rather than spreads followed by fields (slow in V8,
+  // see core/events.ts storedEvent): this runs once per renewal.
+  const stored: StoredConnection = {
+    connection: base.connection,
+    state: Object.assign({}, base.state, state, { tokenVersion }),
+    token,
+    createdAt: base.createdAt,
+    updatedAt: base.updatedAt,
   };
+  return { stored, integration: loaded.integration, resolved: loaded.resolved };
 }

@@ -44,6 +44,8 @@ export class Scheduler {
   readonly #maxBackoffMs: number;
   readonly #onTickFailed: SchedulerOptions["onTickFailed"];
   readonly #running = new Map<string, Promise<void>>();
+  /** Settles when the next renewal ends, for the ticks waiting for room. */
+  #freed: { promise: Promise<void>; wake: () => void } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = true;
   #ticking: Promise<void> | undefined;
@@ -121,7 +123,16 @@ export class Scheduler {
   async tick(): Promise<boolean> {
     const free = this.#concurrency - this.#running.size;
     if (free <= 0) {
-      await Promise.race(this.#running.values());
+      // Not Promise.race over the running renewals: that attaches a reaction to each
+      // of them, hundreds per tick, kept until each ends.
+      if (this.#freed === undefined) {
+        let wake = () => {};
+        const promise = new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        this.#freed = { promise, wake };
+      }
+      await this.#freed.promise;
       return true;
     }
     const now = this.#clock.now();
@@ -135,7 +146,12 @@ export class Scheduler {
       this.lastLagMs = Math.max(0, now - nextRefreshAt);
       const run = this.#renew(one)
         .catch(() => undefined) // the broker records every outcome as an event
-        .finally(() => this.#running.delete(id));
+        .finally(() => {
+          this.#running.delete(id);
+          const freed = this.#freed;
+          this.#freed = undefined;
+          freed?.wake();
+        });
       this.#running.set(id, run);
     }
     this.peakInFlight = Math.max(this.peakInFlight, this.#running.size);

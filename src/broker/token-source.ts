@@ -10,31 +10,22 @@ import type { Clock } from "../core/clock.js";
 import { decide, type TokenRequest } from "../core/decision.js";
 import { TokenwardenError } from "../core/errors.js";
 import { asTokenwardenError } from "../core/failure.js";
-import type { Integration } from "../core/integration.js";
 import { isInRefreshWindow, isUsable } from "../core/refresh-policy.js";
-import { type ResolvedIntegration, resolveIntegration } from "../core/resolve.js";
+import { IntegrationResolver, type ResolvedIntegration } from "../core/resolve.js";
 import { nextRefreshAt, type StatePatch } from "../core/state.js";
 import type { TokenSet } from "../core/token-set.js";
 import type { DueConnection, Store } from "../store/store.js";
 import { type HostLimit, tokenEndpointHost } from "./host-limit.js";
 import { withLease } from "./lease.js";
-import { LeaseBatches } from "./lease-batch.js";
+import { type HeldLease, LeaseBatches } from "./lease-batch.js";
 import { connectionNotFound, type Loaded, loadConnection } from "./loaded.js";
 import type { Renewer } from "./renewer.js";
 import { KeyedMutex, SingleFlight } from "./single-flight.js";
-import { type AccessToken, accessTokenView } from "./views.js";
+import { type CacheEntry, TokenCache } from "./token-cache.js";
+import { accessTokenView } from "./views.js";
 import { WriteBehind } from "./write-behind.js";
 
-export interface CacheEntry {
-  token: TokenSet;
-  integration: Integration;
-  resolved: ResolvedIntegration;
-  view: AccessToken;
-  /** The token version it was read or written at. */
-  version: number;
-  /** When a background renewal was last started for it (ms, performance clock). */
-  renewStartedAt: number;
-}
+export type { CacheEntry };
 
 export interface TokenSourceContext {
   store: Store;
@@ -48,6 +39,8 @@ export interface TokenSourceContext {
   publish(id: string): Promise<void>;
   /** A background renewal failed (the attempt's own failures are events already). */
   onBackgroundFailure?(id: string, error: unknown): void;
+  /** The most tokens kept in memory (token-cache.ts; its default when left out). */
+  tokenCacheSize?: number;
 }
 
 /** Extra time on top of `timeoutMs` before a refresh lease lapses. */
@@ -68,10 +61,12 @@ interface Unwritten {
 
 export class TokenSource {
   readonly #ctx: TokenSourceContext;
-  readonly #cache = new Map<string, CacheEntry>();
+  readonly #cache: TokenCache;
   readonly #flights = new SingleFlight<string, Loaded>();
   readonly #serial = new KeyedMutex<string>();
   readonly #unwritten = new Map<string, Unwritten>();
+  readonly #resolver = new IntegrationResolver();
+  readonly #hosts = new WeakMap<ResolvedIntegration, string>();
   #closed = false;
 
   readonly #leases: LeaseBatches;
@@ -79,6 +74,7 @@ export class TokenSource {
 
   constructor(ctx: TokenSourceContext) {
     this.#ctx = ctx;
+    this.#cache = new TokenCache(ctx.tokenCacheSize);
     this.#leases = new LeaseBatches(ctx);
     this.#writes = new WriteBehind(ctx.store, ctx.clock);
   }
@@ -118,11 +114,19 @@ export class TokenSource {
     const { id } = due;
     const claimed = this.#claimedLoad(due, request);
     if (claimed === undefined) return this.#renewDueAlone(id, minTtlSeconds);
-    const after = await this.#flights.run(id, () =>
+    // Chained, not awaited (here and below): while its request is out, a renewal
+    // keeps as few objects alive as it can, as hundreds are out at once.
+    const flight = this.#flights.run(id, () =>
       this.#serial.run(id, () => this.#renewClaimed(id, claimed)),
     );
-    const decision = decide(after.stored, after.integration, request, this.#ctx.clock.now());
-    if (decision.kind === "use") this.remember(after, decision.token);
+    return flight.then((after) => {
+      // A token read in this process is kept current; one nobody reads here is not
+      // cached (a storm renews a million connections, few of them read in any one
+      // process), so a renewal builds no entry for it.
+      if (!this.#cache.has(id)) return;
+      const decision = decide(after.stored, after.integration, request, this.#ctx.clock.now());
+      if (decision.kind === "use") this.#cache.update(id, cacheEntry(after, decision.token));
+    });
   }
 
   /**
@@ -137,7 +141,7 @@ export class TokenSource {
       const loaded = {
         stored,
         integration,
-        resolved: resolveIntegration(integration, stored.connection),
+        resolved: this.#resolver.resolve(integration, stored.connection),
       };
       const decision = decide(stored, integration, request, this.#ctx.clock.now());
       return decision.kind === "renew" ? loaded : undefined;
@@ -151,26 +155,32 @@ export class TokenSource {
     const lease = await this.#leases.claim(id, loaded.resolved.timeoutMs + LEASE_MARGIN_MS);
     // Another holder has it: wait for that one as any flight does.
     if (lease === undefined) return this.#renewUnderLease(id, loaded, "schedule");
+    let renewed: Promise<Loaded>;
     try {
-      const before = loaded.stored.state;
-      const now = lease.current;
-      if (now === undefined) throw connectionNotFound(id);
-      // Renewed between the check-out and the claim: that token stands.
-      if (now.tokenVersion !== before.tokenVersion || now.status !== before.status)
-        return await loadConnection(this.#ctx.store, id);
-      const endpoint = loaded.resolved.tokenUrl ?? loaded.resolved.discoveryUrl ?? "";
-      // As the broker publishes a change (tokenwarden.ts): `<holder>|connection:<id>`.
-      const batched = {
-        writes: this.#writes,
-        lease,
-        topic: `${this.#ctx.holderId}|connection:${id}`,
-      };
-      return await this.#ctx.hostLimit.run(tokenEndpointHost(endpoint), () =>
-        this.#ctx.renewer.attempt(loaded, "schedule", batched),
-      );
-    } finally {
-      await lease.release();
+      renewed = this.#renewLeased(id, loaded, lease);
+    } catch (error) {
+      renewed = Promise.reject(error);
     }
+    return renewed.finally(() => lease.release());
+  }
+
+  /** The renewal itself, once its lease is held. */
+  #renewLeased(id: string, loaded: Loaded, lease: HeldLease): Promise<Loaded> {
+    const before = loaded.stored.state;
+    const now = lease.current;
+    if (now === undefined) throw connectionNotFound(id);
+    // Renewed between the check-out and the claim: that token stands.
+    if (now.tokenVersion !== before.tokenVersion || now.status !== before.status)
+      return loadConnection(this.#ctx.store, id);
+    // As the broker publishes a change (tokenwarden.ts): `<holder>|connection:<id>`.
+    const batched = {
+      writes: this.#writes,
+      lease,
+      topic: `${this.#ctx.holderId}|connection:${id}`,
+    };
+    return this.#ctx.hostLimit.run(this.#hostOf(loaded.resolved), () =>
+      this.#ctx.renewer.attempt(loaded, "schedule", batched),
+    );
   }
 
   /** A checked-out connection renewed on its own, as a caller's would be. */
@@ -198,14 +208,7 @@ export class TokenSource {
 
   /** The token of a just-completed authorization, or of any other write, for the cache. */
   remember(loaded: Loaded, token: TokenSet): CacheEntry {
-    const entry: CacheEntry = {
-      token,
-      integration: loaded.integration,
-      resolved: loaded.resolved,
-      view: accessTokenView(token, loaded.resolved),
-      version: loaded.stored.state.tokenVersion,
-      renewStartedAt: Number.NEGATIVE_INFINITY,
-    };
+    const entry = cacheEntry(loaded, token);
     this.#cache.set(loaded.stored.connection.id, entry);
     return entry;
   }
@@ -215,8 +218,7 @@ export class TokenSource {
   }
 
   forgetIntegration(key: string): void {
-    for (const [id, entry] of this.#cache)
-      if (entry.integration.key === key) this.#cache.delete(id);
+    this.#cache.deleteIntegration(key);
   }
 
   forgetAll(): void {
@@ -248,7 +250,7 @@ export class TokenSource {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const decision = decide(loaded.stored, loaded.integration, request, this.#ctx.clock.now());
       if (decision.kind === "use") {
-        const entry = this.remember(loaded, decision.token);
+        const entry = this.#keep(loaded, decision.token, request.trigger);
         if (decision.renewSoon) this.#renewInBackground(id);
         return { entry, renewed };
       }
@@ -265,7 +267,7 @@ export class TokenSource {
             ? undefined
             : decide(current.stored, current.integration, request, this.#ctx.clock.now());
         if (current !== undefined && after?.kind === "use")
-          return { entry: this.remember(current, after.token), renewed };
+          return { entry: this.#keep(current, after.token, request.trigger), renewed };
         throw asTokenwardenError(error);
       }
       renewed ||= loaded.stored.state.tokenVersion !== seen.tokenVersion;
@@ -309,15 +311,37 @@ export class TokenSource {
         // may have finished just before, and the configuration may have changed.
         const fresh = await loadConnection(store, id);
         if (moved(fresh.stored.state)) return fresh;
-        // A token URL that discovery will supply is not known yet: the issuer's host
-        // stands for it (the endpoint is almost always on it).
-        const endpoint = fresh.resolved.tokenUrl ?? fresh.resolved.discoveryUrl ?? "";
-        return this.#ctx.hostLimit.run(tokenEndpointHost(endpoint), () =>
+        return this.#ctx.hostLimit.run(this.#hostOf(fresh.resolved), () =>
           this.#ctx.renewer.attempt(fresh, trigger),
         );
       },
     );
     return outcome.claimed ? outcome.value : loadConnection(store, id);
+  }
+
+  /**
+   * The token endpoint's host, for the per-host limit; parsed once per resolved
+   * integration (the connections that add nothing to theirs share one). A token URL that discovery will supply is not known yet: the issuer's
+   * host stands for it (the endpoint is almost always on it).
+   */
+  #hostOf(resolved: ResolvedIntegration): string {
+    let host = this.#hosts.get(resolved);
+    if (host === undefined) {
+      host = tokenEndpointHost(resolved.tokenUrl ?? resolved.discoveryUrl ?? "");
+      this.#hosts.set(resolved, host);
+    }
+    return host;
+  }
+
+  /**
+   * The entry for a token a flight settled on: cached for a caller; for the scheduler
+   * (its one-by-one path), stored only in place of one held.
+   */
+  #keep(loaded: Loaded, token: TokenSet, trigger: TokenRequest["trigger"]): CacheEntry {
+    if (trigger !== "schedule") return this.remember(loaded, token);
+    const entry = cacheEntry(loaded, token);
+    this.#cache.update(loaded.stored.connection.id, entry);
+    return entry;
   }
 
   #renewInBackground(id: string): void {
@@ -360,4 +384,15 @@ export class TokenSource {
       throw failure;
     }
   }
+}
+
+function cacheEntry(loaded: Loaded, token: TokenSet): CacheEntry {
+  return {
+    token,
+    integration: loaded.integration,
+    resolved: loaded.resolved,
+    view: accessTokenView(token, loaded.resolved),
+    version: loaded.stored.state.tokenVersion,
+    renewStartedAt: Number.NEGATIVE_INFINITY,
+  };
 }

@@ -142,6 +142,7 @@ export class Tokenwarden extends EventEmitter<{
       ),
       publish,
       onBackgroundFailure: (id, error) => this.#failures.renewalFailed(id, error),
+      tokenCacheSize: options.tokenCacheSize,
     });
     this.#caches = new CacheSync(store, this.holderId, {
       tokens: this.#tokens,

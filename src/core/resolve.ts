@@ -67,3 +67,31 @@ export function resolveIntegration(
     clientSecret: connection.clientSecret ?? integration.clientSecret,
   };
 }
+
+/**
+ * Resolutions made once per integration for the connections that add nothing to it
+ * (no parameters, no client of their own): theirs is the same for all, and a storm
+ * of renewals resolves thousands of them against one integration read. Keyed by the
+ * integration object, so a changed integration (a new read) is resolved again. The
+ * result is shared: nothing writes to a resolved integration.
+ */
+export class IntegrationResolver {
+  readonly #plain = new WeakMap<Integration, ResolvedIntegration>();
+
+  resolve(integration: Integration, connection: Connection): ResolvedIntegration {
+    if (!addsNothing(connection)) return resolveIntegration(integration, connection);
+    checkConnectionAgainst(integration, connection);
+    let resolved = this.#plain.get(integration);
+    if (resolved === undefined) {
+      resolved = resolveIntegration(integration, connection);
+      this.#plain.set(integration, resolved);
+    }
+    return resolved;
+  }
+}
+
+function addsNothing(connection: Connection): boolean {
+  if (connection.clientId !== undefined || connection.clientSecret !== undefined) return false;
+  for (const _ in connection.parameters) return false;
+  return true;
+}

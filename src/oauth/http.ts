@@ -5,9 +5,10 @@
  * `clientAuth: query` puts the secret).
  */
 import { createHash } from "node:crypto";
-import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
+import { Agent, type Dispatcher, ProxyAgent } from "undici";
 import { type ErrorCode, TokenwardenError } from "../core/errors.js";
 import type { Integration } from "../core/integration.js";
+import { exchange } from "./http-exchange.js";
 
 /** What of an integration decides how its requests travel. */
 export type TransportSettings = Pick<Integration, "tls" | "proxyUrl" | "timeoutMs">;
@@ -165,7 +166,8 @@ export async function sendHttpRequest(
   }
 }
 
-async function sendWith(
+/** Promise chains rather than an async function: thousands may be waiting at once. */
+function sendWith(
   http: HttpClient,
   req: HttpRequest,
   settings: TransportSettings,
@@ -173,41 +175,47 @@ async function sendWith(
 ): Promise<HttpResponse> {
   const what = options.what ?? describeEndpoint(req.url);
   const limit = options.maxResponseBytes ?? http.maxResponseBytes;
-  const signal = AbortSignal.timeout(settings.timeoutMs);
+  let dispatcher: Dispatcher;
   try {
-    const res = await request(req.url, {
+    dispatcher = http.dispatcherFor(settings);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const sent = exchange(
+    dispatcher,
+    {
       method: req.method,
+      url: req.url,
       headers: { "user-agent": USER_AGENT, ...req.headers },
-      body: req.body ?? null,
-      dispatcher: http.dispatcherFor(settings),
-      signal,
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body) {
-      const buf = chunk as Buffer;
-      size += buf.length;
-      if (size > limit) {
-        res.body.destroy();
-        throw new TokenwardenError(
+      body: req.body,
+    },
+    {
+      maxBytes: limit,
+      timeoutMs: settings.timeoutMs,
+      tooLarge: (status) =>
+        new TokenwardenError(
           "token_response_invalid",
           `${what} sent more than ${limit} bytes; a token response is never that large`,
-          { status: res.statusCode },
-        );
-      }
-      chunks.push(buf);
-    }
-    const contentType = headerValue(res.headers["content-type"]) ?? "";
-    return {
-      status: res.statusCode,
-      headers: res.headers,
-      contentType: contentType.split(";")[0]?.trim().toLowerCase() ?? "",
-      body: Buffer.concat(chunks).toString("utf8"),
-    };
-  } catch (error) {
-    if (error instanceof TokenwardenError) throw error;
-    throw transportError(error, what, settings.timeoutMs, signal.aborted);
-  }
+          { status },
+        ),
+    },
+  );
+  return sent.then(
+    (res): HttpResponse => {
+      const contentType = headerValue(res.headers["content-type"]) ?? "";
+      return {
+        status: res.status,
+        headers: res.headers,
+        contentType: contentType.split(";")[0]?.trim().toLowerCase() ?? "",
+        body: res.body.toString("utf8"),
+      };
+    },
+    (error: unknown) => {
+      if (error instanceof TokenwardenError) throw error;
+      const timedOut = error instanceof DOMException && error.name === "TimeoutError";
+      throw transportError(error, what, settings.timeoutMs, timedOut);
+    },
+  );
 }
 
 export function headerValue(value: string | string[] | undefined): string | undefined {

@@ -144,10 +144,13 @@ export async function requestToken(
   options: ProtocolOptions = {},
 ): Promise<TokenSet> {
   const tokenUrl = requiredEndpoint(config.tokenUrl, "tokenUrl");
-  const token = await withClientAuth(config, options.clientAuthMemory, (method) =>
+  const sent = withClientAuth(config, options.clientAuthMemory, (method) =>
     sendTokenRequest(config, tokenUrl, method, grantParams, kind, options),
   );
-  return withIntrospectedExpiry(config, token, options);
+  // Chained, not awaited: no frame kept for every request in flight.
+  return config.introspectionUrl === undefined
+    ? sent
+    : sent.then((token) => withIntrospectedExpiry(config, token, options));
 }
 
 async function sendTokenRequest(
@@ -185,11 +188,11 @@ async function sendTokenRequest(
     headers["content-type"] = "application/x-www-form-urlencoded";
   }
   const what = `token endpoint ${describeEndpoint(url)}`;
-  const res = await sendWithDpop({ method: config.tokenMethod, url, headers, body }, config, {
+  const sent = sendWithDpop({ method: config.tokenMethod, url, headers, body }, config, {
     what,
     ...options,
   });
-  return parseTokenResponse(res, config, clock, what);
+  return sent.then((res) => parseTokenResponse(res, config, clock, what));
 }
 
 /**

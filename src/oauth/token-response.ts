@@ -100,7 +100,9 @@ export function parseTokenResponse(
       { status: res.status },
     );
   }
-  return { ...tokenSetFromBody(body, settings, clock.now(), what), httpStatus: res.status };
+  const token = tokenSetFromBody(body, settings, clock.now(), what);
+  token.httpStatus = res.status;
+  return token;
 }
 
 /** Builds a token set from a decoded success body (a token response or a hook's output). */

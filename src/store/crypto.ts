@@ -17,10 +17,16 @@ import { dirname } from "node:path";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
 
 const FORMAT = "tw1";
+const IV_BYTES = 12;
+/** IVs drawn from the CSPRNG at once: one call per 256 seals rather than one per seal. */
+const IVS_PER_DRAW = 256;
 
 export class Sealer {
   readonly #keys: Map<string, Buffer>;
   readonly #currentId: string;
+  /** Random IVs not handed out yet: `#ivs` from `#ivAt` on. Each draw is a new buffer. */
+  #ivs = Buffer.alloc(0);
+  #ivAt = 0;
 
   /** `keys[0]` seals; every key opens what it sealed. */
   constructor(keys: readonly Buffer[]) {
@@ -44,11 +50,22 @@ export class Sealer {
   }
 
   seal(plaintext: string, context: string): string {
-    const iv = randomBytes(12);
+    const iv = this.#nextIv();
     const cipher = createCipheriv("aes-256-gcm", this.#keys.get(this.#currentId) as Buffer, iv);
     cipher.setAAD(Buffer.from(context, "utf8"));
     const ciphertext = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
     return [FORMAT, this.#currentId, b64(iv), b64(cipher.getAuthTag()), b64(ciphertext)].join(".");
+  }
+
+  /** A fresh random IV: every one is handed out once, and a draw is never overwritten. */
+  #nextIv(): Buffer {
+    if (this.#ivAt + IV_BYTES > this.#ivs.length) {
+      this.#ivs = randomBytes(IV_BYTES * IVS_PER_DRAW);
+      this.#ivAt = 0;
+    }
+    const iv = this.#ivs.subarray(this.#ivAt, this.#ivAt + IV_BYTES);
+    this.#ivAt += IV_BYTES;
+    return iv;
   }
 
   open(sealed: string, context: string): string {

@@ -10,8 +10,8 @@ import type { StatePatch } from "../core/state.js";
 import {
   connectionColumns,
   stateColumns,
+  storedFromRow,
   summaryFromRow,
-  tokenFromRow,
 } from "./connection-rows.js";
 import type { Database } from "./schema.js";
 import { integrationColumns } from "./sealed-rows.js";
@@ -142,10 +142,7 @@ export class SqlConfiguration implements ConfigurationStore {
       .where("id", "=", id)
       .executeTakeFirst();
     if (row === undefined) return undefined;
-    return {
-      ...summaryFromRow(row, this.#ctx.sealer),
-      token: tokenFromRow(row, this.#ctx.sealer),
-    };
+    return storedFromRow(row, this.#ctx.sealer);
   }
 
   async listConnections(filter: ConnectionFilter = {}): Promise<ConnectionSummary[]> {

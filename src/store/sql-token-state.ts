@@ -10,7 +10,7 @@ import type { ConnectionStatus } from "../core/connection.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { Integration } from "../core/integration.js";
 import type { StatePatch } from "../core/state.js";
-import { stateColumns, summaryFromRow, tokenFromRow } from "./connection-rows.js";
+import { stateColumns, storedFromRow } from "./connection-rows.js";
 import { connectionStatus } from "./documents.js";
 import type { ConnectionsTable } from "./schema.js";
 import type { SqlContext } from "./sql-context.js";
@@ -146,11 +146,7 @@ export class SqlTokenState implements TokenStateStore {
   ): DueConnection["loaded"] | undefined {
     if (integration === undefined) return undefined;
     try {
-      const stored = {
-        ...summaryFromRow(row, this.#ctx.sealer),
-        token: tokenFromRow(row, this.#ctx.sealer),
-      };
-      return { stored, integration };
+      return { stored: storedFromRow(row, this.#ctx.sealer), integration };
     } catch {
       return undefined; // a row that does not parse: the renewal reads it and fails as a read does
     }

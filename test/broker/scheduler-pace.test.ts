@@ -31,10 +31,14 @@ afterAll(async () => {
   await db.drop();
 });
 
-async function storm(connections: number, tokenEndpointConcurrency?: number) {
+async function storm(
+  connections: number,
+  tokenEndpointConcurrency?: number,
+  schedulerConcurrency?: number,
+) {
   peak = 0;
   const clock = new ManualClock(Date.now());
-  const key = `storm-${connections}-${tokenEndpointConcurrency ?? "default"}`;
+  const key = `storm-${connections}-${tokenEndpointConcurrency ?? "default"}-${schedulerConcurrency ?? "default"}`;
   const setup = await openBroker(db, { clock });
   await setup.putIntegration({
     key,
@@ -47,7 +51,10 @@ async function storm(connections: number, tokenEndpointConcurrency?: number) {
   await setup.close();
   // Every connection is due now (new ones are due at once): a storm.
   const tw = await openBroker(db, {
-    scheduler: { tickMs: 5 },
+    scheduler: {
+      tickMs: 5,
+      ...(schedulerConcurrency === undefined ? {} : { concurrency: schedulerConcurrency }),
+    },
     clock,
     ...(tokenEndpointConcurrency === undefined ? {} : { tokenEndpointConcurrency }),
   });
@@ -73,6 +80,15 @@ describe("the scheduler in a storm of expiries", () => {
     const { done, peak: most } = await storm(60, 5);
     expect(done).toBe(60);
     expect(most).toBeLessThanOrEqual(5);
+    expect(most).toBeGreaterThan(1);
+  });
+});
+
+describe("the scheduler's own bound", () => {
+  it("runs at most `concurrency` renewals, taking the next as each one ends", async () => {
+    const { done, peak: most } = await storm(24, undefined, 3);
+    expect(done).toBe(24);
+    expect(most).toBeLessThanOrEqual(3);
     expect(most).toBeGreaterThan(1);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   type IntegrationInput,
+  IntegrationResolver,
   isTokenwardenError,
   parseConnection,
   parseIntegration,
@@ -209,6 +210,32 @@ describe("connections and templating", () => {
       resolveIntegration(pw, parseConnection({ id: "c", integration: "acme", username: "u" })),
     );
     expect(e.message).toBe("password: is required for the password grant");
+  });
+
+  it("resolves once per integration the connections that add nothing, checking each", () => {
+    const resolver = new IntegrationResolver();
+    const pw = parseIntegration({ ...base, grantType: "password" });
+    const user = (id: string, extra: Record<string, unknown> = {}) =>
+      parseConnection({ id, integration: "acme", username: "u", password: "p", ...extra });
+    const first = resolver.resolve(pw, user("a"));
+    expect(resolver.resolve(pw, user("b"))).toBe(first);
+    expect(first).toEqual(resolveIntegration(pw, user("a")));
+    // A connection of its own client, or of parameters, is resolved for itself.
+    expect(resolver.resolve(pw, user("c", { clientId: "other" })).clientId).toBe("other");
+    expect(resolver.resolve(pw, user("d")).clientId).toBe("app");
+    const filled = resolver.resolve(
+      integration,
+      parseConnection({ id: "e", integration: "acme", parameters: { server: "eu", tenant: "t1" } }),
+    );
+    expect(filled.tokenUrl).toBe("https://eu.acme.example/t1/token");
+    // Each connection is still checked against the integration.
+    const e = rejection(() =>
+      resolver.resolve(pw, parseConnection({ id: "f", integration: "acme", username: "u" })),
+    );
+    expect(e.message).toBe("password: is required for the password grant");
+    // Another read of the integration (a change) is resolved again.
+    const changed = parseIntegration({ ...base, grantType: "password", clientId: "new" });
+    expect(resolver.resolve(changed, user("g")).clientId).toBe("new");
   });
 
   it("validates the connection id", () => {

@@ -329,6 +329,17 @@ describe("transport failures", () => {
     expect(e.message).toContain("300 ms");
   });
 
+  it("times out on a server that sends its headers and then stops mid-body", async () => {
+    server.on("/stall", (_q, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": "100" });
+      res.write('{"access_token":"');
+    });
+    const e = await caught(() =>
+      requestClientCredentialsGrant(resolved({ tokenUrl: server.url("/stall"), timeoutMs: 300 })),
+    );
+    expect(e).toMatchObject({ code: "timeout" });
+  });
+
   it("a refused connection is a network error that does not quote the query", async () => {
     const e = await caught(() =>
       requestClientCredentialsGrant(
