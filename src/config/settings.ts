@@ -32,6 +32,8 @@ export interface Settings {
   connectReturnOrigins: string[];
   /** Renewals at once per token endpoint host (`Tokenwarden.open`'s option). */
   tokenEndpointConcurrency: number;
+  /** Tokens held in memory at most (`Tokenwarden.open`'s option). */
+  tokenCacheSize: number;
 }
 
 /** The settings that have a flag, as commander hands them over (flag, else variable, else default). */
@@ -44,6 +46,7 @@ export interface SettingFlags {
   logLevel?: string;
   hooksDir?: string;
   tokenEndpointConcurrency?: string | number;
+  tokenCacheSize?: string | number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -98,6 +101,13 @@ const OPTIONS = {
       "renewals at once per token endpoint host, so a storm of expiries does not flood a provider",
     default: "64",
   },
+  tokenCacheSize: {
+    flags: "--token-cache-size <n>",
+    env: "TOKENWARDEN_TOKEN_CACHE_SIZE",
+    description:
+      "tokens held in memory at most, so a read answers without the database (the least read go first)",
+    default: "10000",
+  },
   logLevel: {
     flags: "--log-level <level>",
     env: "TOKENWARDEN_LOG_LEVEL",
@@ -115,6 +125,7 @@ export const SERVICE_SETTINGS = [
   "publicUrl",
   "hooksDir",
   "tokenEndpointConcurrency",
+  "tokenCacheSize",
   "logLevel",
 ] as const;
 
@@ -162,14 +173,15 @@ export function resolveSettings(
       "must be an absolute http(s) URL such as https://tokens.example.com",
     );
   }
-  const concurrencyText = value("tokenEndpointConcurrency") as string;
-  const tokenEndpointConcurrency = Number(concurrencyText);
-  if (
-    !/^\d+$/.test(concurrencyText) ||
-    tokenEndpointConcurrency < 1 ||
-    tokenEndpointConcurrency > 10_000
-  )
-    throw invalidConfig("tokenEndpointConcurrency", "must be a whole number from 1 to 10000");
+  const wholeNumber = (name: "tokenEndpointConcurrency" | "tokenCacheSize", max: number) => {
+    const text = String(value(name));
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > max)
+      throw invalidConfig(name, `must be a whole number from 1 to ${max}`);
+    return n;
+  };
+  const tokenEndpointConcurrency = wholeNumber("tokenEndpointConcurrency", 10_000);
+  const tokenCacheSize = wholeNumber("tokenCacheSize", 10_000_000);
   const logLevel = value("logLevel") as string;
   if (!LOG_LEVELS.includes(logLevel))
     throw invalidConfig("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
@@ -189,6 +201,7 @@ export function resolveSettings(
     hooksDir: nonEmpty(value("hooksDir")),
     connectReturnOrigins: returnOrigins(env.TOKENWARDEN_CONNECT_RETURN_ORIGINS),
     tokenEndpointConcurrency,
+    tokenCacheSize,
   };
 }
 

@@ -33,6 +33,7 @@ export async function startService(
     ...(settings.secretKey === undefined ? {} : { secretKey: settings.secretKey }),
     previousSecretKeys: settings.previousSecretKeys,
     tokenEndpointConcurrency: settings.tokenEndpointConcurrency,
+    tokenCacheSize: settings.tokenCacheSize,
     ...(options.scheduler === undefined ? {} : { scheduler: options.scheduler }),
     ...(options.webhooks === undefined ? {} : { webhooks: options.webhooks }),
   });

@@ -157,4 +157,17 @@ describe("settings", () => {
       );
     }
   });
+
+  it("takes the token cache size from its flag or variable (default 10,000)", () => {
+    expect(resolveSettings(parsedFlags([]), {}).tokenCacheSize).toBe(10_000);
+    vi.stubEnv("TOKENWARDEN_TOKEN_CACHE_SIZE", "500");
+    expect(resolveSettings(parsedFlags([]), {}).tokenCacheSize).toBe(500);
+    const flagged = parsedFlags(["--token-cache-size", "2000000"]);
+    expect(resolveSettings(flagged, {}).tokenCacheSize).toBe(2_000_000);
+    for (const bad of ["0", "-1", "1.5", "many", "10000001"]) {
+      expect(() => resolveSettings({ tokenCacheSize: bad }, {})).toThrow(
+        /^tokenCacheSize: must be a whole number/,
+      );
+    }
+  });
 });
