@@ -147,7 +147,7 @@ export class DeviceFlows {
    * history (an `authorize` event). `not_found` when no flow is pending.
    */
   async cancel(id: string): Promise<void> {
-    const { store, events } = this.#ctx;
+    const { store } = this.#ctx;
     const started = performance.now();
     const loaded = await loadConnection(store, id);
     const outcome = await withLease(
@@ -176,17 +176,7 @@ export class DeviceFlows {
       following.failure = cancelled;
       following.abort.abort();
     }
-    await events
-      .record(
-        { connectionId: id, integration: loaded.integration.key },
-        "manual",
-        "authorize",
-        started,
-        {
-          error: cancelled,
-        },
-      )
-      .catch(() => undefined);
+    await this.#recordFailure(loaded, "manual", started, cancelled);
   }
 
   /** Stops polling here; the flows stay in the store for another process, or the next start. */
@@ -311,24 +301,27 @@ export class DeviceFlows {
     }
   }
 
+  /** The flow's end as an event; a history that cannot be written does not hide `failure`. */
+  async #recordFailure(
+    loaded: Loaded,
+    trigger: "manual" | "authorize",
+    started: number,
+    failure: TokenwardenError,
+  ): Promise<void> {
+    const at = { connectionId: loaded.stored.connection.id, integration: loaded.integration.key };
+    await this.#ctx.events
+      .record(at, trigger, "authorize", started, { error: failure })
+      .catch(() => undefined);
+  }
+
   async #fail(
     loaded: Loaded,
     started: number,
     failure: TokenwardenError,
   ): Promise<TokenwardenError> {
-    const { clock, store, events } = this.#ctx;
+    const { clock, store } = this.#ctx;
     const id = loaded.stored.connection.id;
-    await events
-      .record(
-        { connectionId: id, integration: loaded.integration.key },
-        "authorize",
-        "authorize",
-        started,
-        {
-          error: failure,
-        },
-      )
-      .catch(() => undefined);
+    await this.#recordFailure(loaded, "authorize", started, failure);
     if (failure.oauthError !== "access_denied") {
       await store
         .updateState(id, { lastError: summarize(failure, clock.now()) }, clock.now())
