@@ -43,13 +43,22 @@ export class ApiKeyRing {
    */
   verify(presented: string): ApiKeyGrant | undefined | Promise<ApiKeyGrant | undefined> {
     const hash = Buffer.from(hashApiKey(presented));
+    return this.#fromMemory(hash) ?? this.#verifyAfterReload(hash);
+  }
+
+  /**
+   * `verify` when memory answers it now: the grant of a known key, `undefined` for a
+   * key that is unknown or would need the stored keys read again (ask `verify` then).
+   */
+  knownGrant(presented: string): ApiKeyGrant | undefined {
+    return this.#fromMemory(Buffer.from(hashApiKey(presented)));
+  }
+
+  #fromMemory(hash: Buffer): ApiKeyGrant | undefined {
     const fixed = this.#match(hash, this.#fixed);
     if (fixed !== undefined) return fixed;
-    if (performance.now() - this.#loadedAt <= RELOAD_MS) {
-      const stored = this.#match(hash, this.#stored);
-      if (stored !== undefined) return stored;
-    }
-    return this.#verifyAfterReload(hash);
+    if (performance.now() - this.#loadedAt > RELOAD_MS) return undefined;
+    return this.#match(hash, this.#stored);
   }
 
   async #verifyAfterReload(hash: Buffer): Promise<ApiKeyGrant | undefined> {

@@ -310,6 +310,15 @@ export class Tokenwarden extends EventEmitter<{
     return (await this.#connectionTokens.entry(id, minTtlSeconds)).view;
   }
 
+  /**
+   * `getToken` with the default `minTtlSeconds` when its answer is already in memory:
+   * the cached token if it is good, with no promise; `undefined` when getting one
+   * would need the database, a refresh, or an error (ask `getToken` then).
+   */
+  cachedToken(id: string): AccessToken | undefined {
+    return this.#tokens.cached(id, this.#minTtlSeconds)?.view;
+  }
+
   /** Refreshes now, whatever the token's age (a person pressed "Refresh now"). */
   refresh(id: string): Promise<ConnectionView> {
     return this.#connectionTokens.renewNow(id, "manual");

@@ -35,9 +35,9 @@ export function authenticate(keys: ApiKeyRing): onRequestHookHandler {
       ? "any"
       : (request.routeOptions.config.access ?? "admin");
     if (access === "public") return done();
-    const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? "");
+    const presented = presentedKey(request.headers.authorization);
     const decide = (grant: ApiKeyGrant | undefined) => {
-      if (grant === undefined) return refuse(reply, match !== null);
+      if (grant === undefined) return refuse(reply, presented !== undefined);
       request.apiKey = grant;
       if (grant.role === "admin" || access === "client" || access === "any") return done();
       reply.errorCode = "forbidden";
@@ -52,12 +52,20 @@ export function authenticate(keys: ApiKeyRing): onRequestHookHandler {
           ),
         );
     };
-    if (match === null) return refuse(reply, false);
-    const verdict = keys.verify(match[1] as string);
+    if (presented === undefined) return refuse(reply, false);
+    const verdict = keys.verify(presented);
     if (!(verdict instanceof Promise)) return decide(verdict);
     verdict.then(decide, (error: unknown) => done(error as Error));
   };
 }
+
+/** The key in `Authorization: Bearer <key>`, the one way a key is presented. */
+export function presentedKey(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  return BEARER.exec(authorization)?.[1];
+}
+
+const BEARER = /^Bearer\s+(\S+)$/i;
 
 function refuse(reply: FastifyReply, presented: boolean): void {
   reply.errorCode = "unauthorized";

@@ -135,7 +135,15 @@ export class ServiceMetrics {
     this.#httpDuration.observe(route, method, reply.statusCode, reply.elapsedTime / 1000);
     if (errorCode !== null) this.#httpErrors.inc({ method, route, code: errorCode });
   }
+
+  /** A token read answered by the lane, counted as Fastify's onResponse counts it. */
+  observeTokenRead(seconds: number): void {
+    this.#httpDuration.observe(TOKEN_READ_ROUTE, "GET", 200, seconds);
+  }
 }
+
+/** The token read's route, as its answers from the lane (token-read-lane.ts) are counted. */
+const TOKEN_READ_ROUTE = "/v1/connections/:id/token";
 
 /** Methods as labels; any other (WebDAV's and the like) counts as `other`. */
 const KNOWN_METHODS: ReadonlySet<string> = new Set([

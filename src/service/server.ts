@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import swagger from "@fastify/swagger";
 import Fastify, {
   type FastifyInstance,
@@ -22,6 +23,8 @@ import { ServiceMetrics } from "./metrics.js";
 import { openapiOptions } from "./openapi.js";
 import { REQUEST_ID_HEADER, requestId } from "./request-id.js";
 import { registerRoutes } from "./routes/index.js";
+import { TokenBodies } from "./token-bodies.js";
+import { type TokenReadLane, tokenReadLane } from "./token-read-lane.js";
 import { registerWebhookRoutes } from "./webhooks.js";
 
 export interface ServerOptions {
@@ -34,6 +37,8 @@ export interface ServerOptions {
   connectReturnOrigins?: string[] | undefined;
   /** A pino logger configuration, or `false` for none. */
   logger?: FastifyServerOptions["logger"];
+  /** Answer cached token reads before Fastify (token-read-lane.ts); on unless `false`. */
+  tokenReadLane?: boolean;
 }
 
 /**
@@ -51,6 +56,8 @@ export const LOG_REDACT_PATHS = [
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const { tw, keys, publicUrl } = options;
+  const metrics = new ServiceMetrics(tw);
+  const tokenBodies = new TokenBodies();
   const app = Fastify({
     logger:
       options.logger === undefined || options.logger === false
@@ -87,7 +94,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
 
   await app.register(swagger, openapiOptions(publicUrl));
 
-  const metrics = new ServiceMetrics(tw);
   // What the broker does on its own (failures, status changes, warnings) is logged.
   const unlog = logBrokerSignals(tw, app.log);
   app.addHook("onClose", async () => {
@@ -169,6 +175,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     redirectUri: `${publicUrl}/oauth/callback`,
     hooksDir: options.hooksDir,
     metrics,
+    tokenBodies,
   });
   registerWebhookRoutes(app, tw);
   registerConnectRoutes(app, {
@@ -179,7 +186,35 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // Public: it describes the interface this open-source package ships, and nothing
   // configured in this instance (no integration, connection or key).
   app.get("/openapi.json", { config: PUBLIC, schema: { hide: true } }, async () => app.swagger());
+
+  // A request logged at `info` (Fastify's "incoming request" and "request completed")
+  // takes Fastify's way, which writes those lines.
+  // With no logger (`logger: false`) Fastify's stand-in has no levels and logs nothing.
+  const { isLevelEnabled } = app.log as { isLevelEnabled?: (level: string) => boolean };
+  const logsRequests = isLevelEnabled?.call(app.log, "info") ?? false;
+  if (options.tokenReadLane !== false && !logsRequests) {
+    answerFirst(
+      app,
+      tokenReadLane({ tw, keys, bodies: tokenBodies, metrics, isClosing: () => closing }),
+    );
+  }
   return app;
+}
+
+/**
+ * Puts `lane` in front of Fastify on its server: Fastify made the server with its own
+ * settings (timeouts, keep-alive) and one `request` listener, which now runs for
+ * whatever the lane does not answer. `inject` calls Fastify directly, past the lane.
+ */
+function answerFirst(app: FastifyInstance, lane: TokenReadLane): void {
+  const listeners = app.server.listeners("request");
+  const fastify = listeners[0];
+  if (listeners.length !== 1 || fastify === undefined)
+    throw new Error(`expected Fastify's one request listener, found ${listeners.length}`);
+  app.server.removeListener("request", fastify as (...args: unknown[]) => void);
+  app.server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+    if (!lane(request, response)) fastify.call(app.server, request, response);
+  });
 }
 
 /** Answered before any hook runs, so it sets what the onSend hook sets elsewhere. */

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Tokenwarden } from "../../broker/tokenwarden.js";
 import type { ServiceMetrics } from "../metrics.js";
+import type { TokenBodies } from "../token-bodies.js";
 
 /** Where the service serves its client ID metadata document (public: servers fetch it). */
 export const CLIENT_METADATA_PATH = "/oauth/client-metadata.json";
@@ -18,6 +19,8 @@ export interface RouteContext {
   /** The folder module refresh hooks must lie in (hook-policy.ts); none: refused. */
   hooksDir: string | undefined;
   metrics: ServiceMetrics;
+  /** Token bodies written once, shared with the token read's lane (token-read-lane.ts). */
+  tokenBodies: TokenBodies;
 }
 
 export type RouteModule = (app: FastifyInstance, context: RouteContext) => void;

@@ -1,13 +1,13 @@
 /**
  * A connection's token and its history: read the token (the hot path: a client key
- * without limits costs no database read, and a cached token's body is written once),
- * a DPoP proof to go with it, refresh now,
- * revoke, and the events.
+ * without limits costs no database read, and a cached token's body is written once;
+ * the commonest read is answered before this route, token-read-lane.ts), a DPoP proof
+ * to go with it, refresh now, revoke, and the events.
  */
 import { z } from "zod";
-import type { AccessToken } from "../../broker/views.js";
 import { assertConnectionAllowed, connectionLimits } from "../access.js";
 import { defineRoute } from "../route.js";
+import { JSON_TYPE } from "../token-read-lane.js";
 import type { RouteModule } from "./context.js";
 import { idParams } from "./resource.js";
 
@@ -23,14 +23,7 @@ const eventsQuery = z.strictObject({
   before: z.coerce.number().int().positive().optional(),
 });
 
-/** What Fastify sends a JSON body as. */
-const JSON_TYPE = "application/json; charset=utf-8";
-
-export const tokenRoutes: RouteModule = (app, { tw }) => {
-  // Each token's body, written once: the cache hands out the same view for as long
-  // as it holds that token (views are never changed once made), so a read of a
-  // cached token sends a string it already has.
-  const bodies = new WeakMap<AccessToken, string>();
+export const tokenRoutes: RouteModule = (app, { tw, tokenBodies }) => {
   defineRoute(app, {
     method: "GET",
     url: "/v1/connections/:id/token",
@@ -48,13 +41,8 @@ export const tokenRoutes: RouteModule = (app, { tw }) => {
         params.id,
         query.minTtl === undefined ? {} : { minTtlSeconds: query.minTtl },
       );
-      let body = bodies.get(token);
-      if (body === undefined) {
-        body = JSON.stringify(token);
-        bodies.set(token, body);
-      }
       // A string with its JSON type is sent as it is, past the serializer.
-      return reply.header("cache-control", "no-store").type(JSON_TYPE).send(body);
+      return reply.header("cache-control", "no-store").type(JSON_TYPE).send(tokenBodies.of(token));
     },
   });
   defineRoute(app, {
