@@ -53,7 +53,7 @@ export function authenticate(keys: ApiKeyRing): onRequestHookHandler {
         );
     };
     if (presented === undefined) return refuse(reply, false);
-    const verdict = keys.verify(presented);
+    const verdict = keys.verify(presented, request.raw.socket);
     if (!(verdict instanceof Promise)) return decide(verdict);
     verdict.then(decide, (error: unknown) => done(error as Error));
   };

@@ -65,7 +65,7 @@ export function tokenReadLane(options: TokenReadLaneOptions): TokenReadLane {
       return false;
     const key = presentedKey(headers.authorization);
     if (key === undefined || isClosing()) return false;
-    const grant = keys.knownGrant(key);
+    const grant = keys.knownGrant(key, request.socket);
     if (grant === undefined || isLimited(grant)) return false;
     const token = tw.cachedToken(id);
     if (token === undefined) return false;
