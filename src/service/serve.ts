@@ -7,6 +7,7 @@ import { Tokenwarden } from "../broker/tokenwarden.js";
 import { loadDeclarativeFile } from "../config/declarative.js";
 import type { Settings } from "../config/settings.js";
 import { buildServer } from "./server.js";
+import { holdTickShape } from "./tick-shape.js";
 
 export interface RunningService {
   url: string;
@@ -50,6 +51,7 @@ export async function startService(
       connectReturnOrigins: settings.connectReturnOrigins,
       logger: options.logger === undefined ? { level: settings.logLevel } : options.logger,
     });
+    await holdTickShape(app);
     await app.listen({ host: settings.host, port: settings.port });
     const address = app.server.address();
     const port = typeof address === "object" && address !== null ? address.port : settings.port;
