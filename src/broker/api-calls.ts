@@ -7,6 +7,7 @@
 import { Readable } from "node:stream";
 import type { Integration } from "../core/integration.js";
 import { type ApiRequest, type ApiResponse, callApi } from "../oauth/api-call.js";
+import { ApiUrls } from "../oauth/api-url.js";
 import type { DpopNonces } from "../oauth/dpop.js";
 import type { HttpClient } from "../oauth/http.js";
 import type { RateLimits } from "./rate-limit.js";
@@ -51,6 +52,7 @@ export class ApiCalls {
   readonly #ctx: ApiCallsContext;
   /** Warnings already given, so each is said once per process. */
   readonly #warned = new Set<string>();
+  readonly #urls = new ApiUrls();
 
   constructor(ctx: ApiCallsContext) {
     this.#ctx = ctx;
@@ -104,6 +106,7 @@ export class ApiCalls {
       },
       {
         http: this.#ctx.http,
+        urls: this.#urls,
         onUnusablePattern: (reason) => this.#unusablePattern(id, entry.integration, reason),
         dpopNonces: this.#ctx.dpopNonces,
       },

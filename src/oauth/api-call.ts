@@ -9,7 +9,7 @@ import { compileLinearPattern } from "../core/linear-pattern.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import { fillTokenTemplate } from "../core/template.js";
 import type { TokenSet } from "../core/token-set.js";
-import { apiUrl } from "./api-url.js";
+import type { ApiUrls } from "./api-url.js";
 import { asksForNonce, type DpopNonces, dpopProof } from "./dpop.js";
 import { type HttpClient, transportError } from "./http.js";
 
@@ -41,6 +41,8 @@ export type RenewAfterRejection = (rejected: TokenSet) => Promise<TokenSet>;
 export interface CallOptions {
   /** The client whose pools the call goes through (the caller's `Tokenwarden`'s). */
   http: HttpClient;
+  /** Where a call's path leads (api-url.ts), each `apiBaseUrl` parsed once. */
+  urls: ApiUrls;
   /**
    * Told when a stored `expiredBodyPattern` is one RE2 refuses (written by an older
    * version): it is then never run, and counts as no match.
@@ -150,7 +152,7 @@ async function send(
   req: ApiRequest,
   options: CallOptions,
 ): Promise<ApiResponse> {
-  const url = apiUrl(config, req.path);
+  const url = options.urls.url(config, req.path);
   const headers: HeaderMap = { ...req.headers };
   placeToken(config, token, url, headers);
   const { dpopKey } = token;

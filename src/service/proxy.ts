@@ -107,21 +107,27 @@ function rawRest(url: string, decodedRest: string): { rest: string; query: strin
   const queryAt = target.indexOf("?");
   const path = queryAt === -1 ? target : target.slice(0, queryAt);
   const query = queryAt === -1 ? "" : target.slice(queryAt);
-  const segments = path.split("/");
-  const rest = segments.slice(4).join("/");
+  // The rest starts after the fourth `/`.
+  let slash = -1;
+  for (let seen = 0; seen < 4; seen++) {
+    slash = path.indexOf("/", slash + 1);
+    if (slash === -1) throw badPath("the proxied path could not be read unambiguously");
+  }
+  const rest = path.slice(slash + 1);
   let decoded: string | undefined;
   try {
     decoded = decodeURIComponent(rest);
   } catch {
     decoded = undefined;
   }
-  if (segments.length < 5 || decoded !== decodedRest)
-    throw badPath("the proxied path could not be read unambiguously");
+  if (decoded !== decodedRest) throw badPath("the proxied path could not be read unambiguously");
   // An absolute URL or another host in place of a path is never meant for apiBaseUrl.
-  if (/^(https?:|[/\\])/i.test(decoded))
+  if (URL_OR_ROOTED.test(decoded))
     throw badPath("the proxied path must be a path under apiBaseUrl, not a URL");
   return { rest, query };
 }
+
+const URL_OR_ROOTED = /^(https?:|[/\\])/i;
 
 function badPath(message: string): TokenwardenError {
   return new TokenwardenError("invalid_request", message, { field: "path" });
