@@ -6,7 +6,13 @@
  */
 import { Readable } from "node:stream";
 import type { Integration } from "../core/integration.js";
-import { type ApiRequest, type ApiResponse, callApi } from "../oauth/api-call.js";
+import {
+  type ApiAnswer,
+  type ApiRequest,
+  type ApiResponse,
+  callApi,
+  streamed,
+} from "../oauth/api-call.js";
 import { ApiUrls } from "../oauth/api-url.js";
 import type { DpopNonces } from "../oauth/dpop.js";
 import type { HttpClient } from "../oauth/http.js";
@@ -72,7 +78,7 @@ export class ApiCalls {
     if (init.body instanceof URLSearchParams && headers["content-type"] === undefined) {
       headers["content-type"] = "application/x-www-form-urlencoded;charset=UTF-8";
     }
-    const res = await this.forward(id, { method: init.method ?? "GET", path, headers, body });
+    const res = await this.forwardHeld(id, { method: init.method ?? "GET", path, headers, body });
     const empty =
       res.status === 204 || res.status === 205 || res.status === 304 || init.method === "HEAD";
     const responseHeaders = new Headers();
@@ -80,15 +86,25 @@ export class ApiCalls {
       if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
       else if (value !== undefined) responseHeaders.set(name, value);
     }
-    if (empty) res.body.resume();
-    return new Response(empty ? null : (Readable.toWeb(res.body) as ReadableStream<Uint8Array>), {
-      status: res.status,
-      headers: responseHeaders,
-    });
+    const answer = res.body;
+    const held = Buffer.isBuffer(answer);
+    if (empty && !held) answer.resume();
+    return new Response(
+      empty ? null : held ? answer : (Readable.toWeb(answer) as ReadableStream<Uint8Array>),
+      { status: res.status, headers: responseHeaders },
+    );
   }
 
-  /** The streaming form of `fetch`, for the service's proxy. */
+  /** The streaming form of `fetch`. */
   async forward(id: string, request: ApiRequest): Promise<ApiResponse> {
+    return streamed(await this.forwardHeld(id, request));
+  }
+
+  /**
+   * `forward` for the service's proxy: a small body of known length comes whole, as
+   * bytes (api-dispatch.ts), any other as a stream.
+   */
+  async forwardHeld(id: string, request: ApiRequest): Promise<ApiAnswer> {
     const entry = await this.#ctx.entry(id, this.#ctx.minTtlSeconds);
     const { rateLimit } = entry.integration;
     await this.#ctx.rateLimits.acquire(id, rateLimit);

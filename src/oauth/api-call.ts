@@ -4,15 +4,17 @@
  * the service's proxy go through here; bodies stream both ways.
  */
 import { Readable } from "node:stream";
-import { request } from "undici";
+import type { Dispatcher } from "undici";
 import { compileLinearPattern } from "../core/linear-pattern.js";
 import type { ResolvedIntegration } from "../core/resolve.js";
 import { fillTokenTemplate } from "../core/template.js";
 import type { TokenSet } from "../core/token-set.js";
+import { type ApiAnswer, dispatchApi } from "./api-dispatch.js";
 import type { ApiUrls } from "./api-url.js";
 import { asksForNonce, type DpopNonces, dpopProof } from "./dpop.js";
 import { type HttpClient, transportError } from "./http.js";
 
+export type { ApiAnswer } from "./api-dispatch.js";
 export { apiUrl } from "./api-url.js";
 
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -114,11 +116,14 @@ export function forwardableResponseHeaders(headers: HeaderMap): HeaderMap {
 /** Did the API refuse the token? A `retryOn` status, or a body matching `expiredBodyPattern`. */
 async function refusal(
   config: Pick<ResolvedIntegration, "retryOn" | "expiredBodyPattern">,
-  res: ApiResponse,
+  res: ApiAnswer,
   options: CallOptions,
-): Promise<{ refused: boolean; response: ApiResponse }> {
+): Promise<{ refused: boolean; response: ApiAnswer }> {
   if (config.retryOn.includes(res.status)) return { refused: true, response: res };
-  if (config.expiredBodyPattern === undefined) return { refused: false, response: res };
+  const pattern = config.expiredBodyPattern;
+  if (pattern === undefined) return { refused: false, response: res };
+  if (Buffer.isBuffer(res.body))
+    return { refused: matches(pattern, res.body, options), response: res };
   const length = Number(res.headers["content-length"] ?? Number.NaN);
   if (length > PATTERN_BODY_LIMIT) return { refused: false, response: res };
   // Read the body to test it, then hand on a copy of what was read.
@@ -139,11 +144,30 @@ async function refusal(
     }
   }
   const text = Buffer.concat(chunks);
+  return { refused: matches(pattern, text, options), response: { ...res, body: text } };
+}
+
+function matches(pattern: string, body: Buffer, options: CallOptions): boolean {
   // Linear time in the body whatever the pattern (linear-pattern.ts); never RegExp.
-  const compiled = compileLinearPattern(config.expiredBodyPattern);
+  const compiled = compileLinearPattern(pattern);
   if (!compiled.ok) options.onUnusablePattern?.(compiled.reason);
-  const refused = compiled.ok && compiled.pattern.test(text.toString("utf8"));
-  return { refused, response: { ...res, body: Readable.from([text]) } };
+  return compiled.ok && compiled.pattern.test(body.toString("utf8"));
+}
+
+/** Lets go of an answer not handed on: a streaming body is drained, so its connection goes back to the pool. */
+function discard(res: ApiAnswer): void {
+  if (!Buffer.isBuffer(res.body)) res.body.resume();
+}
+
+/** The public form of an answer: its body always a stream. */
+export function streamed(res: ApiAnswer): ApiResponse {
+  const { body } = res;
+  if (!Buffer.isBuffer(body)) return { status: res.status, headers: res.headers, body };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: Readable.from([body], { objectMode: false }),
+  };
 }
 
 async function send(
@@ -151,7 +175,7 @@ async function send(
   token: TokenSet,
   req: ApiRequest,
   options: CallOptions,
-): Promise<ApiResponse> {
+): Promise<ApiAnswer> {
   const url = options.urls.url(config, req.path);
   const headers: HeaderMap = { ...req.headers };
   placeToken(config, token, url, headers);
@@ -175,7 +199,7 @@ async function send(
     );
     // A stream cannot be sent twice; otherwise once more with the nonce (RFC 9449 §9).
     if (attempt > 0 || learned === undefined || !asks || req.body instanceof Readable) return res;
-    res.body.resume();
+    discard(res);
   }
 }
 
@@ -185,19 +209,19 @@ async function sendOnce(
   req: ApiRequest,
   url: URL,
   headers: HeaderMap,
-): Promise<ApiResponse> {
+): Promise<ApiAnswer> {
   try {
-    const res = await request(url, {
-      method: req.method as "GET",
+    return await dispatchApi(http.dispatcherFor(config), {
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method: req.method as Dispatcher.HttpMethod,
       headers: headers as Record<string, string | string[]>,
       body: req.body,
-      dispatcher: http.dispatcherFor(config),
       // The integration's `timeoutMs` bounds the wait for the answer's headers, and then
       // each silence in its body: a body streaming for longer than that is not cut.
       headersTimeout: config.timeoutMs,
       bodyTimeout: config.timeoutMs,
     });
-    return { status: res.statusCode, headers: res.headers, body: res.body };
   } catch (error) {
     throw transportError(error, `${url.origin}${url.pathname}`, config.timeoutMs, false);
   }
@@ -209,7 +233,7 @@ export async function callApi(
   req: ApiRequest,
   renew: RenewAfterRejection,
   options: CallOptions,
-): Promise<ApiResponse> {
+): Promise<ApiAnswer> {
   const first = await send(config, token, req, options);
   if (req.body instanceof Readable) return first;
   const { refused, response } = await refusal(config, first, options);
@@ -218,12 +242,12 @@ export async function callApi(
   try {
     next = await renew(token);
   } catch (error) {
-    response.body.resume(); // drain it so the connection goes back to the pool
+    discard(response); // so the connection goes back to the pool
     throw error;
   }
   // No other token to be had (session none, a person must act, backing off): the
   // refusal goes back as it is, and the call is not sent twice.
   if (next.accessToken === token.accessToken) return response;
-  response.body.resume();
+  discard(response);
   return send(config, next, req, options);
 }

@@ -8,6 +8,7 @@
  * router's decoded `*`: decoding it once here and once more upstream is how `%252e`
  * becomes `..`. It must stay under `apiBaseUrl` (api-url.ts).
  */
+import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
@@ -83,10 +84,15 @@ async function forward(
     headers: forwardableRequestHeaders(request.headers),
     body: hasBody(request) ? await bodyOf(request) : null,
   };
-  const res = await tw.forward(id, apiRequest);
+  const res = await tw.forwardHeld(id, apiRequest);
   metrics.proxyRequests.inc({ status: String(res.status) });
   reply.code(res.status).headers(forwardableResponseHeaders(res.headers));
-  return reply.send(res.body);
+  // Bytes go out in one write; but Fastify would name a type for bytes that came
+  // without one, so those go as the stream they were.
+  const { body } = res;
+  if (Buffer.isBuffer(body) && res.headers["content-type"] === undefined)
+    return reply.send(Readable.from([body], { objectMode: false }));
+  return reply.send(body);
 }
 
 /**
