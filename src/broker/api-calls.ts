@@ -105,9 +105,12 @@ export class ApiCalls {
    * bytes (api-dispatch.ts), any other as a stream.
    */
   async forwardHeld(id: string, request: ApiRequest): Promise<ApiAnswer> {
-    const entry = await this.#ctx.entry(id, this.#ctx.minTtlSeconds);
+    const { tokens, minTtlSeconds, rateLimits } = this.#ctx;
+    // A good cached token and no limit to wait for cost no promise (the proxy's hot path).
+    const entry = tokens.cached(id, minTtlSeconds) ?? (await this.#ctx.entry(id, minTtlSeconds));
     const { rateLimit } = entry.integration;
-    await this.#ctx.rateLimits.acquire(id, rateLimit);
+    const turn = rateLimits.acquire(id, rateLimit);
+    if (turn !== undefined) await turn;
     const res = await callApi(
       entry.resolved,
       entry.token,

@@ -11,7 +11,7 @@ import { fillTokenTemplate } from "../core/template.js";
 import type { TokenSet } from "../core/token-set.js";
 import { type ApiAnswer, dispatchApi } from "./api-dispatch.js";
 import type { ApiUrls } from "./api-url.js";
-import { asksForNonce, type DpopNonces, dpopProof } from "./dpop.js";
+import { asksForNonce, type DpopContext, type DpopNonces, dpopProof } from "./dpop.js";
 import { type HttpClient, transportError } from "./http.js";
 
 export type { ApiAnswer } from "./api-dispatch.js";
@@ -64,8 +64,8 @@ export function placeToken(
   url: URL,
   headers: HeaderMap,
 ): void {
-  for (const [name, value] of Object.entries(config.requestParams.headers))
-    headers[name.toLowerCase()] = value;
+  const added = config.requestParams.headers;
+  for (const name in added) headers[name.toLowerCase()] = added[name];
   const { in: where, name, template } = config.tokenPlacement;
   const value = fillTokenTemplate(dpopScheme(template, token), token.accessToken);
   if (where === "header") headers[name.toLowerCase()] = value;
@@ -97,7 +97,8 @@ const HOP_BY_HOP = new Set([
  */
 export function forwardableRequestHeaders(headers: HeaderMap): HeaderMap {
   const out: HeaderMap = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     const lower = name.toLowerCase();
     if (value === undefined || HOP_BY_HOP.has(lower) || lower === "authorization") continue;
     out[lower] = value;
@@ -107,7 +108,8 @@ export function forwardableRequestHeaders(headers: HeaderMap): HeaderMap {
 
 export function forwardableResponseHeaders(headers: HeaderMap): HeaderMap {
   const out: HeaderMap = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value !== undefined && !HOP_BY_HOP.has(name.toLowerCase())) out[name] = value;
   }
   return out;
@@ -170,7 +172,8 @@ export function streamed(res: ApiAnswer): ApiResponse {
   };
 }
 
-async function send(
+/** Sends with the token placed; not itself async, so a plain call makes no promise of its own. */
+function send(
   config: ResolvedIntegration,
   token: TokenSet,
   req: ApiRequest,
@@ -183,14 +186,27 @@ async function send(
   const nonces = options.dpopNonces;
   if (dpopKey === undefined || nonces === undefined)
     return sendOnce(options.http, config, req, url, headers);
+  return sendWithProof({ key: dpopKey, nonces }, config, token, req, options.http, url, headers);
+}
+
+/** A DPoP-bound token: each attempt with a new proof, once more with the API's nonce. */
+async function sendWithProof(
+  dpop: DpopContext,
+  config: ResolvedIntegration,
+  token: TokenSet,
+  req: ApiRequest,
+  http: HttpClient,
+  url: URL,
+  headers: HeaderMap,
+): Promise<ApiAnswer> {
   for (let attempt = 0; ; attempt++) {
     headers.dpop = await dpopProof(
-      { key: dpopKey, nonces },
+      dpop,
       { method: req.method, url, accessToken: token.accessToken },
       Date.now(), // judged by the API's clock
     );
-    const res = await sendOnce(options.http, config, req, url, headers);
-    const learned = nonces.learn(url, res.headers);
+    const res = await sendOnce(http, config, req, url, headers);
+    const learned = dpop.nonces.learn(url, res.headers);
     const wwwAuthenticate = res.headers["www-authenticate"];
     const asks = asksForNonce(
       res.status,
@@ -203,15 +219,24 @@ async function send(
   }
 }
 
-async function sendOnce(
+function sendOnce(
   http: HttpClient,
   config: ResolvedIntegration,
   req: ApiRequest,
   url: URL,
   headers: HeaderMap,
 ): Promise<ApiAnswer> {
+  const failed = (error: unknown) =>
+    transportError(error, `${url.origin}${url.pathname}`, config.timeoutMs, false);
+  let dispatcher: Dispatcher;
   try {
-    return await dispatchApi(http.dispatcherFor(config), {
+    dispatcher = http.dispatcherFor(config);
+  } catch (error) {
+    return Promise.reject(failed(error));
+  }
+  return dispatchApi(
+    dispatcher,
+    {
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
       method: req.method as Dispatcher.HttpMethod,
@@ -221,10 +246,9 @@ async function sendOnce(
       // each silence in its body: a body streaming for longer than that is not cut.
       headersTimeout: config.timeoutMs,
       bodyTimeout: config.timeoutMs,
-    });
-  } catch (error) {
-    throw transportError(error, `${url.origin}${url.pathname}`, config.timeoutMs, false);
-  }
+    },
+    failed,
+  );
 }
 
 export async function callApi(
@@ -236,6 +260,9 @@ export async function callApi(
 ): Promise<ApiAnswer> {
   const first = await send(config, token, req, options);
   if (req.body instanceof Readable) return first;
+  // Most answers leave nothing to judge: no retryOn status, no pattern to test.
+  if (config.expiredBodyPattern === undefined && !config.retryOn.includes(first.status))
+    return first;
   const { refused, response } = await refusal(config, first, options);
   if (!refused) return response;
   let next: TokenSet;

@@ -19,15 +19,20 @@ export interface ApiAnswer {
   body: Buffer | Readable;
 }
 
+/** The answer, or a failure to get one as `failed` words it. */
 export function dispatchApi(
   dispatcher: Dispatcher,
   options: Dispatcher.DispatchOptions,
+  failed: (error: Error) => Error,
 ): Promise<ApiAnswer> {
   // A tunnel is not an API call (undici's `request` refuses it the same way).
   if (options.method === "CONNECT")
-    return Promise.reject(new errors.InvalidArgumentError("invalid method"));
+    return Promise.reject(failed(new errors.InvalidArgumentError("invalid method")));
   return new Promise((resolve, reject) => {
-    dispatcher.dispatch(options, new AnswerHandler(options.method === "HEAD", resolve, reject));
+    const handler = new AnswerHandler(options.method === "HEAD", resolve, (error) =>
+      reject(failed(error)),
+    );
+    dispatcher.dispatch(options, handler);
   });
 }
 
