@@ -1,7 +1,8 @@
 /**
  * One API request through an undici dispatcher, its answer handed on as soon as it
- * can be: a small body of known length is read whole first (a proxy then sends it in
- * one write, with no stream between), any other streams with backpressure. This is
+ * can be: a body that came whole with the headers, or a small one of known length, is
+ * handed on as bytes (a proxy then sends it in one write, with no stream between), any
+ * other streams with backpressure. This is
  * undici's own `request` without what the proxy does not use (the async resource, the
  * option checks, a body stream for every answer).
  */
@@ -50,6 +51,8 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   readonly #head: boolean;
   readonly #resolve: (answer: ApiAnswer) => void;
   readonly #reject: (error: Error) => void;
+  /** The answer was handed on (or the call failed): nothing more to settle. */
+  #settled = false;
   #status = 0;
   #headers: HeaderMap = {};
   /** The body's chunks, while it is held. */
@@ -71,24 +74,25 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     headers: HeaderMap,
   ): void {
     if (status < 200) return; // informational: the answer is still to come
+    this.#status = status;
+    this.#headers = headers;
     // No body to hold: a HEAD's length, or a 204's or a 304's, is not of this body.
-    if (!this.#head && status !== 204 && status !== 304 && heldLength(headers["content-length"])) {
-      this.#status = status;
-      this.#headers = headers;
-      this.#held = [];
+    if (this.#head || status === 204 || status === 304) {
+      this.#streamOn(controller);
       return;
     }
-    this.#stream = new AnswerStream(controller);
-    this.#resolve({ status, headers, body: this.#stream });
+    this.#held = [];
+    // A small body of known length is held to its end. Any other only as far as it
+    // came with the headers, often all of it: undici parses what one read brought
+    // before a microtask runs, and what comes later streams (an event stream is never
+    // kept waiting).
+    if (!heldLength(headers["content-length"])) queueMicrotask(() => this.#streamOn(controller));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const held = this.#held;
-    if (held === undefined) {
-      if (this.#stream?.push(chunk) === false) controller.pause();
-      return;
-    }
-    held.push(chunk);
+    if (held !== undefined) held.push(chunk);
+    else if (this.#stream?.push(chunk) === false) controller.pause();
   }
 
   onResponseEnd(): void {
@@ -97,6 +101,8 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
       this.#stream?.finish();
       return;
     }
+    if (this.#settled) return;
+    this.#settled = true;
     const body = held.length === 1 ? (held[0] as Buffer) : Buffer.concat(held);
     this.#resolve({ status: this.#status, headers: this.#headers, body });
   }
@@ -104,8 +110,24 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     // Before the answer was handed on, the call fails; after, its body does, and a
     // body nobody listens to any more (drained, dropped) must not crash the process.
-    if (this.#stream === undefined) this.#reject(error);
-    else this.#stream.on("error", ignore).destroy(error);
+    if (this.#stream !== undefined) this.#stream.on("error", ignore).destroy(error);
+    else if (!this.#settled) {
+      this.#settled = true;
+      this.#reject(error);
+    }
+  }
+
+  /** Hands the answer on with its body as a stream, starting with what was held. */
+  #streamOn(controller: Dispatcher.DispatchController): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    const stream = new AnswerStream(controller);
+    let room = true;
+    for (const chunk of this.#held ?? []) room = stream.push(chunk);
+    if (!room) controller.pause();
+    this.#held = undefined;
+    this.#stream = stream;
+    this.#resolve({ status: this.#status, headers: this.#headers, body: stream });
   }
 }
 

@@ -92,6 +92,37 @@ describe("the proxy's answers", () => {
     expect(chunked.text).toBe("first,last");
   });
 
+  it("pass on what an event stream sent at once, not when it ends", async () => {
+    let finish!: () => void;
+    answerWith("events", (res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write("data: first\n\n");
+      finish = () => res.end("data: last\n\n");
+    });
+    const socket = connect(tw.port, "127.0.0.1");
+    socket.write(
+      `GET /v1/proxy/c1/events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${ADMIN_KEY}\r\n\r\n`,
+    );
+    let received = "";
+    // The API ends only once the first event is through: a proxy that held it would
+    // never pass it, and the test's own timeout would fail it.
+    await new Promise<void>((resolve) => {
+      socket.on("data", (chunk: Buffer) => {
+        received += chunk.toString();
+        if (received.includes("data: first")) resolve();
+      });
+    });
+    expect(received).not.toContain("data: last");
+    const ended = new Promise<void>((resolve) => {
+      socket.on("data", () => {
+        if (received.includes("data: last")) resolve();
+      });
+    });
+    finish();
+    await ended;
+    socket.destroy();
+  });
+
   it("keep the length a HEAD speaks of, and a 204's or a 304's headers, with no body", async () => {
     answerWith("head", (res) => {
       res.writeHead(200, { "content-type": "text/plain", "content-length": "42" });
