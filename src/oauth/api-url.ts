@@ -35,7 +35,8 @@ export function apiUrl(config: ApiUrlConfig, path: string): URL {
  * config object, which the broker shares between calls and never writes (resolve.ts).
  */
 export class ApiUrls {
-  readonly #bases = new WeakMap<ApiUrlConfig, ApiBase | undefined>();
+  /** `null`: the config has no apiBaseUrl. */
+  readonly #bases = new WeakMap<ApiUrlConfig, ApiBase | null>();
 
   url(config: ApiUrlConfig, path: string): URL {
     const url = SCHEME.test(path) ? absoluteUrl(config, path) : underBase(this.#base(config), path);
@@ -43,10 +44,12 @@ export class ApiUrls {
   }
 
   #base(config: ApiUrlConfig): ApiBase | undefined {
-    if (this.#bases.has(config)) return this.#bases.get(config);
-    const base = parseBase(config);
-    this.#bases.set(config, base);
-    return base;
+    let base = this.#bases.get(config);
+    if (base === undefined) {
+      base = parseBase(config) ?? null;
+      this.#bases.set(config, base);
+    }
+    return base ?? undefined;
   }
 }
 

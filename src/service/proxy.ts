@@ -120,17 +120,20 @@ function rawRest(url: string, decodedRest: string): { rest: string; query: strin
     if (slash === -1) throw badPath("the proxied path could not be read unambiguously");
   }
   const rest = path.slice(slash + 1);
-  let decoded: string | undefined;
-  try {
-    decoded = decodeURIComponent(rest);
-  } catch {
-    decoded = undefined;
-  }
+  const decoded = rest.includes("%") ? decodedOrUndefined(rest) : rest; // nothing to decode
   if (decoded !== decodedRest) throw badPath("the proxied path could not be read unambiguously");
   // An absolute URL or another host in place of a path is never meant for apiBaseUrl.
   if (URL_OR_ROOTED.test(decoded))
     throw badPath("the proxied path must be a path under apiBaseUrl, not a URL");
   return { rest, query };
+}
+
+function decodedOrUndefined(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
 }
 
 const URL_OR_ROOTED = /^(https?:|[/\\])/i;
