@@ -6,7 +6,14 @@
  */
 import { Readable } from "node:stream";
 import type { Integration } from "../core/integration.js";
-import { type ApiRequest, type ApiResponse, callApi } from "../oauth/api-call.js";
+import {
+  type ApiAnswer,
+  type ApiRequest,
+  type ApiResponse,
+  callApi,
+  streamed,
+} from "../oauth/api-call.js";
+import { ApiUrls } from "../oauth/api-url.js";
 import type { DpopNonces } from "../oauth/dpop.js";
 import type { HttpClient } from "../oauth/http.js";
 import type { RateLimits } from "./rate-limit.js";
@@ -51,6 +58,7 @@ export class ApiCalls {
   readonly #ctx: ApiCallsContext;
   /** Warnings already given, so each is said once per process. */
   readonly #warned = new Set<string>();
+  readonly #urls = new ApiUrls();
 
   constructor(ctx: ApiCallsContext) {
     this.#ctx = ctx;
@@ -70,7 +78,7 @@ export class ApiCalls {
     if (init.body instanceof URLSearchParams && headers["content-type"] === undefined) {
       headers["content-type"] = "application/x-www-form-urlencoded;charset=UTF-8";
     }
-    const res = await this.forward(id, { method: init.method ?? "GET", path, headers, body });
+    const res = await this.forwardHeld(id, { method: init.method ?? "GET", path, headers, body });
     const empty =
       res.status === 204 || res.status === 205 || res.status === 304 || init.method === "HEAD";
     const responseHeaders = new Headers();
@@ -78,18 +86,31 @@ export class ApiCalls {
       if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
       else if (value !== undefined) responseHeaders.set(name, value);
     }
-    if (empty) res.body.resume();
-    return new Response(empty ? null : (Readable.toWeb(res.body) as ReadableStream<Uint8Array>), {
-      status: res.status,
-      headers: responseHeaders,
-    });
+    const answer = res.body;
+    const held = Buffer.isBuffer(answer);
+    if (empty && !held) answer.resume();
+    return new Response(
+      empty ? null : held ? answer : (Readable.toWeb(answer) as ReadableStream<Uint8Array>),
+      { status: res.status, headers: responseHeaders },
+    );
   }
 
-  /** The streaming form of `fetch`, for the service's proxy. */
+  /** The streaming form of `fetch`. */
   async forward(id: string, request: ApiRequest): Promise<ApiResponse> {
-    const entry = await this.#ctx.entry(id, this.#ctx.minTtlSeconds);
+    return streamed(await this.forwardHeld(id, request));
+  }
+
+  /**
+   * `forward` for the service's proxy: a small body of known length comes whole, as
+   * bytes (api-dispatch.ts), any other as a stream.
+   */
+  async forwardHeld(id: string, request: ApiRequest): Promise<ApiAnswer> {
+    const { tokens, minTtlSeconds, rateLimits } = this.#ctx;
+    // A good cached token and no limit to wait for cost no promise (the proxy's hot path).
+    const entry = tokens.cached(id, minTtlSeconds) ?? (await this.#ctx.entry(id, minTtlSeconds));
     const { rateLimit } = entry.integration;
-    await this.#ctx.rateLimits.acquire(id, rateLimit);
+    const turn = rateLimits.acquire(id, rateLimit);
+    if (turn !== undefined) await turn;
     const res = await callApi(
       entry.resolved,
       entry.token,
@@ -104,6 +125,7 @@ export class ApiCalls {
       },
       {
         http: this.#ctx.http,
+        urls: this.#urls,
         onUnusablePattern: (reason) => this.#unusablePattern(id, entry.integration, reason),
         dpopNonces: this.#ctx.dpopNonces,
       },

@@ -30,8 +30,16 @@ export class RateLimits {
     this.#clock = clock;
   }
 
-  /** Returns when the call may go; throws `rate_limited` when it may not within `maxWaitMs`. */
-  async acquire(id: string, limit: RateLimit | undefined): Promise<void> {
+  /**
+   * Settles when the call may go; fails `rate_limited` when it may not within
+   * `maxWaitMs`. Without a limit or a hold there is nothing to wait for: no promise.
+   */
+  acquire(id: string, limit: RateLimit | undefined): Promise<void> | undefined {
+    if (limit === undefined && !this.#held.has(id)) return undefined;
+    return this.#acquire(id, limit);
+  }
+
+  async #acquire(id: string, limit: RateLimit | undefined): Promise<void> {
     const maxWaitMs = limit?.maxWaitMs ?? 0;
     let waited = 0;
     for (;;) {

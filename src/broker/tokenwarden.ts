@@ -9,7 +9,7 @@ import { hostname } from "node:os";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { ConnectionStatus } from "../core/connection.js";
 import type { TokenEvent } from "../core/events.js";
-import type { ApiRequest, ApiResponse } from "../oauth/api-call.js";
+import type { ApiAnswer, ApiRequest, ApiResponse } from "../oauth/api-call.js";
 import { DpopNonces } from "../oauth/dpop.js";
 import { HttpClient } from "../oauth/http.js";
 import type { PresetEntry } from "../presets/catalogue.js";
@@ -348,9 +348,17 @@ export class Tokenwarden extends EventEmitter<{
     return this.#api.fetch(id, path, init);
   }
 
-  /** The streaming form of `fetch`, for the service's proxy. */
+  /** The streaming form of `fetch`. */
   forward(id: string, request: ApiRequest): Promise<ApiResponse> {
     return this.#api.forward(id, request);
+  }
+
+  /**
+   * `forward` as the service's proxy sends it on: a small body of known length comes
+   * whole, as bytes (one write, no stream between), any other as a stream.
+   */
+  forwardHeld(id: string, request: ApiRequest): Promise<ApiAnswer> {
+    return this.#api.forwardHeld(id, request);
   }
 
   // Authorization code ------------------------------------------------------------

@@ -11,9 +11,13 @@ const PLACEHOLDER = /\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.-]*)\}/g;
 /** The placeholder `{token}` stands for the access token in `tokenPlacement.template`. */
 export const TOKEN_PLACEHOLDER = "token";
 
+const TOKEN_MARK = `{${TOKEN_PLACEHOLDER}}`;
+
 /** `tokenPlacement.template` with the access token in place of `{token}`. */
 export function fillTokenTemplate(template: string, accessToken: string): string {
-  return template.replaceAll(`{${TOKEN_PLACEHOLDER}}`, accessToken);
+  // A function, not the token as a replacement string: a token may hold `$&` or `$$`
+  // (RFC 6749 allows any printable ASCII), which a string would read as patterns.
+  return template.replaceAll(TOKEN_MARK, () => accessToken);
 }
 
 export function placeholdersIn(text: string): string[] {

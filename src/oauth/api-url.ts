@@ -15,14 +15,54 @@ export type ApiUrlConfig = Pick<
 >;
 
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
+const QUERY_OR_FRAGMENT = /[?#]/;
 /** How many rounds of percent-decoding are looked through; deeper is refused. */
 const MAX_DECODING_DEPTH = 3;
 
+/** `apiBaseUrl` as relative paths use it: its origin, and its path ending in `/`. */
+interface ApiBase {
+  origin: string;
+  prefix: string;
+}
+
 export function apiUrl(config: ApiUrlConfig, path: string): URL {
-  const url = SCHEME.test(path) ? absoluteUrl(config, path) : underBase(config, path);
-  for (const [name, value] of Object.entries(config.requestParams.query))
-    url.searchParams.set(name, value);
+  const url = SCHEME.test(path) ? absoluteUrl(config, path) : underBase(parseBase(config), path);
+  return withQuery(config, url);
+}
+
+/**
+ * `apiUrl` for many calls: each config's `apiBaseUrl` is parsed once. Keyed by the
+ * config object, which the broker shares between calls and never writes (resolve.ts).
+ */
+export class ApiUrls {
+  /** `null`: the config has no apiBaseUrl. */
+  readonly #bases = new WeakMap<ApiUrlConfig, ApiBase | null>();
+
+  url(config: ApiUrlConfig, path: string): URL {
+    const url = SCHEME.test(path) ? absoluteUrl(config, path) : underBase(this.#base(config), path);
+    return withQuery(config, url);
+  }
+
+  #base(config: ApiUrlConfig): ApiBase | undefined {
+    let base = this.#bases.get(config);
+    if (base === undefined) {
+      base = parseBase(config) ?? null;
+      this.#bases.set(config, base);
+    }
+    return base ?? undefined;
+  }
+}
+
+function withQuery(config: ApiUrlConfig, url: URL): URL {
+  for (const name in config.requestParams.query)
+    url.searchParams.set(name, config.requestParams.query[name] as string);
   return url;
+}
+
+function parseBase(config: ApiUrlConfig): ApiBase | undefined {
+  if (config.apiBaseUrl === undefined) return undefined;
+  const { origin, pathname } = new URL(config.apiBaseUrl);
+  return { origin, prefix: pathname.endsWith("/") ? pathname : `${pathname}/` };
 }
 
 function absoluteUrl(config: ApiUrlConfig, href: string): URL {
@@ -41,23 +81,27 @@ function absoluteUrl(config: ApiUrlConfig, href: string): URL {
   return url;
 }
 
-function underBase(config: ApiUrlConfig, path: string): URL {
-  if (config.apiBaseUrl === undefined)
-    throw invalidConfig("apiBaseUrl", "is needed to call a relative path");
-  const base = new URL(config.apiBaseUrl);
-  const end = path.search(/[?#]/);
+function underBase(base: ApiBase | undefined, path: string): URL {
+  if (base === undefined) throw invalidConfig("apiBaseUrl", "is needed to call a relative path");
+  const { origin, prefix } = base;
+  const end = path.search(QUERY_OR_FRAGMENT);
   const rawPath = end === -1 ? path : path.slice(0, end);
   checkRelativePath(rawPath);
-  const prefix = base.pathname.endsWith("/") ? base.pathname : `${base.pathname}/`;
+  // One parse of the whole URL (the prefix starts with `/`, so this is origin + path).
   const url = new URL(
-    `${prefix}${rawPath.startsWith("/") ? rawPath.slice(1) : rawPath}${path.slice(rawPath.length)}`,
-    base.origin,
+    `${origin}${prefix}${rawPath.startsWith("/") ? rawPath.slice(1) : rawPath}${path.slice(rawPath.length)}`,
   );
   // The decision itself, on what will really be requested.
   const under = url.pathname === prefix.slice(0, -1) || url.pathname.startsWith(prefix);
-  if (url.origin !== base.origin || !under) throw refused(`leaves ${base.origin}${prefix}`);
+  if (url.origin !== origin || !under) throw refused(`leaves ${origin}${prefix}`);
   return url;
 }
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CONTROL_OR_BACKSLASH = /[\\\u0000-\u001f\u007f-\u009f]/;
+const ENCODED_SEPARATOR = /%(2f|5c)/i;
+/** A segment named `.` or `..`, also with parameters (`..;x`): what a server resolves. */
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:[;/]|$)/;
 
 /**
  * Refuses a relative path that a server on the way could read as another one: a
@@ -69,14 +113,9 @@ export function checkRelativePath(rawPath: string): void {
   if (rawPath.startsWith("//")) throw refused("starts with //, which names another host");
   let level = rawPath;
   for (let depth = 0; ; depth++) {
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-    if (/[\\\u0000-\u001f\u007f-\u009f]/.test(level))
-      throw refused("holds a backslash or a control character");
-    if (/%(2f|5c)/i.test(level)) throw refused("holds an encoded / or \\");
-    for (const segment of level.split("/")) {
-      const name = segment.split(";")[0];
-      if (name === "." || name === "..") throw refused("holds a dot segment");
-    }
+    if (CONTROL_OR_BACKSLASH.test(level)) throw refused("holds a backslash or a control character");
+    if (ENCODED_SEPARATOR.test(level)) throw refused("holds an encoded / or \\");
+    if (DOT_SEGMENT.test(level)) throw refused("holds a dot segment");
     if (!level.includes("%")) return;
     const next = decodeAscii(level);
     if (next === level) return;

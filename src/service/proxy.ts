@@ -8,6 +8,7 @@
  * router's decoded `*`: decoding it once here and once more upstream is how `%252e`
  * becomes `..`. It must stay under `apiBaseUrl` (api-url.ts).
  */
+import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Tokenwarden } from "../broker/tokenwarden.js";
 import { invalidConfig, TokenwardenError } from "../core/errors.js";
@@ -83,10 +84,15 @@ async function forward(
     headers: forwardableRequestHeaders(request.headers),
     body: hasBody(request) ? await bodyOf(request) : null,
   };
-  const res = await tw.forward(id, apiRequest);
+  const res = await tw.forwardHeld(id, apiRequest);
   metrics.proxyRequests.inc({ status: String(res.status) });
   reply.code(res.status).headers(forwardableResponseHeaders(res.headers));
-  return reply.send(res.body);
+  // Bytes go out in one write; but Fastify would name a type for bytes that came
+  // without one, so those go as the stream they were.
+  const { body } = res;
+  if (Buffer.isBuffer(body) && res.headers["content-type"] === undefined)
+    return reply.send(Readable.from([body], { objectMode: false }));
+  return reply.send(body);
 }
 
 /**
@@ -107,21 +113,30 @@ function rawRest(url: string, decodedRest: string): { rest: string; query: strin
   const queryAt = target.indexOf("?");
   const path = queryAt === -1 ? target : target.slice(0, queryAt);
   const query = queryAt === -1 ? "" : target.slice(queryAt);
-  const segments = path.split("/");
-  const rest = segments.slice(4).join("/");
-  let decoded: string | undefined;
-  try {
-    decoded = decodeURIComponent(rest);
-  } catch {
-    decoded = undefined;
+  // The rest starts after the fourth `/`.
+  let slash = -1;
+  for (let seen = 0; seen < 4; seen++) {
+    slash = path.indexOf("/", slash + 1);
+    if (slash === -1) throw badPath("the proxied path could not be read unambiguously");
   }
-  if (segments.length < 5 || decoded !== decodedRest)
-    throw badPath("the proxied path could not be read unambiguously");
+  const rest = path.slice(slash + 1);
+  const decoded = rest.includes("%") ? decodedOrUndefined(rest) : rest; // nothing to decode
+  if (decoded !== decodedRest) throw badPath("the proxied path could not be read unambiguously");
   // An absolute URL or another host in place of a path is never meant for apiBaseUrl.
-  if (/^(https?:|[/\\])/i.test(decoded))
+  if (URL_OR_ROOTED.test(decoded))
     throw badPath("the proxied path must be a path under apiBaseUrl, not a URL");
   return { rest, query };
 }
+
+function decodedOrUndefined(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+const URL_OR_ROOTED = /^(https?:|[/\\])/i;
 
 function badPath(message: string): TokenwardenError {
   return new TokenwardenError("invalid_request", message, { field: "path" });

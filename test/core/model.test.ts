@@ -8,6 +8,7 @@ import {
   resolveIntegration,
   type TokenwardenError,
 } from "../../src/core/index.js";
+import { fillTokenTemplate } from "../../src/core/template.js";
 
 function rejection(fn: () => unknown): TokenwardenError {
   try {
@@ -109,6 +110,12 @@ describe("integration schema", () => {
       name: "access_token",
       template: "{token}",
     });
+  });
+
+  it("places an access token as it is, whatever printable characters it holds", () => {
+    const token = "a$&b$$c$'d$`e$1";
+    expect(fillTokenTemplate("Bearer {token}", token)).toBe(`Bearer ${token}`);
+    expect(fillTokenTemplate("{token}|{token}", token)).toBe(`${token}|${token}`);
   });
 
   it("checks TLS settings", () => {
