@@ -101,8 +101,9 @@ export class ApiCalls {
   }
 
   /**
-   * `forward` for the service's proxy: a small body of known length comes whole, as
-   * bytes (api-dispatch.ts), any other as a stream.
+   * `forward` for the service's proxy: a body that came whole with the answer's
+   * headers, or a small one of known length, comes as bytes (api-dispatch.ts), any
+   * other as a stream.
    */
   async forwardHeld(id: string, request: ApiRequest): Promise<ApiAnswer> {
     const { tokens, minTtlSeconds, rateLimits } = this.#ctx;

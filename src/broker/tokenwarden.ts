@@ -354,8 +354,9 @@ export class Tokenwarden extends EventEmitter<{
   }
 
   /**
-   * `forward` as the service's proxy sends it on: a small body of known length comes
-   * whole, as bytes (one write, no stream between), any other as a stream.
+   * `forward` as the service's proxy sends it on: a body that came whole with the
+   * headers, or a small one of known length, comes as bytes (one write, no stream
+   * between), any other as a stream.
    */
   forwardHeld(id: string, request: ApiRequest): Promise<ApiAnswer> {
     return this.#api.forwardHeld(id, request);
