@@ -90,7 +90,12 @@ export class ApiCalls {
     const held = Buffer.isBuffer(answer);
     if (empty && !held) answer.resume();
     return new Response(
-      empty ? null : held ? answer : (Readable.toWeb(answer) as ReadableStream<Uint8Array>),
+      // A Uint8Array of its own buffer: what both Node's and the DOM's Response take.
+      empty
+        ? null
+        : held
+          ? new Uint8Array(answer)
+          : (Readable.toWeb(answer) as ReadableStream<Uint8Array>),
       { status: res.status, headers: responseHeaders },
     );
   }
